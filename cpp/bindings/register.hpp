@@ -1,0 +1,13 @@
+// One register function per area; module.cpp calls them all.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace mlu::bindings {
+
+void register_info(pybind11::module_& m);      // build_info, threads, SIMD level, errors
+void register_fft(pybind11::module_& m);       // _core.fft
+void register_spectrum(pybind11::module_& m);  // _core.spectrum: STFT plans and executors
+void register_filters(pybind11::module_& m);   // _core.filters: windows, mel, DCT, delta
+
+}  // namespace mlu::bindings

@@ -1,0 +1,55 @@
+"""ml_utilities: music and audio machine learning with a compiled core.
+
+``ml_utilities.compat.librosa`` is a drop-in for librosa's feature functions;
+``ml_utilities.audio`` holds the same functions under one flat namespace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._native import core as _core
+from .exceptions import BackendUnavailableError, MLUtilitiesError, ParameterError
+
+__all__ = [
+    "BackendUnavailableError",
+    "MLUtilitiesError",
+    "ParameterError",
+    "__version__",
+    "build_info",
+]
+
+__version__ = "0.1.0"
+
+
+def build_info() -> dict[str, Any]:
+    """Describe this build: compiler, SIMD level, threads, and whether CUDA was built and loads.
+
+    Returns
+    -------
+    dict
+        ``version``, ``compiler``, ``simd`` (the level in use), ``simd_detected``, ``threads``,
+        ``cuda_built`` and ``cuda_loads`` (bool), ``cuda_error`` (str or None), and
+        ``cuda_devices`` (int, 0 where CUDA does not load).
+    """
+    from . import _native
+
+    info: dict[str, Any] = dict(_core.build_info())
+    info["version"] = __version__
+    try:
+        cuda = _native.cuda()
+        info["cuda_built"] = True
+        try:
+            info["cuda_devices"] = int(cuda.device_count())
+            info["cuda_loads"] = True
+            info["cuda_error"] = None
+        except RuntimeError as err:
+            info["cuda_devices"] = 0
+            info["cuda_loads"] = False
+            info["cuda_error"] = str(err)
+    except BackendUnavailableError as err:
+        info["cuda_built"] = "built without CUDA" not in str(err)
+        info["cuda_loads"] = False
+        info["cuda_devices"] = 0
+        info["cuda_error"] = str(err)
+    return info

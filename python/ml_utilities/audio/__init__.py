@@ -1,0 +1,59 @@
+"""librosa-compatible audio functions on a compiled core.
+
+Every function takes numpy arrays of shape ``(..., n)`` (leading axes are independent channels)
+and returns what librosa 0.11 returns: same shapes, dtypes and exceptions. Submodules are
+imported on first use so that ``import ml_utilities`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    # spectrum.py: STFT and decibel conversions
+    "stft": "spectrum",
+    "power_to_db": "spectrum",
+    "amplitude_to_db": "spectrum",
+    "db_to_power": "spectrum",
+    "db_to_amplitude": "spectrum",
+    # feature.py: mel, MFCC, deltas
+    "melspectrogram": "feature",
+    "mfcc": "feature",
+    "delta": "feature",
+    # filters.py: filter banks and windows
+    "mel": "filters",
+    "dct": "filters",
+    "get_window": "filters",
+    # io.py: decoding and resampling
+    "load": "io",
+    "resample": "io",
+    "get_duration": "io",
+    "get_samplerate": "io",
+    # convert.py: time, frame, frequency conversions
+    "frames_to_time": "convert",
+    "time_to_frames": "convert",
+    "frames_to_samples": "convert",
+    "samples_to_frames": "convert",
+    "time_to_samples": "convert",
+    "samples_to_time": "convert",
+    "fft_frequencies": "convert",
+    "mel_frequencies": "convert",
+    "hz_to_mel": "convert",
+    "mel_to_hz": "convert",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ml_utilities.audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

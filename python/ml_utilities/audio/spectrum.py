@@ -1,0 +1,361 @@
+"""Short-time Fourier transform and decibel conversions, librosa 0.11 compatible."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ParameterError
+from . import _plans
+from ._validation import is_positive_int, pad_center, valid_audio
+
+__all__ = [
+    "amplitude_to_db",
+    "db_to_amplitude",
+    "db_to_power",
+    "power_to_db",
+    "stft",
+]
+
+# np.pad modes librosa.stft refuses for centring.
+_UNSUPPORTED_PAD = ("wrap", "maximum", "mean", "median", "minimum")
+
+
+def _dtype_r2c(dtype: np.dtype) -> np.dtype:
+    """librosa.util.dtype_r2c: float32 -> complex64, float64 -> complex128, else complex64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        return dtype
+    return {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}.get(
+        dtype, np.dtype(np.complex64)
+    )
+
+
+def _stft_window(window: Any, win_length: int, n_fft: int) -> np.ndarray:
+    from .filters import get_window
+
+    fft_window = np.asarray(get_window(window, win_length, fftbins=True), dtype=np.float64)
+    return pad_center(fft_window, size=n_fft)
+
+
+def _edge_padding(
+    signal: np.ndarray, n_fft: int, hop_length: int, pad_mode: Any
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, bool]:
+    """The padding before and after the signal exactly as librosa.stft computes it.
+
+    librosa pads only the slices that the first and last frames read (np.pad on those slices,
+    so short slices reflect differently than a full-signal pad would); we pad the same slices
+    and keep only the padding. Returns ``(head, tail, signal, center)``; where librosa pads the
+    whole signal (the head and tail frames overlap), the padded signal comes back uncentred.
+    """
+    n = signal.shape[-1]
+    pad = n_fft // 2
+    start_k = int(np.ceil(pad / hop_length))
+    tail_k = (n + pad - n_fft) // hop_length + 1
+    if tail_k <= start_k:
+        padded = np.pad(signal, [(0, 0), (pad, pad)], mode=pad_mode)
+        return None, None, np.ascontiguousarray(padded, dtype=signal.dtype), False
+    y_pre = np.pad(
+        signal[:, : (start_k - 1) * hop_length - pad + n_fft + 1], [(0, 0), (pad, 0)], mode=pad_mode
+    )
+    head = np.ascontiguousarray(y_pre[:, :pad], dtype=signal.dtype)
+    tail = None
+    if tail_k * hop_length - pad + n_fft <= n + pad:
+        y_post = np.pad(signal[:, tail_k * hop_length - pad :], [(0, 0), (0, pad)], mode=pad_mode)
+        tail = np.ascontiguousarray(y_post[:, y_post.shape[-1] - pad :], dtype=signal.dtype)
+    return head, tail, signal, True
+
+
+def _frame_setup(
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int | None,
+    win_length: int | None,
+    window: Any,
+    center: bool,
+    pad_mode: Any,
+    compute_dtype: np.dtype,
+) -> tuple[Any, np.ndarray, bool, np.ndarray | None, np.ndarray | None, tuple[int, ...]]:
+    """Validate like librosa.stft and prepare the native call.
+
+    Returns ``(plan, signal, center, head, tail, lead_shape)``: ``signal`` is (channels, n),
+    ``head``/``tail`` the padding next to each end (None for zeros), ``lead_shape`` the
+    channel axes to restore on the outputs.
+    """
+    if not is_positive_int(n_fft):
+        raise ParameterError(f"n_fft={n_fft} must be a positive integer")
+    if win_length is None:
+        win_length = n_fft
+    if hop_length is None:
+        hop_length = int(win_length // 4)
+        if hop_length < 1:
+            raise ParameterError(f"Invalid hop_length: {hop_length:d}")
+    elif not is_positive_int(hop_length):
+        raise ParameterError(f"hop_length={hop_length} must be a positive integer")
+
+    valid_audio(y)
+    fft_window = _stft_window(window, win_length, n_fft)
+    plan = _plans.stft_plan(compute_dtype, n_fft, hop_length, fft_window)
+
+    lead_shape = y.shape[:-1]
+    n = y.shape[-1]
+    channels = int(np.prod(lead_shape, dtype=np.int64))
+    signal = np.ascontiguousarray(y.reshape(channels, n), dtype=compute_dtype)
+    head = tail = None
+    pad = n_fft // 2
+    if center:
+        if isinstance(pad_mode, str) and pad_mode in _UNSUPPORTED_PAD:
+            raise ParameterError(f"pad_mode='{pad_mode}' is not supported by librosa.stft")
+        if n_fft > n:
+            warnings.warn(
+                f"n_fft={n_fft} is too large for input signal of length={n}", stacklevel=3
+            )
+        if n + 2 * pad < n_fft:
+            raise ParameterError(
+                f"Input is too short (n={n + 2 * pad:d}) for frame_length={n_fft:d}"
+            )
+        if pad_mode != "constant":
+            head, tail, signal, center = _edge_padding(signal, n_fft, hop_length, pad_mode)
+    elif n_fft > n:
+        raise ParameterError(
+            f"n_fft={n_fft} is too large for uncentered analysis of input signal of length={n}"
+        )
+    return plan, signal, center, head, tail, lead_shape
+
+
+def stft(
+    y: np.ndarray,
+    *,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    dtype: Any = None,
+    pad_mode: Any = "constant",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Short-time Fourier transform, as ``librosa.stft``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)], float32 or float64, host memory
+        Audio; leading axes are independent channels.
+    n_fft : int > 0
+        FFT size (any size; powers of two are fastest).
+    hop_length : int > 0 or None
+        Samples between frames; ``win_length // 4`` by default.
+    win_length : int <= n_fft or None
+        Window length, zero-padded (centred) to ``n_fft``; ``n_fft`` by default.
+    window : str, tuple, number, callable or array of length ``win_length``
+        As ``scipy.signal.get_window``; periodic.
+    center : bool
+        Pad so that frame ``t`` is centred at ``y[t * hop_length]``.
+    dtype : complex dtype or None
+        Output dtype; complex64 for float32 input and complex128 for float64 by default.
+    pad_mode : str or callable
+        ``np.pad`` mode for centring ("constant" is zeros).
+    out : np.ndarray or None
+        A complex array to write into (its last axis may be longer than needed).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1 + n_fft // 2, n_frames)], complex
+
+    Raises
+    ------
+    ParameterError
+        On non-float or non-finite audio, non-positive sizes, a window longer than ``n_fft``,
+        an unsupported ``pad_mode`` or an ``out`` of the wrong shape or dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ml_utilities.audio import stft
+    >>> y = np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32)
+    >>> stft(y).shape
+    (1025, 44)
+    """
+    if not isinstance(y, np.ndarray):
+        valid_audio(y)
+    out_dtype = np.dtype(dtype) if dtype is not None else _dtype_r2c(y.dtype)
+    if out_dtype.kind != "c":
+        raise ParameterError(f"dtype={out_dtype} is not a complex dtype")
+    compute = np.dtype(np.float64) if out_dtype == np.complex128 else np.dtype(np.float32)
+    plan, signal, centre, head, tail, lead = _frame_setup(
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        compute_dtype=compute,
+    )
+    frames = plan.n_frames(signal.shape[-1], centre)
+    bins = plan.n_bins
+    shape = (*lead, bins, frames)
+    native_dtype = np.complex64 if compute == np.float32 else np.complex128
+    if out is not None:
+        if not (tuple(out.shape[:-1]) == shape[:-1] and out.shape[-1] >= frames):
+            raise ParameterError(
+                f"Shape mismatch for provided output array out.shape={out.shape} "
+                f"and target shape={list(shape)}"
+            )
+        if not np.iscomplexobj(out):
+            raise ParameterError(f"output with dtype={out.dtype} is not of complex type")
+        target = out if out.shape[-1] == frames else out[..., :frames]
+        if target.dtype == native_dtype and target.flags.c_contiguous:
+            plan.execute(signal, centre, head, tail, stft=target.reshape(-1, bins, frames))
+        else:
+            result = np.empty((signal.shape[0], bins, frames), dtype=native_dtype)
+            plan.execute(signal, centre, head, tail, stft=result)
+            target[...] = result.reshape(shape)
+        return target
+    result = np.empty((signal.shape[0], bins, frames), dtype=native_dtype)
+    plan.execute(signal, centre, head, tail, stft=result)
+    result = result.reshape(shape)
+    if result.dtype != out_dtype:
+        result = result.astype(out_dtype)
+    return result
+
+
+def _spectrum_power(
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int | None,
+    win_length: int | None,
+    window: Any,
+    center: bool,
+    pad_mode: Any,
+    power: float,
+    compute_dtype: np.dtype,
+    mel_bank: Any = None,
+) -> np.ndarray:
+    """``|stft(y)| ** power`` or, with a bank, the bank applied to it, in one native pass."""
+    plan, signal, centre, head, tail, lead = _frame_setup(
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        compute_dtype=compute_dtype,
+    )
+    frames = plan.n_frames(signal.shape[-1], centre)
+    if mel_bank is None:
+        spec = np.empty((signal.shape[0], plan.n_bins, frames), dtype=compute_dtype)
+        plan.execute(signal, centre, head, tail, spectrum=spec, spectrum_power=float(power))
+        return spec.reshape(*lead, plan.n_bins, frames)
+    rows = mel_bank.shape[0]
+    mel = np.empty((signal.shape[0], rows, frames), dtype=compute_dtype)
+    plan.execute(signal, centre, head, tail, mel=mel, mel_bank=mel_bank, mel_power=float(power))
+    return mel.reshape(*lead, rows, frames)
+
+
+def _ref_db(ref: Any, magnitude: np.ndarray, amin: float) -> float:
+    ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
+    return float(10.0 * np.log10(np.maximum(amin, ref_value)))
+
+
+def power_to_db(
+    S: Any,
+    *,
+    ref: float | Callable[[np.ndarray], Any] = 1.0,
+    amin: float = 1e-10,
+    top_db: float | None = 80.0,
+) -> Any:
+    """Power spectrogram to decibels, as ``librosa.power_to_db``.
+
+    ``10 * log10(max(amin, S) / ref)``, then floored at ``max - top_db`` where the maximum is over
+    the whole array (every channel and batch item included), as librosa does.
+
+    Parameters
+    ----------
+    S : np.ndarray
+        Power values, any shape; complex input is reduced to its magnitude with a warning.
+    ref : float or callable
+        Reference power, or a function of the magnitudes returning it (e.g. ``np.max``).
+    amin : float > 0
+        Floor applied before the logarithm.
+    top_db : float >= 0 or None
+        Dynamic range kept below the maximum.
+
+    Returns
+    -------
+    np.ndarray, same shape as ``S`` (float32 for float32 input)
+
+    Raises
+    ------
+    ParameterError
+        If ``amin <= 0`` or ``top_db < 0``.
+    """
+    S = np.asarray(S)
+    if amin <= 0:
+        raise ParameterError("amin must be strictly positive")
+    if np.issubdtype(S.dtype, np.complexfloating):
+        warnings.warn(
+            "power_to_db was called on complex input so phase "
+            "information will be discarded. To suppress this warning, "
+            "call power_to_db(np.abs(D)**2) instead.",
+            stacklevel=2,
+        )
+        magnitude = np.abs(S)
+    else:
+        magnitude = S
+    if top_db is not None and top_db < 0:
+        raise ParameterError("top_db must be non-negative")
+    if magnitude.dtype in (np.float32, np.float64) and magnitude.ndim > 0 and magnitude.size > 0:
+        ref_db = _ref_db(ref, magnitude, amin)
+        result = np.array(magnitude, dtype=magnitude.dtype, order="C", copy=True)
+        _plans.core.spectrum.power_to_db_inplace(
+            result, float(amin), ref_db, -1.0 if top_db is None else float(top_db)
+        )
+        return result
+    # Scalars, empty arrays and other dtypes: the reference computation, in numpy.
+    ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
+    log_spec = 10.0 * np.log10(np.maximum(amin, magnitude))
+    log_spec -= 10.0 * np.log10(np.maximum(amin, ref_value))
+    if top_db is not None:
+        log_spec = np.maximum(log_spec, log_spec.max() - top_db)
+    return log_spec
+
+
+def amplitude_to_db(
+    S: Any,
+    *,
+    ref: float | Callable[[np.ndarray], Any] = 1.0,
+    amin: float = 1e-5,
+    top_db: float | None = 80.0,
+) -> Any:
+    """Amplitude spectrogram to decibels, as ``librosa.amplitude_to_db``
+    (``power_to_db(S**2, ref=ref**2, amin=amin**2, top_db=top_db)``)."""
+    S = np.asarray(S)
+    if np.issubdtype(S.dtype, np.complexfloating):
+        warnings.warn(
+            "amplitude_to_db was called on complex input so phase "
+            "information will be discarded. To suppress this warning, "
+            "call amplitude_to_db(np.abs(S)) instead.",
+            stacklevel=2,
+        )
+    magnitude = np.abs(S)
+    ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
+    out_array = magnitude if isinstance(magnitude, np.ndarray) else None
+    power = np.square(magnitude, out=out_array)
+    return power_to_db(power, ref=ref_value**2, amin=amin**2, top_db=top_db)
+
+
+def db_to_power(S_db: Any, *, ref: float = 1.0) -> Any:
+    """Decibels to power, as ``librosa.db_to_power``: ``ref * 10 ** (S_db / 10)``."""
+    return ref * np.power(10.0, S_db * 0.1)
+
+
+def db_to_amplitude(S_db: Any, *, ref: float = 1.0) -> Any:
+    """Decibels to amplitude, as ``librosa.db_to_amplitude``."""
+    return db_to_power(S_db, ref=ref**2) ** 0.5
