@@ -12,4 +12,10 @@ PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   mlu::bindings::register_spectrum(spectrum);
   auto filters = m.def_submodule("filters", "Windows, filter banks, DCT, deltas");
   mlu::bindings::register_filters(filters);
+  auto features = m.def_submodule("features", "Spectral and temporal features");
+  mlu::bindings::register_features(features);
+  auto rhythm = m.def_submodule("rhythm", "Onset strength, peak picking, tempo, beat tracking");
+  mlu::bindings::register_rhythm(rhythm);
+  auto harmonic = m.def_submodule("harmonic", "Tuning, chroma, CQT, HPSS");
+  mlu::bindings::register_harmonic(harmonic);
 }

@@ -67,8 +67,7 @@ void delta_impl(py::array& x, py::array& out, std::size_t width, int order) {
 void register_filters(py::module_& m) {
   m.def(
       "get_window",
-      [](const std::string& name, const std::vector<double>& params, py::ssize_t n,
-         bool fftbins) {
+      [](const std::string& name, const std::vector<double>& params, py::ssize_t n, bool fftbins) {
         const std::size_t size = checked_size(n, "n");
         std::vector<double> w;
         {

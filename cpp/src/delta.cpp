@@ -136,9 +136,8 @@ void savgol_delta(const T* x, T* y, std::size_t n_rows, std::size_t length, std:
       min_rows);
 }
 
-template void savgol_delta<float>(const float*, float*, std::size_t, std::size_t, std::size_t,
-                                  int);
-template void savgol_delta<double>(const double*, double*, std::size_t, std::size_t,
-                                   std::size_t, int);
+template void savgol_delta<float>(const float*, float*, std::size_t, std::size_t, std::size_t, int);
+template void savgol_delta<double>(const double*, double*, std::size_t, std::size_t, std::size_t,
+                                   int);
 
 }  // namespace mlu

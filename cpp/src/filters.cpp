@@ -48,8 +48,12 @@ std::vector<double> np_linspace(double start, double stop, std::size_t num) {
 }
 
 // numpy.maximum / numpy.minimum: a NaN in either argument gives NaN.
-double np_max(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? a + b : (a >= b ? a : b); }
-double np_min(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? a + b : (a <= b ? a : b); }
+double np_max(double a, double b) {
+  return (std::isnan(a) || std::isnan(b)) ? a + b : (a >= b ? a : b);
+}
+double np_min(double a, double b) {
+  return (std::isnan(a) || std::isnan(b)) ? a + b : (a <= b ? a : b);
+}
 
 // numpy's pairwise summation of a contiguous float64 run (what np.sum uses along a contiguous
 // axis): blocks of 8 partial sums up to 128 elements, halving above that.
@@ -91,8 +95,7 @@ void normalize_rows(std::vector<T>& s, std::size_t rows, std::size_t cols, MelNo
   for (const T v : s) require(std::isfinite(static_cast<double>(v)), "Input must be finite");
   if (norm.kind == MelNorm::none) return;
   const double p = norm.p;
-  require(!std::isnan(p) && (p >= 0.0 || std::isinf(p)),
-          "Unsupported norm: " + std::to_string(p));
+  require(!std::isnan(p) && (p >= 0.0 || std::isinf(p)), "Unsupported norm: " + std::to_string(p));
   const double threshold = static_cast<double>(std::numeric_limits<T>::min());
   std::vector<double> mag(cols);
   for (std::size_t r = 0; r < rows; ++r) {
@@ -256,8 +259,8 @@ std::vector<double> dct_matrix(int type, std::size_t n_out, std::size_t n_in, bo
   require(n_in > 0, "invalid number of data points (" + std::to_string(n_in) + ") specified");
   require(type != 1 || n_in >= 2, "DCT type 1 needs at least 2 input points, got " +
                                       std::to_string(n_in) + " (scipy: zero-length FFT requested)");
-  require(n_out <= n_in, "n_out=" + std::to_string(n_out) + " cannot exceed n_in=" +
-                             std::to_string(n_in));
+  require(n_out <= n_in,
+          "n_out=" + std::to_string(n_out) + " cannot exceed n_in=" + std::to_string(n_in));
   const std::uint64_t n = n_in;
   const double nd = static_cast<double>(n_in);
   std::vector<double> m(n_out * n_in);
@@ -298,14 +301,14 @@ std::vector<double> dct_matrix(int type, std::size_t n_out, std::size_t n_in, bo
   return m;
 }
 
-template std::vector<float> mel_filterbank<float>(double, std::size_t, std::size_t, double,
-                                                  double, bool, MelNorm);
+template std::vector<float> mel_filterbank<float>(double, std::size_t, std::size_t, double, double,
+                                                  bool, MelNorm);
 template std::vector<double> mel_filterbank<double>(double, std::size_t, std::size_t, double,
                                                     double, bool, MelNorm);
 template bool mel_has_empty_filters<float>(const std::vector<float>&, std::size_t, std::size_t,
                                            double, double, bool);
-template bool mel_has_empty_filters<double>(const std::vector<double>&, std::size_t,
-                                            std::size_t, double, double, bool);
+template bool mel_has_empty_filters<double>(const std::vector<double>&, std::size_t, std::size_t,
+                                            double, double, bool);
 template SparseRows<float> make_sparse_rows<float>(const std::vector<float>&, std::size_t,
                                                    std::size_t);
 template SparseRows<double> make_sparse_rows<double>(const std::vector<double>&, std::size_t,

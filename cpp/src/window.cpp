@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mlu/error.hpp"
@@ -218,8 +219,7 @@ Vec kaiser(std::size_t n, double beta, bool sym) {
 Vec kaiser_bessel_derived(std::size_t n, double beta, bool sym) {
   require(sym, "Kaiser-Bessel Derived windows are only defined for symmetric shapes");
   if (n < 1) return {};
-  require(n % 2 == 0,
-          "Kaiser-Bessel Derived windows are only defined for even number of points");
+  require(n % 2 == 0, "Kaiser-Bessel Derived windows are only defined for even number of points");
   const Vec k = kaiser(n / 2 + 1, beta, true);
   Vec csum(k.size());
   double acc = 0.0;
@@ -296,7 +296,9 @@ Vec lanczos(std::size_t n, bool sym) {
   const double m1 = static_cast<double>(m - 1);
   const std::size_t first = (m % 2 == 0) ? m / 2 : (m + 1) / 2;  // start of the right half
   Vec right;
-  for (std::size_t k = first; k < m; ++k) right.push_back(np_sinc(2.0 * static_cast<double>(k) / m1 - 1.0));
+  for (std::size_t k = first; k < m; ++k) {
+    right.push_back(np_sinc(2.0 * static_cast<double>(k) / m1 - 1.0));
+  }
   Vec w(right.rbegin(), right.rend());
   if (m % 2 == 1) w.push_back(1.0);
   w.insert(w.end(), right.begin(), right.end());
@@ -324,9 +326,8 @@ constexpr const char* kExponential[] = {"exponential", "poisson", nullptr};
 constexpr const char* kFlattop[] = {"flattop", "flat", "flt", nullptr};
 constexpr const char* kGaussian[] = {"gaussian", "gauss", "gss", nullptr};
 constexpr const char* kGeneralCosine[] = {"general_cosine", "general cosine", nullptr};
-constexpr const char* kGeneralGaussian[] = {"general_gaussian", "general gaussian",
-                                            "general gauss",    "general_gauss",
-                                            "ggs",              nullptr};
+constexpr const char* kGeneralGaussian[] = {
+    "general_gaussian", "general gaussian", "general gauss", "general_gauss", "ggs", nullptr};
 constexpr const char* kGeneralHamming[] = {"general_hamming", "general hamming", nullptr};
 constexpr const char* kHamming[] = {"hamming", "hamm", "ham", nullptr};
 constexpr const char* kHann[] = {"hann", "han", nullptr};
@@ -339,17 +340,28 @@ constexpr const char* kTriang[] = {"triang", "triangle", "tri", nullptr};
 constexpr const char* kTukey[] = {"tukey", "tuk", nullptr};
 
 constexpr WindowKind kKinds[] = {
-    {kBarthann, Args::none},         {kBartlett, Args::none},
-    {kBlackman, Args::none},         {kBlackmanHarris, Args::none},
-    {kBohman, Args::none},           {kBoxcar, Args::none},
-    {kCosine, Args::none},           {kExponential, Args::optional},
-    {kFlattop, Args::none},          {kGaussian, Args::required},
-    {kGeneralCosine, Args::required}, {kGeneralGaussian, Args::required},
-    {kGeneralHamming, Args::required}, {kHamming, Args::none},
-    {kHann, Args::none},             {kKaiser, Args::required},
-    {kKbd, Args::required},          {kLanczos, Args::none},
-    {kNuttall, Args::none},          {kParzen, Args::none},
-    {kTriang, Args::none},           {kTukey, Args::optional},
+    {kBarthann, Args::none},
+    {kBartlett, Args::none},
+    {kBlackman, Args::none},
+    {kBlackmanHarris, Args::none},
+    {kBohman, Args::none},
+    {kBoxcar, Args::none},
+    {kCosine, Args::none},
+    {kExponential, Args::optional},
+    {kFlattop, Args::none},
+    {kGaussian, Args::required},
+    {kGeneralCosine, Args::required},
+    {kGeneralGaussian, Args::required},
+    {kGeneralHamming, Args::required},
+    {kHamming, Args::none},
+    {kHann, Args::none},
+    {kKaiser, Args::required},
+    {kKbd, Args::required},
+    {kLanczos, Args::none},
+    {kNuttall, Args::none},
+    {kParzen, Args::none},
+    {kTriang, Args::none},
+    {kTukey, Args::optional},
 };
 
 const WindowKind* find_kind(const std::string& name) {
@@ -362,7 +374,8 @@ const WindowKind* find_kind(const std::string& name) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void require_count(const std::string& name, const std::vector<double>& params, std::size_t lo,
@@ -391,8 +404,7 @@ std::vector<double> get_window(const std::string& name, const std::vector<double
   require(kind != nullptr, "Invalid window name '" + base + "'");
   require(!(kind->args == Args::none && !params.empty()),
           "'" + base + "' does not allow parameters");
-  require(!(kind->args == Args::required && params.empty()),
-          "'" + base + "' must have parameters");
+  require(!(kind->args == Args::required && params.empty()), "'" + base + "' must have parameters");
 
   const std::string canonical = kind->names[0];
   if (canonical == "hann") return general_hamming(n, 0.5, sym);
@@ -405,8 +417,7 @@ std::vector<double> get_window(const std::string& name, const std::vector<double
     return general_cosine(n, {0.3635819, 0.4891775, 0.1365995, 0.0106411}, sym);
   }
   if (canonical == "flattop") {
-    return general_cosine(n, {0.21557895, 0.41663158, 0.277263158, 0.083578947, 0.006947368},
-                          sym);
+    return general_cosine(n, {0.21557895, 0.41663158, 0.277263158, 0.083578947, 0.006947368}, sym);
   }
   if (canonical == "general_cosine") return general_cosine(n, params, sym);
   if (canonical == "boxcar") return boxcar(n, sym);

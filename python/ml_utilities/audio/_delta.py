@@ -100,9 +100,7 @@ def delta(
     moved = np.ascontiguousarray(np.moveaxis(data, axis, -1))
     out = np.empty_like(moved)
     length = moved.shape[-1]
-    core.filters.delta(
-        moved.reshape(-1, length), out.reshape(-1, length), int(width), int(order)
-    )
+    core.filters.delta(moved.reshape(-1, length), out.reshape(-1, length), int(width), int(order))
     if out.ndim == 1 or axis in (-1, out.ndim - 1):
         return out
     # savgol_filter returns a fresh C-contiguous array; keep that layout.

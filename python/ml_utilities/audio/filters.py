@@ -11,7 +11,8 @@ import math
 import numbers
 import operator
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,14 @@ def mel(
         raise ParameterError(f"mel filter bank dtype must be float32 or float64, got {out_dtype}")
     norm_kind, p = _mel_norm(norm)
     weights, empty = core.filters.mel(
-        float(sr), n_fft_int, n_mels, float(fmin), float(fmax), bool(htk), norm_kind, p,
+        float(sr),
+        n_fft_int,
+        n_mels,
+        float(fmin),
+        float(fmax),
+        bool(htk),
+        norm_kind,
+        p,
         out_dtype.name,
     )
     if empty:

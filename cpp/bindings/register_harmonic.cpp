@@ -1,0 +1,9 @@
+#include <pybind11/pybind11.h>
+
+#include "register.hpp"
+
+namespace mlu::bindings {
+
+void register_harmonic(pybind11::module_& m) { (void)m; }
+
+}  // namespace mlu::bindings

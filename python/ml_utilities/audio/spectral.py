@@ -1,0 +1,461 @@
+"""Spectral and temporal features, librosa 0.11 compatible (``librosa.feature``).
+
+Every spectral feature takes audio (one native STFT pass gives the magnitude spectrogram) or a
+precomputed magnitude spectrogram ``S``; the per-frame reductions run natively. Two features
+librosa does not have are defined here: :func:`spectral_flux` and :func:`frame_energy`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._native import core
+from ..exceptions import ParameterError
+from ._validation import is_positive_int, valid_audio
+from .spectrum import _spectrum_power
+
+__all__ = [
+    "frame_energy",
+    "rms",
+    "spectral_bandwidth",
+    "spectral_centroid",
+    "spectral_contrast",
+    "spectral_flatness",
+    "spectral_flux",
+    "spectral_rolloff",
+    "zero_crossing_rate",
+]
+
+
+def _magnitude(
+    y: np.ndarray | None,
+    S: np.ndarray | None,
+    *,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None,
+    window: Any,
+    center: bool,
+    pad_mode: Any,
+) -> tuple[np.ndarray, int]:
+    """librosa's ``_spectrogram(power=1)``: the magnitude spectrogram and the n_fft behind it."""
+    if S is not None:
+        S = np.asarray(S)
+        if n_fft is None or n_fft // 2 + 1 != S.shape[-2]:
+            n_fft = 2 * (S.shape[-2] - 1)
+        return S, n_fft
+    if n_fft is None:
+        raise ParameterError(f"Unable to compute spectrogram with n_fft={n_fft}")
+    if y is None:
+        raise ParameterError("Input signal must be provided to compute a spectrogram")
+    valid_audio(y)
+    compute = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
+    S = _spectrum_power(
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=1.0,
+        compute_dtype=compute,
+    )
+    return S, n_fft
+
+
+def _check_energies(S: np.ndarray, name: str) -> None:
+    if not np.isrealobj(S):
+        raise ParameterError(f"Spectral {name} is only defined with real-valued input")
+    if np.any(S < 0):
+        raise ParameterError(f"Spectral {name} is only defined with non-negative energies")
+
+
+def _native(S: np.ndarray) -> tuple[Any, np.ndarray, tuple[int, ...]]:
+    """(typed submodule, (channels, bins, frames) contiguous view, leading shape)."""
+    if S.ndim < 2:
+        raise ParameterError(f"spectrogram must be at least 2-d (..., bins, frames), got {S.shape}")
+    dtype = S.dtype if S.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    lead = S.shape[:-2]
+    flat = np.ascontiguousarray(S.reshape(-1, S.shape[-2], S.shape[-1]), dtype=dtype)
+    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    return module, flat, lead
+
+
+def _freq_axis(freq: np.ndarray | None, sr: float, n_fft: int, bins: int) -> np.ndarray | None:
+    """A 1-D float64 frequency axis for the native path, or None when ``freq`` is not 1-D."""
+    if freq is None:
+        from .convert import fft_frequencies
+
+        freq = fft_frequencies(sr=sr, n_fft=n_fft)
+    freq = np.asarray(freq)
+    if freq.ndim != 1:
+        return None
+    if freq.shape[0] != bins:
+        raise ParameterError(f"freq has {freq.shape[0]} values for {bins} frequency bins")
+    return np.ascontiguousarray(freq, dtype=np.float64)
+
+
+def _frames_out(values: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    return values.reshape(*lead, 1, values.shape[-1])
+
+
+def spectral_centroid(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    freq: np.ndarray | None = None,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+) -> np.ndarray:
+    """Spectral centroid per frame, as ``librosa.feature.spectral_centroid``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)] or None
+        Audio.
+    S : np.ndarray [shape=(..., 1 + n_fft // 2, t)] or None
+        Magnitude spectrogram, used instead of ``y``.
+    freq : np.ndarray or None
+        Centre frequency of each bin (``fft_frequencies`` by default).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], float64
+
+    Raises
+    ------
+    ParameterError
+        For complex or negative ``S`` and every STFT parameter error.
+    """
+    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    _check_energies(S, "centroid")
+    f = _freq_axis(freq, sr, n_fft, S.shape[-2])
+    if f is None:
+        raise ParameterError("spectral_centroid supports a 1-d freq axis only")
+    module, flat, lead = _native(S)
+    return _frames_out(module.spectral_centroid(flat, f), lead)
+
+
+def spectral_bandwidth(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+    freq: np.ndarray | None = None,
+    centroid: np.ndarray | None = None,
+    norm: bool = True,
+    p: float = 2,
+) -> np.ndarray:
+    """p-th order spectral bandwidth, as ``librosa.feature.spectral_bandwidth``.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], float64
+    """
+    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    _check_energies(S, "bandwidth")
+    f = _freq_axis(freq, sr, n_fft, S.shape[-2])
+    if f is None:
+        raise ParameterError("spectral_bandwidth supports a 1-d freq axis only")
+    module, flat, lead = _native(S)
+    if centroid is None:
+        cen = module.spectral_centroid(flat, f)
+    else:
+        cen = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(centroid, dtype=np.float64)[..., 0, :], (*lead, flat.shape[-1]))
+        ).reshape(flat.shape[0], flat.shape[-1])
+    return _frames_out(module.spectral_bandwidth(flat, f, cen, float(p), bool(norm)), lead)
+
+
+def spectral_rolloff(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+    freq: np.ndarray | None = None,
+    roll_percent: float = 0.85,
+) -> np.ndarray:
+    """Roll-off frequency per frame, as ``librosa.feature.spectral_rolloff``.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], float64
+    """
+    if not 0.0 < roll_percent < 1.0:
+        raise ParameterError("roll_percent must lie in the range (0, 1)")
+    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    _check_energies(S, "rolloff")
+    f = _freq_axis(freq, sr, n_fft, S.shape[-2])
+    if f is None or np.any(np.diff(f) < 0):
+        raise ParameterError("spectral_rolloff supports an increasing 1-d freq axis only")
+    module, flat, lead = _native(S)
+    return _frames_out(module.spectral_rolloff(flat, f, float(roll_percent)), lead)
+
+
+def spectral_flatness(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+    amin: float = 1e-10,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Spectral flatness (Wiener entropy), as ``librosa.feature.spectral_flatness``.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], the spectrogram's dtype (float32 for float32 audio)
+    """
+    if amin <= 0:
+        raise ParameterError("amin must be strictly positive")
+    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    _check_energies(S, "flatness")
+    module, flat, lead = _native(S)
+    return _frames_out(module.spectral_flatness(flat, float(amin), float(power)), lead)
+
+
+def spectral_flux(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+) -> np.ndarray:
+    """Spectral flux per frame (librosa has none; this library's definition).
+
+    ``flux[t] = sqrt(sum_k max(0, S[k, t] - S[k, t - 1]) ** 2)`` on the magnitude spectrogram:
+    the L2 norm of the half-wave rectified frame-to-frame magnitude increase. ``flux[0] = 0``.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], the spectrogram's dtype
+    """
+    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    _check_energies(S, "flux")
+    module, flat, lead = _native(S)
+    return _frames_out(module.spectral_flux(flat), lead)
+
+
+def spectral_contrast(
+    *,
+    y: np.ndarray | None = None,
+    sr: float = 22050,
+    S: np.ndarray | None = None,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+    freq: np.ndarray | None = None,
+    fmin: float = 200.0,
+    n_bands: int = 6,
+    quantile: float = 0.02,
+    linear: bool = False,
+) -> np.ndarray:
+    """Spectral contrast, as ``librosa.feature.spectral_contrast``: per octave band, the mean of
+    the top and bottom ``quantile`` of magnitudes, in dB (or linear).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., n_bands + 1, t)], float64
+    """
+    y_spec = y
+    if S is None and isinstance(y, np.ndarray) and y.dtype == np.float32:
+        # The valleys are the quietest bins, where a float32 FFT's rounding noise shows in dB;
+        # librosa transforms in float64 and rounds the magnitudes, and so do we here.
+        y_spec = y.astype(np.float64)
+    S, n_fft = _magnitude(y_spec, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=window, center=center, pad_mode=pad_mode)
+    if y_spec is not y:
+        S = S.astype(np.float32)
+    f = _freq_axis(freq, sr, n_fft, S.shape[-2])
+    if f is None:
+        raise ParameterError(f"freq.shape mismatch: expected ({S.shape[-2]:d},)")
+    if n_bands < 1 or not isinstance(n_bands, (int, np.integer)):
+        raise ParameterError("n_bands must be a positive integer")
+    if not 0.0 < quantile < 1.0:
+        raise ParameterError("quantile must lie in the range (0, 1)")
+    if fmin <= 0:
+        raise ParameterError("fmin must be a positive number")
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    if np.any(octa[:-1] >= 0.5 * sr):
+        raise ParameterError("Frequency band exceeds Nyquist. Reduce either fmin or n_bands.")
+    # librosa's band edges: each band takes one bin below its range, the last runs to Nyquist,
+    # and all but the last drop their top bin.
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        current = np.logical_and(f >= f_low, f <= f_high)
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == n_bands:
+            current[idx[-1] + 1 :] = True
+        where = np.flatnonzero(current)
+        begin, end = int(where[0]), int(where[-1]) + 1
+        if k < n_bands:
+            end -= 1
+        q = int(np.maximum(np.rint(quantile * np.sum(current)), 1))
+        bands.append((begin, end, q))
+    module, flat, lead = _native(np.asarray(S))
+    peak, valley = module.spectral_contrast(flat, bands)
+    peak = peak.reshape(*lead, n_bands + 1, flat.shape[-1])
+    valley = valley.reshape(*lead, n_bands + 1, flat.shape[-1])
+    if linear:
+        return peak - valley
+    from .spectrum import power_to_db
+
+    return power_to_db(peak) - power_to_db(valley)
+
+
+def _frame_args(frame_length: int, hop_length: int) -> None:
+    if not is_positive_int(frame_length):
+        raise ParameterError(f"frame_length={frame_length} must be a positive integer")
+    if not is_positive_int(hop_length):
+        raise ParameterError(f"Invalid hop_length: {hop_length}")
+
+
+def zero_crossing_rate(
+    y: np.ndarray,
+    *,
+    frame_length: int = 2048,
+    hop_length: int = 512,
+    center: bool = True,
+    threshold: float = 1e-10,
+    ref_magnitude: Any = None,
+    zero_pos: bool = True,
+    **kwargs: Any,
+) -> np.ndarray:
+    """Zero-crossing rate per frame, as ``librosa.feature.zero_crossing_rate``.
+
+    Frames are edge-padded when centred; ``|x| <= threshold`` counts as zero and zero as
+    positive (``zero_pos``).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], float64
+    """
+    valid_audio(y)
+    _frame_args(frame_length, hop_length)
+    if kwargs:
+        raise ParameterError(f"unexpected arguments for zero_crossing_rate: {sorted(kwargs)}")
+    if ref_magnitude is not None:
+        ref = ref_magnitude(np.abs(y)) if callable(ref_magnitude) else ref_magnitude
+        threshold = threshold * ref
+    lead = y.shape[:-1]
+    dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]), dtype=dtype)
+    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    out = module.zero_crossing_rate(flat, frame_length, hop_length, bool(center), float(threshold),
+                                    bool(zero_pos))
+    return _frames_out(out, lead)
+
+
+def _rms_energy(y: np.ndarray, frame_length: int, hop_length: int, center: bool, pad_mode: Any,
+                dtype: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    valid_audio(y)
+    _frame_args(frame_length, hop_length)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ParameterError(f"dtype={dtype} must be float32 or float64")
+    lead = y.shape[:-1]
+    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]), dtype=dtype)
+    if center and pad_mode != "constant":
+        pad = frame_length // 2
+        flat = np.ascontiguousarray(np.pad(flat, [(0, 0), (pad, pad)], mode=pad_mode), dtype=dtype)
+        center = False
+    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    rms_values, energy = module.rms_energy(flat, frame_length, hop_length, bool(center))
+    return rms_values, energy, lead
+
+
+def rms(
+    *,
+    y: np.ndarray | None = None,
+    S: np.ndarray | None = None,
+    frame_length: int = 2048,
+    hop_length: int = 512,
+    center: bool = True,
+    pad_mode: Any = "constant",
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """Root-mean-square per frame, as ``librosa.feature.rms`` (from ``y`` or a spectrogram).
+
+    Unlike librosa, non-finite audio raises :class:`ParameterError` instead of giving NaN.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], ``dtype``
+    """
+    if y is not None:
+        values, _, lead = _rms_energy(y, frame_length, hop_length, center, pad_mode, dtype)
+        return _frames_out(values, lead)
+    if S is not None:
+        if S.shape[-2] != frame_length // 2 + 1:
+            raise ParameterError(
+                f"Since S.shape[-2] is {S.shape[-2]}, frame_length is expected to be "
+                f"{S.shape[-2] * 2 - 2} or {S.shape[-2] * 2 - 1}; found {frame_length}"
+            )
+        x = (np.abs(S) ** 2).astype(dtype, copy=False)
+        x = np.array(x, dtype=dtype, copy=True)
+        x[..., 0, :] *= 0.5
+        if frame_length % 2 == 0:
+            x[..., -1, :] *= 0.5
+        power = 2 * np.sum(x, axis=-2, keepdims=True) / frame_length**2
+        return np.sqrt(power)
+    raise ParameterError("Either `y` or `S` must be input.")
+
+
+def frame_energy(
+    y: np.ndarray,
+    *,
+    frame_length: int = 2048,
+    hop_length: int = 512,
+    center: bool = True,
+    pad_mode: Any = "constant",
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """Energy per frame: ``sum(x ** 2)`` over each frame, framed exactly as :func:`rms`
+    (librosa has no such function; ``rms ** 2 * frame_length`` equals it).
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1, t)], ``dtype``
+    """
+    _, energy, lead = _rms_energy(y, frame_length, hop_length, center, pad_mode, dtype)
+    return _frames_out(energy, lead)

@@ -1,0 +1,153 @@
+"""Spectral and temporal features against librosa 0.11, and known answers on synthetic tones."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+from conftest import CLIPS, chirp, relative_error
+
+from ml_utilities import ParameterError
+from ml_utilities import audio
+
+SPECTRAL = ["spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "spectral_contrast"]
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_every_feature_on_real_audio(clip_cache, clip):
+    y, sr = clip_cache[clip]
+    for name in SPECTRAL:
+        expected = getattr(librosa.feature, name)(y=y, sr=sr)
+        actual = getattr(audio, name)(y=y, sr=sr)
+        assert actual.shape == expected.shape and actual.dtype == expected.dtype, name
+        assert relative_error(actual, expected) <= 1e-4, name
+    for name in ("spectral_flatness", "rms"):
+        expected = getattr(librosa.feature, name)(y=y)
+        actual = getattr(audio, name)(y=y)
+        assert actual.shape == expected.shape and actual.dtype == expected.dtype, name
+        assert relative_error(actual, expected) <= 1e-4, name
+    expected = librosa.feature.zero_crossing_rate(y)
+    actual = audio.zero_crossing_rate(y)
+    assert actual.dtype == expected.dtype
+    np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_fft=1024, hop_length=256),
+        dict(n_fft=2048, hop_length=512, center=False),
+        dict(n_fft=2048, window="hamming", pad_mode="reflect"),
+    ],
+)
+def test_non_default_framing(kwargs):
+    y = chirp()
+    for name in SPECTRAL:
+        expected = getattr(librosa.feature, name)(y=y, sr=22050, **kwargs)
+        actual = getattr(audio, name)(y=y, sr=22050, **kwargs)
+        assert relative_error(actual, expected) <= 1e-4, name
+
+
+def test_feature_options():
+    y = chirp(dtype=np.float64)
+    S = np.abs(librosa.stft(y))
+    cases = [
+        ("spectral_bandwidth", dict(p=1, norm=False)),
+        ("spectral_bandwidth", dict(p=3)),
+        ("spectral_rolloff", dict(roll_percent=0.5)),
+        ("spectral_contrast", dict(fmin=100.0, n_bands=4, quantile=0.1)),
+        ("spectral_contrast", dict(linear=True)),
+    ]
+    for name, kw in cases:
+        expected = getattr(librosa.feature, name)(S=S, sr=22050, **kw)
+        actual = getattr(audio, name)(S=S, sr=22050, **kw)
+        assert relative_error(actual, expected) <= 1e-6, (name, kw)
+    np.testing.assert_allclose(
+        audio.spectral_flatness(S=S, power=1.0, amin=1e-6),
+        librosa.feature.spectral_flatness(S=S, power=1.0, amin=1e-6),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(audio.rms(S=S), librosa.feature.rms(S=S), rtol=1e-6)
+    for kw in (dict(frame_length=1024, hop_length=128), dict(center=False), dict(threshold=0.01),
+               dict(zero_pos=False)):
+        np.testing.assert_array_equal(
+            audio.zero_crossing_rate(y, **kw), librosa.feature.zero_crossing_rate(y, **kw)
+        )
+    np.testing.assert_allclose(
+        audio.rms(y=y, pad_mode="reflect", frame_length=1000, hop_length=300),
+        librosa.feature.rms(y=y, pad_mode="reflect", frame_length=1000, hop_length=300),
+        rtol=1e-6,
+    )
+
+
+def test_pure_tone_centroid_and_silence():
+    sr = 22050
+    t = np.arange(sr) / sr
+    y = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
+    centroid = audio.spectral_centroid(y=y, sr=sr)[0, 5:-5]
+    assert np.all(np.abs(centroid - 1000.0) < 15.0)
+    silent = np.zeros(sr, dtype=np.float32)
+    assert np.all(audio.spectral_centroid(y=silent, sr=sr) == 0)
+    assert np.all(audio.spectral_rolloff(y=silent, sr=sr) == 0)
+    assert np.all(audio.spectral_flux(y=silent) == 0)
+    # An alternating signal crosses zero at every sample.
+    alt = np.tile(np.array([1.0, -1.0], dtype=np.float32), 2048)
+    zcr = audio.zero_crossing_rate(alt, center=False)
+    np.testing.assert_allclose(zcr, (2048 - 1) / 2048)
+
+
+def test_spectral_flux_definition():
+    y = chirp()
+    S = np.abs(librosa.stft(y))
+    diff = np.maximum(0.0, np.diff(S.astype(np.float64), axis=-1))
+    expected = np.concatenate([[0.0], np.sqrt((diff**2).sum(axis=0))])
+    actual = audio.spectral_flux(S=S)
+    assert actual.shape == (1, S.shape[-1])
+    np.testing.assert_allclose(actual[0], expected, rtol=1e-5)
+    # A step in loudness is a single flux spike.
+    step = np.concatenate([np.zeros(22050), np.ones(22050) * 0.5]).astype(np.float32)
+    step *= np.sin(2 * np.pi * 440 * np.arange(step.size) / 22050).astype(np.float32)
+    flux = audio.spectral_flux(y=step)[0]
+    assert abs(int(np.argmax(flux)) - 22050 // 512) <= 2
+
+
+def test_frame_energy_matches_rms():
+    y = chirp()
+    energy = audio.frame_energy(y)
+    np.testing.assert_allclose(energy, audio.rms(y=y) ** 2 * 2048, rtol=1e-4)
+
+
+def test_multichannel_features():
+    y = np.stack([chirp(), chirp()[::-1].copy()])
+    for name in SPECTRAL:
+        expected = getattr(librosa.feature, name)(y=y, sr=22050)
+        actual = getattr(audio, name)(y=y, sr=22050)
+        assert actual.shape == expected.shape
+        assert relative_error(actual, expected) <= 1e-4
+
+
+def test_bad_inputs():
+    y = chirp(seconds=0.5)
+    S = np.abs(librosa.stft(y))
+    with pytest.raises(ParameterError, match="non-negative"):
+        audio.spectral_centroid(S=-S)
+    with pytest.raises(ParameterError, match="real-valued"):
+        audio.spectral_bandwidth(S=S.astype(np.complex64))
+    with pytest.raises(ParameterError, match="roll_percent"):
+        audio.spectral_rolloff(y=y, roll_percent=1.5)
+    with pytest.raises(ParameterError, match="amin"):
+        audio.spectral_flatness(y=y, amin=0)
+    with pytest.raises(ParameterError, match="quantile"):
+        audio.spectral_contrast(y=y, quantile=0)
+    with pytest.raises(ParameterError, match="Nyquist"):
+        audio.spectral_contrast(y=y, sr=8000, fmin=1000.0)
+    with pytest.raises(ParameterError, match="n_bands"):
+        audio.spectral_contrast(y=y, n_bands=0)
+    with pytest.raises(ParameterError, match="not finite"):
+        audio.rms(y=np.array([0.0, np.nan], dtype=np.float32))
+    with pytest.raises(ParameterError, match="Invalid hop_length"):
+        audio.zero_crossing_rate(y, hop_length=0)
+    with pytest.raises(ParameterError, match="Either"):
+        audio.rms()
+    with pytest.raises(ParameterError, match="frame_length is expected"):
+        audio.rms(S=S, frame_length=1000)
