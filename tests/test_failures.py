@@ -6,7 +6,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-from conftest import chirp
+from helpers import chirp
 
 from ml_utilities import ParameterError
 from ml_utilities.audio import melspectrogram, mfcc, power_to_db, stft

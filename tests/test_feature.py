@@ -5,7 +5,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-from conftest import CLIPS, chirp, relative_error
+from helpers import CLIPS, chirp, relative_error
 
 from ml_utilities.audio import melspectrogram, mfcc
 

@@ -7,7 +7,7 @@ import warnings
 import librosa
 import numpy as np
 import pytest
-from conftest import CLIPS, chirp, relative_error
+from helpers import CLIPS, chirp, relative_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +170,16 @@ def test_amplitude_and_inverse_conversions():
 
 def test_parameter_error_is_value_error():
     assert issubclass(ParameterError, ValueError)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 1.5])
+def test_spectrogram_is_abs_stft_to_the_power(power):
+    from ml_utilities.audio import spectrogram
+
+    y = np.stack([chirp(), chirp()[::-1].copy()])
+    expected = np.abs(librosa.stft(y, n_fft=1024, hop_length=256)) ** power
+    actual = spectrogram(y, n_fft=1024, hop_length=256, power=power)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert relative_error(actual, expected) <= 1e-5
+    with pytest.raises(ParameterError, match="power=0"):
+        spectrogram(y, power=0)

@@ -220,6 +220,11 @@ void RealFft<T>::forward(const T* in, T* out_re, T* out_im, T* scratch) const {
   impl_->kernels->forward(impl_->tables, in, out_re, out_im, scratch);
 }
 
+template <typename T>
+void RealFft<T>::gather(const T* const* frames, const T* window, T* in) const {
+  impl_->kernels->gather(frames, window, impl_->tables.n, in);
+}
+
 template class RealFft<float>;
 template class RealFft<double>;
 

@@ -37,6 +37,8 @@ struct Kernels {
   // Scratch in T elements the forward pass needs for these tables.
   std::size_t (*scratch_size)(const RealTables<T>& t);
   void (*forward)(const RealTables<T>& t, const T* in, T* out_re, T* out_im, T* scratch);
+  // out[j * lanes + l] = window[j] * frames[l][j] for j < n, l < lanes.
+  void (*gather)(const T* const* frames, const T* window, std::size_t n, T* out);
 };
 
 const Kernels<float>& kernels_generic_f32();

@@ -37,10 +37,11 @@ namespace {
 // Thread-local work buffers for one block of lanes frames.
 template <typename T>
 struct Workspace {
-  std::vector<T> in, re, im, scratch, frame, power;
-  Workspace(std::size_t n_fft, std::size_t bins, std::size_t lanes, std::size_t scratch_size)
-      : in(n_fft * lanes), re(bins * lanes), im(bins * lanes), scratch(scratch_size), frame(n_fft),
-        power(bins * lanes) {}
+  std::vector<T> in, re, im, scratch, frames, zeros, power;
+  std::vector<const T*> lanes;
+  Workspace(std::size_t n_fft, std::size_t bins, std::size_t n_lanes, std::size_t scratch_size)
+      : in(n_fft * n_lanes), re(bins * n_lanes), im(bins * n_lanes), scratch(scratch_size),
+        frames(n_fft * n_lanes), zeros(n_fft), power(bins * n_lanes), lanes(n_lanes) {}
 };
 
 // |X|^p from real and imaginary parts, with the exact cheap forms for p = 1 and p = 2.
@@ -122,37 +123,36 @@ void StftPlan<T>::execute(const Signal& sig, const Outputs& out) const {
       const std::size_t t0 = (b % blocks_per_channel) * L;
       const std::size_t valid = std::min(L, frames - t0);
       const T* y = sig.y + c * n;
-      // Gather windowed frames, one lane each.
+      // Point each lane at its frame (assembled from the padding where it reaches past an
+      // end; zeros for lanes past the last frame), then window and interleave them at once.
       for (std::size_t l = 0; l < L; ++l) {
-        T* dst = ws.in.data() + l;
         if (l >= valid) {
-          for (std::size_t j = 0; j < nfft; ++j) dst[j * L] = T(0);
+          ws.lanes[l] = ws.zeros.data();
           continue;
         }
         const std::int64_t start =
             static_cast<std::int64_t>((t0 + l) * hop_) - static_cast<std::int64_t>(pad);
-        const T* src;
         if (start >= 0 && static_cast<std::size_t>(start) + nfft <= n) {
-          src = y + start;
-        } else {
-          // The frame reaches into the padding: assemble it from head, signal and tail.
-          for (std::size_t j = 0; j < nfft; ++j) {
-            const std::int64_t s = start + static_cast<std::int64_t>(j);
-            T v;
-            if (s < 0) {
-              v = sig.head ? sig.head[c * pad + static_cast<std::size_t>(static_cast<std::int64_t>(pad) + s)]
-                           : T(0);
-            } else if (static_cast<std::size_t>(s) >= n) {
-              v = sig.tail ? sig.tail[c * pad + (static_cast<std::size_t>(s) - n)] : T(0);
-            } else {
-              v = y[s];
-            }
-            ws.frame[j] = v;
-          }
-          src = ws.frame.data();
+          ws.lanes[l] = y + start;
+          continue;
         }
-        for (std::size_t j = 0; j < nfft; ++j) dst[j * L] = window_[j] * src[j];
+        T* frame = ws.frames.data() + l * nfft;
+        for (std::size_t j = 0; j < nfft; ++j) {
+          const std::int64_t s = start + static_cast<std::int64_t>(j);
+          T v;
+          if (s < 0) {
+            v = sig.head ? sig.head[c * pad + static_cast<std::size_t>(static_cast<std::int64_t>(pad) + s)]
+                         : T(0);
+          } else if (static_cast<std::size_t>(s) >= n) {
+            v = sig.tail ? sig.tail[c * pad + (static_cast<std::size_t>(s) - n)] : T(0);
+          } else {
+            v = y[s];
+          }
+          frame[j] = v;
+        }
+        ws.lanes[l] = frame;
       }
+      fft_->gather(ws.lanes.data(), window_.data(), ws.in.data());
       fft_->forward(ws.in.data(), ws.re.data(), ws.im.data(), ws.scratch.data());
 
       if (out.stft != nullptr) {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._native import core as _core
+from .config import apply_logging, apply_to_core, get_settings
 from .exceptions import BackendUnavailableError, MLUtilitiesError, ParameterError
 
 __all__ = [
@@ -20,6 +21,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Every ML_UTILITIES_* setting is read and checked once, here: a bad value is a ConfigError at
+# import naming the variable, and the core's thread pool takes ML_UTILITIES_MAX_WORKERS.
+_settings = get_settings()
+apply_to_core(_settings)
+apply_logging(_settings)
 
 
 def build_info() -> dict[str, Any]:

@@ -41,6 +41,10 @@ class RealFft {
   // Reentrant: plans are shared between threads, scratch is per thread.
   void forward(const T* in, T* out_re, T* out_im, T* scratch) const;
 
+  // Builds a block for forward(): in[j * lanes() + l] = window[j] * frames[l][j], j < size().
+  // `frames` holds lanes() pointers to size() samples each (repeat one for unused lanes).
+  void gather(const T* const* frames, const T* window, T* in) const;
+
   struct Impl;
 
  private:

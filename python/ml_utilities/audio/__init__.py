@@ -13,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     # spectrum.py: STFT and decibel conversions
     "stft": "spectrum",
+    "spectrogram": "spectrum",
     "power_to_db": "spectrum",
     "amplitude_to_db": "spectrum",
     "db_to_power": "spectrum",
@@ -37,6 +38,10 @@ _EXPORTS = {
     "peak_pick": "rhythm",
     "tempo": "rhythm",
     "beat_track": "rhythm",
+    "onset_backtrack": "rhythm",
+    "onset_strength_multi": "rhythm",
+    "tempogram": "rhythm",
+    "tempo_frequencies": "rhythm",
     # harmonic.py: tuning, chroma, CQT, tonnetz, HPSS
     "piptrack": "harmonic",
     "estimate_tuning": "harmonic",
@@ -47,6 +52,7 @@ _EXPORTS = {
     "tonnetz": "harmonic",
     "hpss": "harmonic",
     "harmonicity": "harmonic",
+    "effects_hpss": "harmonic",
     # filters.py: filter banks and windows
     "mel": "filters",
     "dct": "filters",

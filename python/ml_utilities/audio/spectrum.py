@@ -14,6 +14,7 @@ from ._validation import is_positive_int, pad_center, valid_audio
 
 __all__ = [
     "amplitude_to_db",
+    "spectrogram",
     "db_to_amplitude",
     "db_to_power",
     "power_to_db",
@@ -257,6 +258,55 @@ def _spectrum_power(
     mel = np.empty((signal.shape[0], rows, frames), dtype=compute_dtype)
     plan.execute(signal, centre, head, tail, mel=mel, mel_bank=mel_bank, mel_power=float(power))
     return mel.reshape(*lead, rows, frames)
+
+
+def spectrogram(
+    y: np.ndarray,
+    *,
+    n_fft: int = 2048,
+    hop_length: int | None = None,
+    win_length: int | None = None,
+    window: Any = "hann",
+    center: bool = True,
+    pad_mode: Any = "constant",
+    power: float = 2.0,
+) -> np.ndarray:
+    """``np.abs(stft(y, ...)) ** power`` in one native pass, never storing the complex STFT.
+
+    librosa computes this inside every spectral feature (its private ``_spectrogram``); here it
+    is public. Same framing, shapes and rules as :func:`stft`.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(..., n)], float
+    power : float > 0
+        1 for magnitude, 2 for power.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., 1 + n_fft // 2, n_frames)], float32 for float32 audio
+
+    Raises
+    ------
+    ParameterError
+        As :func:`stft`, and for ``power <= 0``.
+    """
+    if not power > 0:
+        raise ParameterError(f"power={power} must be positive")
+    if not isinstance(y, np.ndarray):
+        valid_audio(y)
+    compute = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
+    return _spectrum_power(
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
+        compute_dtype=compute,
+    )
 
 
 def _ref_db(ref: Any, magnitude: np.ndarray, amin: float) -> float:

@@ -1,0 +1,465 @@
+"""The ``ml-utilities`` command.
+
+``ml-utilities info``
+    Versions, the compiled core's build information and the settings, as a table or ``--json``.
+``ml-utilities features [FILE ...]``
+    Mel spectrogram, MFCC and deltas of each file (or, with no file, of a synthetic 30 s clip),
+    one summary line per file; ``--out`` saves them to an ``.npz``, ``--plot`` draws a PNG.
+``ml-utilities bench``
+    Times librosa and ml_utilities in the same run and prints their ratios (needs librosa).
+
+Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written (one
+line on stderr, no traceback; ``-v`` adds it), 2 for bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.util
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+PROG = "ml-utilities"
+
+#: Feature arrays written per input, in this order.
+FEATURE_NAMES = ("mel", "mfcc", "mfcc_delta", "mfcc_delta2")
+
+
+class CommandError(Exception):
+    """A failure to report on one line, with the exit code to return."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line message for ``exc``: its own text, else its cause's, else its type."""
+    current: BaseException | None = exc
+    visited: set[int] = set()
+    while current is not None and id(current) not in visited:
+        visited.add(id(current))
+        text = " ".join(str(current).split())
+        if text:
+            return text
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__
+
+
+def _clear_tracebacks(exc: BaseException | None) -> None:
+    """Drop the frames an exception chain holds (and the objects they hold)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+
+
+@contextlib.contextmanager
+def _atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write ``path`` through a temporary file in the same folder, renamed into place at the
+    end, so that a reader never sees half a file and a failure leaves no file behind."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise CommandError(f"cannot write {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# -- info ------------------------------------------------------------------------------------
+
+
+def _info_data() -> dict[str, Any]:
+    import platform
+
+    import ml_utilities
+    from ml_utilities.config import ConfigError, get_settings
+
+    versions: dict[str, str | None] = {
+        "ml_utilities": ml_utilities.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    for dist in ("soundfile", "soxr", "librosa", "scipy", "matplotlib"):
+        versions[dist] = _distribution_version(dist)
+    try:
+        settings: dict[str, Any] | str = get_settings().as_dict()
+    except ConfigError as exc:
+        settings = f"invalid: {exc}"
+    return {
+        "versions": versions,
+        "build_info": ml_utilities.build_info(),
+        "platform": platform.platform(),
+        "settings": settings,
+    }
+
+
+def _print_section(title: str, rows: dict[str, Any]) -> None:
+    print(title)
+    width = max((len(k) for k in rows), default=0)
+    for key, value in rows.items():
+        shown = "not installed" if value is None and title == "versions" else value
+        print(f"  {key.ljust(width)}  {shown}")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print versions, build information and settings."""
+    data = _info_data()
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return 0
+    _print_section("versions", data["versions"])
+    _print_section("build", data["build_info"])
+    print(f"platform\n  {data['platform']}")
+    if isinstance(data["settings"], dict):
+        _print_section("settings", data["settings"])
+    else:
+        print(f"settings\n  {data['settings']}")
+    return 0
+
+
+# -- features --------------------------------------------------------------------------------
+
+
+def _delta_width(n_frames: int) -> int:
+    """librosa's default width 9, narrowed (odd, >= 3) for signals shorter than 9 frames; 0
+    when there are too few frames for any delta."""
+    width = min(9, n_frames if n_frames % 2 else n_frames - 1)
+    return width if width >= 3 else 0
+
+
+def extract_features(
+    y: np.ndarray, sr: float, *, n_mfcc: int = 13, n_mels: int = 128
+) -> dict[str, np.ndarray]:
+    """Mel power spectrogram, MFCC and its deltas of order 1 and 2, as librosa computes them.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], float
+        Mono audio.
+    sr : number > 0
+        Its sampling rate.
+    n_mfcc, n_mels : int > 0
+        Coefficients and mel bands.
+
+    Returns
+    -------
+    dict
+        ``mel`` (n_mels, t), ``mfcc``, ``mfcc_delta``, ``mfcc_delta2`` (n_mfcc, t).
+    """
+    from ml_utilities import audio
+
+    mel = audio.melspectrogram(y=y, sr=sr, n_mels=n_mels)
+    # mfcc(S=power_to_db(mel)) is what mfcc(y=...) computes, without a second STFT.
+    mfcc = audio.mfcc(S=audio.power_to_db(mel), sr=sr, n_mfcc=n_mfcc)
+    width = _delta_width(mfcc.shape[-1])
+    if width:
+        d1 = audio.delta(mfcc, width=width)
+        d2 = audio.delta(mfcc, width=width, order=2)
+    else:
+        d1 = np.zeros_like(mfcc)
+        d2 = np.zeros_like(mfcc)
+    return {"mel": mel, "mfcc": mfcc, "mfcc_delta": d1, "mfcc_delta2": d2}
+
+
+def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[[], Any]]]:
+    """(label, stem, loader) for each input; the synthetic clip when there is none."""
+    if not args.files:
+        from ml_utilities.bench import synthetic_clip
+
+        yield (
+            "synthetic 30 s test clip",
+            "synthetic",
+            lambda: (synthetic_clip(30.0, args.sr), args.sr),
+        )
+        return
+    from ml_utilities.audio import load
+
+    stems: set[str] = set()
+    for name in args.files:
+        stem = Path(name).stem or "audio"
+        unique, i = stem, 2
+        while unique in stems:
+            unique, i = f"{stem}-{i}", i + 1
+        stems.add(unique)
+
+        def loader(path: str = name) -> Any:
+            with warnings.catch_warnings():
+                # librosa's audioread fallback warns about itself; a CLI reports errors only.
+                warnings.simplefilter("ignore")
+                try:
+                    return load(path, sr=args.sr, mono=True)
+                except Exception as exc:
+                    logger.debug("cannot load %s", path, exc_info=True)
+                    message = _describe(exc)
+                    _clear_tracebacks(exc)
+                # audioread leaves its file open when it fails, held by the traceback: free it
+                # here, while its ResourceWarning is still ignored.
+                gc.collect()
+            raise CommandError(f"{path}: {message}")
+
+        yield name, unique, loader
+
+
+def _check_plotting() -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError("--plot needs matplotlib: pip install 'ml_utilities[plot]'")
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Extract and summarise features; optionally save and plot them."""
+    if args.plot is not None:
+        _check_plotting()
+    for output in (args.out, args.plot):
+        if output is not None and not output.parent.is_dir():
+            raise CommandError(f"cannot write {output}: folder {output.parent} does not exist")
+
+    results: list[tuple[str, str, float, dict[str, np.ndarray]]] = []
+    for label, stem, loader in _sources(args):
+        try:
+            start = time.perf_counter()
+            y, sr = loader()
+            loaded = time.perf_counter()
+            features = extract_features(y, sr, n_mfcc=args.n_mfcc, n_mels=args.n_mels)
+            done = time.perf_counter()
+        except CommandError:
+            raise
+        except Exception as exc:
+            logger.debug("failed on %s", label, exc_info=True)
+            raise CommandError(f"{label}: {_describe(exc)}") from exc
+        frames = features["mfcc"].shape[-1]
+        print(
+            f"{label}: {y.shape[-1] / sr:.2f} s at {sr} Hz, {frames} frames, "
+            f"mel {features['mel'].shape[0]}x{frames}, mfcc {features['mfcc'].shape[0]}x{frames}"
+            f" (+ delta, delta2); load {1e3 * (loaded - start):.1f} ms, "
+            f"features {1e3 * (done - loaded):.1f} ms"
+        )
+        results.append((label, stem, float(sr), features))
+
+    if args.out is not None:
+        arrays: dict[str, np.ndarray] = {}
+        for _, stem, sr, features in results:
+            for key in FEATURE_NAMES:
+                arrays[f"{stem}/{key}"] = features[key]
+            arrays[f"{stem}/sr"] = np.asarray(sr)
+        with _atomic_output(args.out) as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
+        print(f"wrote {args.out} ({len(arrays)} arrays)")
+    if args.plot is not None:
+        plot_features(results, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def plot_features(
+    results: Sequence[tuple[str, str, float, dict[str, np.ndarray]]], path: Path
+) -> None:
+    """Draw one row per input (mel spectrogram in dB, MFCC) into a PNG, with matplotlib's Agg
+    canvas (no display, no global pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ml_utilities.audio import hz_to_mel, mel_frequencies, mel_to_hz, power_to_db
+
+    hop_length = 512
+    fig = Figure(figsize=(12, 3.4 * len(results)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(results), 2, squeeze=False)
+    for (label, _, sr, features), (ax_mel, ax_mfcc) in zip(results, axes, strict=True):
+        mel, mfcc = features["mel"], features["mfcc"]
+        name = Path(label).name
+        times = np.arange(mel.shape[-1] + 1) * hop_length / sr
+        peak = float(mel.max()) if mel.size else 1.0
+        mel_db = power_to_db(mel, ref=peak if peak > 0 else 1.0)
+        # Cell edges evenly spaced in mel, drawn on a mel-scaled frequency axis in Hz.
+        edges = mel_frequencies(mel.shape[0] + 1, fmin=0.0, fmax=sr / 2)
+        mesh = ax_mel.pcolormesh(times, edges, mel_db, cmap="magma", shading="flat")
+        ax_mel.set_yscale(
+            "function",
+            functions=(lambda f: hz_to_mel(np.asarray(f, dtype=float)), lambda m: mel_to_hz(m)),
+        )
+        ticks = [t for t in (0, 250, 500, 1000, 2000, 4000, 8000, 16000) if t <= sr / 2]
+        ax_mel.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax_mel.set_ylim(0, sr / 2)
+        ax_mel.set(title=f"{name}: mel spectrogram", xlabel="Time (s)", ylabel="Frequency (Hz)")
+        fig.colorbar(mesh, ax=ax_mel, format="%+2.0f dB")
+
+        coefficients = np.arange(mfcc.shape[0] + 1)
+        mesh = ax_mfcc.pcolormesh(times, coefficients, mfcc, cmap="coolwarm", shading="flat")
+        ax_mfcc.set(title=f"{name}: MFCC", xlabel="Time (s)", ylabel="Coefficient")
+        fig.colorbar(mesh, ax=ax_mfcc)
+    with _atomic_output(path) as handle:
+        fig.savefig(handle, format="png", dpi=100)
+
+
+# -- bench -----------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time librosa against ml_utilities and print the table."""
+    if importlib.util.find_spec("librosa") is None:
+        print(
+            f"{PROG} bench: librosa is not installed, and the benchmark compares against it; "
+            "install it with: pip install 'ml_utilities[bench]'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json is not None and not args.json.parent.is_dir():
+        raise CommandError(f"cannot write {args.json}: folder {args.json.parent} does not exist")
+    from ml_utilities import bench
+
+    if args.clip is not None and not args.clip.is_file():
+        raise CommandError(f"{args.clip}: no such file")
+    clip = args.clip if args.clip is not None else bench.find_reference_clip()
+    source = str(clip) if clip is not None else f"synthetic signal (no {bench.CLIP_NAME} found)"
+    print(f"signal: {source}")
+    from ml_utilities.config import get_settings
+
+    print(
+        f"median of {args.repeat} runs after one warm-up; ml_utilities threads: "
+        f"{get_settings().max_workers} ({os.cpu_count()} cores)"
+    )
+    print(bench.format_header(), flush=True)
+    try:
+        cases = bench.make_cases(quick=args.quick, clip=clip)
+    except Exception as exc:
+        raise CommandError(f"{clip}: {_describe(exc)}") from exc
+    results = bench.run_bench(
+        repeat=args.repeat,
+        cases=cases,
+        on_result=lambda row: print(bench.format_row(row), flush=True),
+    )
+    if args.json is not None:
+        payload = {
+            "environment": bench.environment(),
+            "signal": source,
+            "quick": args.quick,
+            "repeat": args.repeat,
+            "results": [row.as_dict() for row in results],
+        }
+        with _atomic_output(args.json, "w") as handle:
+            json.dump(payload, handle, indent=2, default=str)
+            handle.write("\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ml-utilities``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="librosa-compatible audio features on a compiled core.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = commands.add_parser("info", help="versions, build information and settings")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(run=cmd_info)
+
+    features = commands.add_parser(
+        "features",
+        help="mel spectrogram, MFCC and deltas of audio files",
+        description="Mel spectrogram, MFCC and deltas of each FILE (mono, resampled to --sr). "
+        "With no FILE, of a synthetic 30 s test clip.",
+    )
+    features.add_argument("files", nargs="*", metavar="FILE", help="audio files to analyse")
+    features.add_argument("--sr", type=_positive_int, default=22050, help="sampling rate (Hz)")
+    features.add_argument("--n-mfcc", type=_positive_int, default=13, help="MFCC coefficients")
+    features.add_argument("--n-mels", type=_positive_int, default=128, help="mel bands")
+    features.add_argument("--out", type=Path, metavar="OUT.npz", help="save arrays to an .npz")
+    features.add_argument("--plot", type=Path, metavar="OUT.png", help="draw a PNG")
+    features.set_defaults(run=cmd_features)
+
+    bench = commands.add_parser(
+        "bench",
+        help="time librosa and ml_utilities in the same run",
+        description="Time stft power, melspectrogram and mfcc with deltas in librosa and "
+        "ml_utilities on a 30 s clip, a 10 min signal and a batch of 64 x 30 s.",
+    )
+    bench.add_argument("--quick", action="store_true", help="smaller inputs")
+    bench.add_argument("--repeat", type=_positive_int, default=3, metavar="N", help="timed runs")
+    bench.add_argument("--json", type=Path, metavar="OUT", help="save the results as JSON")
+    bench.add_argument("--clip", type=Path, metavar="PATH", help="audio to benchmark on")
+    bench.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ml-utilities`` with ``argv`` (``sys.argv[1:]`` by default); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format=f"{PROG}: %(levelname)s %(name)s: %(message)s",
+    )
+    from ml_utilities.config import ConfigError, apply_to_core, get_settings
+
+    try:
+        apply_to_core(get_settings())
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except CommandError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

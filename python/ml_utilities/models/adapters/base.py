@@ -1,0 +1,197 @@
+"""The one interface every framework adapter implements.
+
+An adapter wraps one fitted model of one framework. Labels reach it already encoded as
+``0..K-1`` (classification) or float32 (regression); the :class:`~ml_utilities.models.ModelHandle`
+above it owns the class names. ``save`` writes the model in the framework's own safe format into
+a folder, ``load`` reads it back, and ``to_onnx`` exports it for :meth:`ModelManager.deploy_model`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ParameterError
+
+__all__ = ["Adapter", "OnnxExport", "TrainingResult", "require"]
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("classification", "regression", "audio_classification")
+
+
+def require(module: str, *, package: str | None = None, purpose: str = "") -> Any:
+    """Import an optional dependency or raise an error naming the package to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        what = f" for {purpose}" if purpose else ""
+        raise BackendUnavailableError(
+            f"{package or module} is needed{what} but cannot be imported ({err}); "
+            f"install it with `pip install {package or module}` "
+            "(or `pip install ml_utilities[models]`)"
+        ) from err
+
+
+class TrainingResult(dict):
+    """What a fit reports: ``history`` (per-epoch losses), ``best_iteration``, ``device``..."""
+
+
+class OnnxExport:
+    """An exported ONNX model and the name of its output holding probabilities or values."""
+
+    def __init__(
+        self, model: Any, score_output: str, input_name: str, *, flatten: bool = False
+    ) -> None:
+        self.model = model
+        self.score_output = score_output
+        self.input_name = input_name
+        #: the exported graph takes ``(n, prod(sample shape))`` rather than the sample's shape
+        self.flatten = flatten
+
+
+class Adapter(ABC):
+    """Fit, predict, save, load and export one model of one framework.
+
+    Parameters
+    ----------
+    architecture : str
+        The framework's model family (``"random_forest"``, ``"mlp"``, ``"transformer"``, ...).
+    task : {"classification", "regression"}
+        ``audio_classification`` is mapped to ``classification`` by the manager.
+    hyperparameters : dict
+        Passed to the model; unknown names raise :class:`ParameterError`.
+    n_classes : int or None
+        Number of classes (classification).
+    input_shape : tuple of int
+        Shape of one sample (without the batch axis).
+    seed : int
+        Seed of every random generator the framework uses.
+    """
+
+    framework: ClassVar[str]
+    architectures: ClassVar[tuple[str, ...]]
+    #: files written by :meth:`save`, relative to its folder (set by subclasses)
+    onnx_exporter: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        architecture: str,
+        task: str,
+        hyperparameters: dict[str, Any],
+        *,
+        n_classes: int | None,
+        input_shape: tuple[int, ...],
+        seed: int = 0,
+    ) -> None:
+        if architecture not in self.architectures:
+            raise ParameterError(
+                f"architecture={architecture!r} is not available for framework "
+                f"{self.framework!r}; choose one of {list(self.architectures)}"
+            )
+        if task not in ("classification", "regression"):
+            raise ParameterError(f"task={task!r}: expected 'classification' or 'regression'")
+        self.architecture = architecture
+        self.task = task
+        self.hyperparameters = dict(hyperparameters)
+        self.n_classes = n_classes
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.seed = int(seed)
+
+    # -- the common description written beside the model files --------------------------------
+    def _classes(self) -> int:
+        if self.n_classes is None:
+            raise ParameterError("a classification model needs n_classes")
+        return int(self.n_classes)
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-friendly description from which :meth:`load` rebuilds the adapter."""
+        return {
+            "framework": self.framework,
+            "architecture": self.architecture,
+            "task": self.task,
+            "hyperparameters": _jsonable(self.hyperparameters),
+            "n_classes": self.n_classes,
+            "input_shape": list(self.input_shape),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Adapter:
+        return cls(
+            spec["architecture"],
+            spec["task"],
+            spec["hyperparameters"],
+            n_classes=spec["n_classes"],
+            input_shape=tuple(spec["input_shape"]),
+            seed=spec["seed"],
+        )
+
+    @abstractmethod
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+        *,
+        patience: int,
+    ) -> TrainingResult:
+        """Train on ``(x, y)``, stopping early on the validation loss of ``(x_val, y_val)``."""
+
+    @abstractmethod
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` (classification) or values ``(n,)``."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class indices (classification) or values (regression)."""
+        out = self.predict_raw(x)
+        if self.task == "classification":
+            return np.argmax(out, axis=1)
+        return out
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.task != "classification":
+            raise ParameterError("predict_proba is only defined for classification models")
+        return self.predict_raw(x)
+
+    @abstractmethod
+    def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        """Write the fitted model into ``directory`` (which exists and is empty)."""
+
+    @abstractmethod
+    def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        """Read the model written by :meth:`save` into this (unfitted) adapter."""
+
+    @abstractmethod
+    def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
+        """Export to ONNX with a free batch axis; the score output gives what
+        :meth:`predict_raw` gives."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def check_hyperparameters(
+    framework: str, architecture: str, given: dict[str, Any], allowed: set[str] | list[str]
+) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ParameterError(
+            f"unknown hyperparameter(s) {unknown} for {framework} {architecture!r}; "
+            f"accepted: {sorted(allowed)}"
+        )

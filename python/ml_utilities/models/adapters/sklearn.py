@@ -1,0 +1,139 @@
+"""scikit-learn estimators, saved with skops (no pickle) and exported with skl2onnx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArtifactIntegrityError, ParameterError
+from .base import Adapter, OnnxExport, TrainingResult, check_hyperparameters, require
+
+__all__ = ["SklearnAdapter"]
+
+logger = logging.getLogger(__name__)
+
+# (architecture) -> (classifier, regressor), as "module:Class"
+_ESTIMATORS: dict[str, tuple[str, str]] = {
+    "random_forest": (
+        "sklearn.ensemble:RandomForestClassifier",
+        "sklearn.ensemble:RandomForestRegressor",
+    ),
+    "extra_trees": (
+        "sklearn.ensemble:ExtraTreesClassifier",
+        "sklearn.ensemble:ExtraTreesRegressor",
+    ),
+    "gradient_boosting": (
+        "sklearn.ensemble:HistGradientBoostingClassifier",
+        "sklearn.ensemble:HistGradientBoostingRegressor",
+    ),
+    "linear": ("sklearn.linear_model:LogisticRegression", "sklearn.linear_model:Ridge"),
+    "mlp": ("sklearn.neural_network:MLPClassifier", "sklearn.neural_network:MLPRegressor"),
+    "knn": ("sklearn.neighbors:KNeighborsClassifier", "sklearn.neighbors:KNeighborsRegressor"),
+}
+_ALIASES = {
+    "logistic_regression": "linear",
+    "ridge": "linear",
+    "hist_gradient_boosting": "gradient_boosting",
+}
+
+# modules whose types skops may rebuild without the caller's consent: scikit-learn's own
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+_MODEL_FILE = "model.skops"
+_PICKLE_FILE = "model.pkl"
+
+
+def _estimator_class(path: str) -> type:
+    module, name = path.split(":")
+    return getattr(require(module, package="scikit-learn", purpose="scikit-learn models"), name)
+
+
+class SklearnAdapter(Adapter):
+    framework = "sklearn"
+    architectures = tuple(_ESTIMATORS) + tuple(_ALIASES)
+    onnx_exporter = "skl2onnx"
+
+    def __init__(self, architecture: str, task: str, hyperparameters: dict[str, Any], **kw: Any):
+        super().__init__(architecture, task, hyperparameters, **kw)
+        family = _ALIASES.get(architecture, architecture)
+        cls = _estimator_class(_ESTIMATORS[family][0 if task == "classification" else 1])
+        check_hyperparameters(self.framework, architecture, hyperparameters, cls().get_params())
+        params = dict(hyperparameters)
+        if "random_state" in cls().get_params() and "random_state" not in params:
+            params["random_state"] = self.seed
+        self._cls = cls
+        self._params = params
+        self.model: Any = None
+
+    def fit(self, x, y, x_val, y_val, *, patience):  # noqa: ANN001 - see Adapter.fit
+        self.model = self._cls(**self._params)
+        self.model.fit(x.reshape(len(x), -1), y)
+        return TrainingResult(best_iteration=None, history={})
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        x2 = x.reshape(len(x), -1)
+        if self.task == "classification":
+            return np.asarray(self.model.predict_proba(x2), dtype=np.float32)
+        return np.asarray(self.model.predict(x2), dtype=np.float32)
+
+    def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        sio = require("skops.io", package="skops", purpose="saving scikit-learn models")
+        try:
+            sio.dump(self.model, directory / _MODEL_FILE)
+        except Exception as err:  # skops refuses objects it cannot describe safely
+            if not allow_pickle:
+                raise ParameterError(
+                    f"{type(self.model).__name__} cannot be saved with skops ({err}); pass "
+                    "allow_pickle=True to save it with pickle (loading it then needs "
+                    "allow_pickle=True too)"
+                ) from err
+            import pickle
+
+            (directory / _MODEL_FILE).unlink(missing_ok=True)
+            with open(directory / _PICKLE_FILE, "wb") as fh:
+                pickle.dump(self.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        (directory / "estimator.json").write_text(
+            json.dumps({"class": f"{self._cls.__module__}.{self._cls.__name__}"})
+        )
+
+    def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        if (directory / _PICKLE_FILE).exists():
+            if not allow_pickle:
+                raise ArtifactIntegrityError(
+                    f"{directory / _PICKLE_FILE} is a pickle: loading it can run arbitrary code; "
+                    "pass allow_pickle=True only if you trust where it comes from"
+                )
+            import pickle
+
+            with open(directory / _PICKLE_FILE, "rb") as fh:
+                self.model = pickle.load(fh)  # noqa: S301 - the caller allowed it
+            return
+        sio = require("skops.io", package="skops", purpose="loading scikit-learn models")
+        path = directory / _MODEL_FILE
+        untrusted = sio.get_untrusted_types(file=path)
+        foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+        if foreign and not allow_pickle:
+            raise ArtifactIntegrityError(
+                f"{path} asks to rebuild types outside scikit-learn/numpy/scipy: {foreign}; "
+                "pass allow_pickle=True if you trust them"
+            )
+        self.model = sio.load(path, trusted=untrusted)
+
+    def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
+        skl2onnx = require("skl2onnx", purpose="ONNX export of scikit-learn models")
+        from skl2onnx.common.data_types import FloatTensorType
+
+        n_features = int(np.prod(sample.shape[1:]))
+        options = {id(self.model): {"zipmap": False}} if self.task == "classification" else None
+        onx = skl2onnx.convert_sklearn(
+            self.model,
+            initial_types=[("input", FloatTensorType([None, n_features]))],
+            options=options,
+            target_opset=opset,
+        )
+        outputs = [o.name for o in onx.graph.output]
+        score = outputs[1] if self.task == "classification" else outputs[0]
+        return OnnxExport(onx, score, "input", flatten=True)

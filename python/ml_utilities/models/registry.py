@@ -1,0 +1,703 @@
+"""ModelRegistry: versions, aliases and deployments in SQL; artifacts in an :class:`ArtifactStore`.
+
+Metadata lives in SQLite under ``ML_UTILITIES_HOME`` by default, or in any database SQLAlchemy
+reaches by URL (PostgreSQL: ``postgresql+psycopg://user@host/db``). A registration writes the
+artifact folder first, under a fresh random key, then allocates the next version number and
+inserts its row in one transaction; the row is what makes the version visible, so a process
+killed mid-save leaves at most an unreferenced folder (:meth:`ModelRegistry.collect_garbage`
+removes those), never a half version. Version numbers come from a per-name counter updated under
+a row lock (PostgreSQL) or the database write lock (SQLite, ``BEGIN IMMEDIATE``), so concurrent
+registrations from many processes get distinct, gap-free numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFoundError, ParameterError
+from .handle import ModelHandle
+from .store import ArtifactStore
+
+__all__ = ["Deployment", "ModelRegistry", "ModelVersion", "default_registry_paths"]
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+SCHEMA_VERSION = 1
+
+
+def default_registry_paths() -> tuple[str, Path]:
+    """``(database URL, artifact folder)`` under ``ML_UTILITIES_HOME``."""
+    from ..config import get_settings
+
+    home = Path(get_settings().home)
+    return f"sqlite:///{home / 'registry.db'}", home / "artifacts"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    """One registered version (a row of the registry)."""
+
+    name: str
+    version: int
+    framework: str
+    architecture: str
+    task: str
+    artifact_uri: str
+    manifest: dict[str, str]
+    metadata: dict[str, Any]
+    metrics: dict[str, Any]
+    signature: dict[str, Any]
+    fingerprint: str
+    created_at: float
+    aliases: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """A deployment attempt recorded by :meth:`ModelManager.deploy_model` (deployed or refused)."""
+
+    id: int
+    name: str
+    version: int
+    status: str
+    reason: str | None
+    config: dict[str, Any]
+    report: dict[str, Any]
+    artifact_uri: str | None
+    manifest: dict[str, str] | None
+    created_at: float
+
+
+def _tables(sa: Any) -> tuple[Any, ...]:
+    md = sa.MetaData()
+    schema = sa.Table("mlu_schema", md, sa.Column("version", sa.Integer, nullable=False))
+    models = sa.Table(
+        "mlu_registered_models",
+        md,
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("next_version", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    versions = sa.Table(
+        "mlu_model_versions",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "name", sa.String(200), sa.ForeignKey("mlu_registered_models.name"), nullable=False
+        ),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("framework", sa.String(40), nullable=False),
+        sa.Column("architecture", sa.String(100), nullable=False),
+        sa.Column("task", sa.String(40), nullable=False),
+        sa.Column("artifact_key", sa.String(400), nullable=False),
+        sa.Column("artifact_uri", sa.Text, nullable=False),
+        sa.Column("manifest", sa.JSON, nullable=False),
+        sa.Column("metadata", sa.JSON, nullable=False),
+        sa.Column("metrics", sa.JSON, nullable=False),
+        sa.Column("signature", sa.JSON, nullable=False),
+        sa.Column("fingerprint", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.UniqueConstraint("name", "version", name="uq_mlu_model_version"),
+    )
+    aliases = sa.Table(
+        "mlu_model_aliases",
+        md,
+        sa.Column(
+            "name", sa.String(200), sa.ForeignKey("mlu_registered_models.name"), primary_key=True
+        ),
+        sa.Column("alias", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+    deployments = sa.Table(
+        "mlu_deployments",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("config", sa.JSON, nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("artifact_key", sa.String(400)),
+        sa.Column("artifact_uri", sa.Text),
+        sa.Column("manifest", sa.JSON),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Index("ix_mlu_deployments_name", "name", "version"),
+    )
+    return md, schema, models, versions, aliases, deployments
+
+
+class ModelRegistry:
+    """Versions, aliases and deployments of models, with their artifacts.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy database URL. Default: ``sqlite:///$ML_UTILITIES_HOME/registry.db``.
+    artifact_root : str or pathlib.Path, optional
+        Local folder or fsspec URL. Default: ``$ML_UTILITIES_HOME/artifacts``.
+    storage_options : dict, optional
+        fsspec options of a remote artifact store.
+
+    Examples
+    --------
+    >>> registry = ModelRegistry("sqlite:////tmp/reg.db", "/tmp/artifacts")  # doctest: +SKIP
+    >>> mv = registry.register(handle, metadata={"owner": "recs"}, aliases=["challenger"])
+    ... # doctest: +SKIP
+    >>> registry.load(mv.name, "champion")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        artifact_root: str | Path | None = None,
+        *,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            import sqlalchemy as sa
+        except ImportError as err:
+            raise ParameterError(
+                "the model registry needs SQLAlchemy: pip install 'ml_utilities[models]'"
+            ) from err
+        default_url, default_root = default_registry_paths()
+        self.url = url or default_url
+        self.store = ArtifactStore(artifact_root or default_root, storage_options)
+        self._sa = sa
+        (self._md, self._schema, self._models, self._versions, self._aliases, self._deployments) = (
+            _tables(sa)
+        )
+        self.engine = self._make_engine(self.url)
+        self._migrate()
+
+    def __repr__(self) -> str:
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"ModelRegistry({url!r}, {self.store.url!r})"
+
+    # -- engine and schema -------------------------------------------------------------------------
+    def _make_engine(self, url: str) -> Any:
+        sa = self._sa
+        try:
+            parsed = sa.engine.make_url(url)
+        except Exception as err:
+            raise ParameterError(f"registry url {url!r} is not a database URL ({err})") from None
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(parsed, connect_args={"timeout": 120})
+
+            @sa.event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @sa.event.listens_for(engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                # take the write lock at the start: no deadlock upgrading a read lock later
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            return engine
+        return sa.create_engine(parsed, pool_pre_ping=True)
+
+    def _lock_schema(self, conn: Any) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7310151)")
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema (one transaction, serialised across processes)."""
+        sa = self._sa
+        with self.engine.begin() as conn:
+            self._lock_schema(conn)
+            self._md.create_all(conn, checkfirst=True)
+            current = conn.execute(sa.select(self._schema.c.version)).scalar()
+            if current is None:
+                conn.execute(self._schema.insert().values(version=SCHEMA_VERSION))
+            elif current > SCHEMA_VERSION:
+                raise ParameterError(
+                    f"registry schema version {current} is newer than this ml_utilities "
+                    f"understands ({SCHEMA_VERSION}); upgrade ml_utilities"
+                )
+            # future migrations: `if current < 2: ...; update version` in this transaction
+
+    # -- names -------------------------------------------------------------------------------------
+    @staticmethod
+    def check_name(name: Any) -> str:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ParameterError(
+                f"model name {name!r} is not valid: letters, digits, '.', '_' and '-', starting "
+                "with a letter or digit, at most 200 characters"
+            )
+        return name
+
+    @staticmethod
+    def _check_alias(alias: Any) -> str:
+        if not isinstance(alias, str) or not _ALIAS.match(alias) or alias.isdigit():
+            raise ParameterError(f"alias {alias!r} is not valid: a word such as 'champion'")
+        if alias == "latest":
+            raise ParameterError("alias 'latest' is reserved (it always means the newest version)")
+        return alias
+
+    # -- registration ------------------------------------------------------------------------------
+    def register(
+        self,
+        model: ModelHandle,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        aliases: list[str] | tuple[str, ...] = (),
+        allow_pickle: bool = False,
+    ) -> ModelVersion:
+        """Store ``model``'s artifacts and give it the next version of ``name``.
+
+        Parameters
+        ----------
+        model : ModelHandle
+        name : str, optional
+            Defaults to ``model.name``.
+        metadata : dict, optional
+            Free JSON-friendly metadata (owner, dataset, commit...).
+        aliases : list of str
+            Aliases to point at the new version (``"champion"``, ``"challenger"``).
+        allow_pickle : bool
+            Allow a pickle for models that no safe format can hold (scikit-learn only).
+
+        Returns
+        -------
+        ModelVersion
+        """
+        if not isinstance(model, ModelHandle):
+            raise ParameterError(f"model must be a ModelHandle, got {type(model).__name__}")
+        name = self.check_name(model.name if name is None else name)
+        aliases = tuple(self._check_alias(a) for a in aliases)
+        meta = dict(metadata or {})
+        _check_json(meta, "metadata")
+        key = f"{name}/{uuid.uuid4().hex}"
+        with self.store.writing(key) as (folder, written):
+            manifest = model.write_folder(folder, allow_pickle=allow_pickle)
+        uri = written[0]
+        try:
+            version = self._insert_version(name, model, key, uri, manifest, meta, aliases)
+        except BaseException:
+            self.store.delete(key)
+            raise
+        model.name, model.version = name, version
+        logger.info("registered %s version %d at %s", name, version, uri)
+        return self.get_version(name, version)
+
+    def _insert_version(
+        self,
+        name: str,
+        model: ModelHandle,
+        key: str,
+        uri: str,
+        manifest: dict[str, str],
+        meta: dict[str, Any],
+        aliases: tuple[str, ...],
+    ) -> int:
+        sa = self._sa
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._insert_name(conn, name, now)
+            q = sa.select(self._models.c.next_version).where(self._models.c.name == name)
+            if conn.dialect.name != "sqlite":
+                q = q.with_for_update()
+            version = int(conn.execute(q).scalar_one())
+            conn.execute(
+                self._models.update()
+                .where(self._models.c.name == name)
+                .values(next_version=version + 1)
+            )
+            conn.execute(
+                self._versions.insert().values(
+                    name=name,
+                    version=version,
+                    framework=model.framework,
+                    architecture=model.architecture,
+                    task=model.task,
+                    artifact_key=key,
+                    artifact_uri=uri,
+                    manifest=manifest,
+                    metadata=meta,
+                    metrics=_clean_json(model.metrics),
+                    signature=_clean_json(model.signature),
+                    fingerprint=model.fingerprint,
+                    created_at=now,
+                )
+            )
+            for alias in aliases:
+                self._upsert_alias(conn, name, alias, version, now)
+        return version
+
+    def _insert_name(self, conn: Any, name: str, now: float) -> None:
+        values = {"name": name, "next_version": 1, "created_at": now}
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        else:  # pragma: no cover - other databases: plain insert when absent
+            exists = conn.execute(
+                self._sa.select(self._models.c.name).where(self._models.c.name == name)
+            ).first()
+            if exists is None:
+                conn.execute(self._models.insert().values(**values))
+            return
+        conn.execute(insert(self._models).values(**values).on_conflict_do_nothing())
+
+    def _upsert_alias(self, conn: Any, name: str, alias: str, version: int, now: float) -> None:
+        t = self._aliases
+        updated = conn.execute(
+            t.update()
+            .where((t.c.name == name) & (t.c.alias == alias))
+            .values(version=version, updated_at=now)
+        ).rowcount
+        if not updated:
+            conn.execute(t.insert().values(name=name, alias=alias, version=version, updated_at=now))
+
+    # -- queries -----------------------------------------------------------------------------------
+    def list_models(self) -> list[str]:
+        sa = self._sa
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(self._versions.c.name).distinct().order_by(self._versions.c.name)
+            )
+            return [r[0] for r in rows]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        sa = self._sa
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    sa.select(self._versions)
+                    .where(self._versions.c.name == name)
+                    .order_by(self._versions.c.version)
+                )
+                .mappings()
+                .all()
+            )
+            aliases = self._aliases_of(conn, name)
+        return [self._row_to_version(r, aliases) for r in rows]
+
+    def _aliases_of(self, conn: Any, name: str) -> dict[int, list[str]]:
+        sa = self._sa
+        out: dict[int, list[str]] = {}
+        for alias, version in conn.execute(
+            sa.select(self._aliases.c.alias, self._aliases.c.version)
+            .where(self._aliases.c.name == name)
+            .order_by(self._aliases.c.alias)
+        ):
+            out.setdefault(version, []).append(alias)
+        return out
+
+    @staticmethod
+    def _row_to_version(r: Any, aliases: dict[int, list[str]]) -> ModelVersion:
+        return ModelVersion(
+            name=r["name"],
+            version=r["version"],
+            framework=r["framework"],
+            architecture=r["architecture"],
+            task=r["task"],
+            artifact_uri=r["artifact_uri"],
+            manifest=dict(r["manifest"]),
+            metadata=dict(r["metadata"]),
+            metrics=dict(r["metrics"]),
+            signature=dict(r["signature"]),
+            fingerprint=r["fingerprint"],
+            created_at=r["created_at"],
+            aliases=tuple(aliases.get(r["version"], ())),
+        )
+
+    def _resolve(self, conn: Any, name: str, version: int | str | None) -> int:
+        sa = self._sa
+        if version is None or version == "latest":
+            v = conn.execute(
+                sa.select(sa.func.max(self._versions.c.version)).where(
+                    self._versions.c.name == name
+                )
+            ).scalar()
+            if v is None:
+                raise ModelNotFoundError(f"no registered model named {name!r}")
+            return int(v)
+        if isinstance(version, bool):
+            raise ParameterError(f"version={version!r}: expected an int, an alias or None")
+        if isinstance(version, str) and version.isdigit():
+            version = int(version)
+        if isinstance(version, int):
+            return version
+        if isinstance(version, str):
+            v = conn.execute(
+                sa.select(self._aliases.c.version).where(
+                    (self._aliases.c.name == name) & (self._aliases.c.alias == version)
+                )
+            ).scalar()
+            if v is None:
+                raise ModelNotFoundError(f"model {name!r} has no alias {version!r}")
+            return int(v)
+        raise ParameterError(f"version={version!r}: expected an int, an alias or None")
+
+    def get_version(self, name: str, version: int | str | None = None) -> ModelVersion:
+        """The row of ``name`` at ``version`` (an int, an alias, or None / ``"latest"``)."""
+        sa = self._sa
+        with self.engine.connect() as conn:
+            v = self._resolve(conn, name, version)
+            row = (
+                conn.execute(
+                    sa.select(self._versions).where(
+                        (self._versions.c.name == name) & (self._versions.c.version == v)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise ModelNotFoundError(f"model {name!r} has no version {v}")
+            return self._row_to_version(row, self._aliases_of(conn, name))
+
+    def load(
+        self,
+        name: str,
+        version: int | str | None = None,
+        *,
+        allow_pickle: bool = False,
+        device: str | None = None,
+    ) -> ModelHandle:
+        """Load a registered model after checking the sha256 of every artifact file.
+
+        Raises
+        ------
+        ArtifactIntegrityError
+            If an artifact file was changed, removed or added after registration.
+        ModelNotFoundError
+            If there is no such name, version or alias.
+        """
+        mv = self.get_version(name, version)
+        key = self._artifact_key(mv)
+        folder, temporary = self.store.open_folder(key, mv.manifest)
+        try:
+            handle = ModelHandle.load(
+                folder, allow_pickle=allow_pickle, manifest=mv.manifest, device=device
+            )
+        finally:
+            if temporary:
+                shutil.rmtree(folder, ignore_errors=True)
+        handle.name, handle.version = mv.name, mv.version
+        return handle
+
+    def _artifact_key(self, mv: ModelVersion) -> str:
+        sa = self._sa
+        with self.engine.connect() as conn:
+            return str(
+                conn.execute(
+                    sa.select(self._versions.c.artifact_key).where(
+                        (self._versions.c.name == mv.name)
+                        & (self._versions.c.version == mv.version)
+                    )
+                ).scalar_one()
+            )
+
+    # -- aliases -----------------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``alias`` (``"champion"``, ``"challenger"``...) of ``name`` at ``version``."""
+        alias = self._check_alias(alias)
+        sa = self._sa
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(self._versions.c.id).where(
+                    (self._versions.c.name == name) & (self._versions.c.version == version)
+                )
+            ).first()
+            if exists is None:
+                raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
+            self._upsert_alias(conn, name, alias, int(version), time.time())
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                self._aliases.delete().where(
+                    (self._aliases.c.name == name) & (self._aliases.c.alias == alias)
+                )
+            ).rowcount
+        if not n:
+            raise ModelNotFoundError(f"model {name!r} has no alias {alias!r}")
+
+    def aliases(self, name: str) -> dict[str, int]:
+        sa = self._sa
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(self._aliases.c.alias, self._aliases.c.version).where(
+                    self._aliases.c.name == name
+                )
+            )
+            return {a: int(v) for a, v in rows}
+
+    # -- deployments -------------------------------------------------------------------------------
+    def record_deployment(
+        self,
+        name: str,
+        version: int,
+        *,
+        status: str,
+        config: dict[str, Any],
+        report: dict[str, Any],
+        reason: str | None = None,
+        artifact_folder: Path | None = None,
+    ) -> Deployment:
+        """Record a deployment attempt; a deployed one stores its (optimised ONNX) artifact."""
+        if status not in ("deployed", "refused"):
+            raise ParameterError(f"status={status!r}: expected 'deployed' or 'refused'")
+        key = uri = manifest = None
+        if artifact_folder is not None:
+            key = f"{name}/deployments/{uuid.uuid4().hex}"
+            from ._files import manifest_of
+
+            manifest = manifest_of(artifact_folder)
+            uri = self.store.put(artifact_folder, key)
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    self._deployments.insert().values(
+                        name=name,
+                        version=version,
+                        status=status,
+                        reason=reason,
+                        config=_clean_json(config),
+                        report=_clean_json(report),
+                        artifact_key=key,
+                        artifact_uri=uri,
+                        manifest=manifest,
+                        created_at=now,
+                    )
+                )
+                dep_id = int(result.inserted_primary_key[0])
+        except BaseException:
+            if key is not None:
+                self.store.delete(key)
+            raise
+        return Deployment(
+            dep_id,
+            name,
+            version,
+            status,
+            reason,
+            _clean_json(config),
+            _clean_json(report),
+            uri,
+            manifest,
+            now,
+        )
+
+    def list_deployments(self, name: str | None = None) -> list[Deployment]:
+        sa = self._sa
+        t = self._deployments
+        q = sa.select(t).order_by(t.c.id)
+        if name is not None:
+            q = q.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            Deployment(
+                r["id"],
+                r["name"],
+                r["version"],
+                r["status"],
+                r["reason"],
+                dict(r["config"]),
+                dict(r["report"]),
+                r["artifact_uri"],
+                None if r["manifest"] is None else dict(r["manifest"]),
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def open_deployment(self, deployment: Deployment) -> bytes:
+        """The deployed ONNX model's bytes, checked against the recorded sha256."""
+        if deployment.manifest is None:
+            raise ParameterError(
+                f"deployment {deployment.id} ({deployment.status}) has no artifact"
+            )
+        sa = self._sa
+        with self.engine.connect() as conn:
+            key = conn.execute(
+                sa.select(self._deployments.c.artifact_key).where(
+                    self._deployments.c.id == deployment.id
+                )
+            ).scalar_one()
+        folder, temporary = self.store.open_folder(key, deployment.manifest)
+        try:
+            return (folder / "model.onnx").read_bytes()
+        finally:
+            if temporary:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # -- maintenance -------------------------------------------------------------------------------
+    def collect_garbage(self, older_than_s: float = 3600.0) -> list[str]:
+        """Delete artifact folders that no row references (left by killed registrations).
+
+        Only folders older than ``older_than_s`` go, so registrations in flight are safe.
+        """
+        sa = self._sa
+        with self.engine.connect() as conn:
+            used = {r[0] for r in conn.execute(sa.select(self._versions.c.artifact_key))}
+            used |= {
+                r[0] for r in conn.execute(sa.select(self._deployments.c.artifact_key)) if r[0]
+            }
+            names = [r[0] for r in conn.execute(sa.select(self._models.c.name))]
+        removed = []
+        for name in names:
+            for prefix in (name, f"{name}/deployments"):
+                for key, age in self.store.keys(prefix):
+                    if key.endswith("/deployments") or key in used or age < older_than_s:
+                        continue
+                    self.store.delete(key)
+                    removed.append(key)
+        return removed
+
+    def dispose(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()
+
+
+def _clean_json(value: Any) -> Any:
+    """A JSON-friendly copy: numpy scalars and arrays as Python values, NaN and inf as None
+    (PostgreSQL's JSON refuses them)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _check_json(value: Any, what: str) -> None:
+    try:
+        _clean_json(value)
+    except TypeError as err:
+        raise ParameterError(f"{what} must be JSON-friendly: {err}") from None
