@@ -17,7 +17,7 @@ import numpy as np
 from .._native import core
 from ..exceptions import ParameterError
 from ._validation import is_positive_int, valid_audio
-from .spectrum import _spectrum_power
+from .spectrum import _spectrogram
 
 __all__ = [
     "chroma_cqt",
@@ -58,44 +58,6 @@ def _flat(S: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     lead = S.shape[:-2]
     channels = int(np.prod(lead, dtype=np.int64))
     return np.ascontiguousarray(S.reshape(channels, S.shape[-2], S.shape[-1])), lead
-
-
-def _spectrogram(
-    *,
-    y: np.ndarray | None,
-    S: np.ndarray | None,
-    n_fft: int | None,
-    hop_length: int | None,
-    win_length: int | None,
-    window: Any,
-    center: bool,
-    pad_mode: Any,
-    power: float,
-) -> tuple[np.ndarray, int]:
-    """librosa.core.spectrum._spectrogram: ``S`` as given (n_fft inferred from its shape when
-    it does not match) or ``|stft(y)| ** power`` in one native pass."""
-    if S is not None:
-        if n_fft is None or n_fft // 2 + 1 != S.shape[-2]:
-            n_fft = 2 * (S.shape[-2] - 1)
-        return S, int(n_fft)
-    if n_fft is None:
-        raise ParameterError(f"Unable to compute spectrogram with n_fft={n_fft}")
-    if y is None:
-        raise ParameterError("Input signal must be provided to compute a spectrogram")
-    valid_audio(y)
-    compute = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
-    spec = _spectrum_power(
-        y,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-        power=power,
-        compute_dtype=compute,
-    )
-    return spec, int(n_fft)
 
 
 def _normalize(S: np.ndarray, norm: Any, axis: int = -2) -> np.ndarray:

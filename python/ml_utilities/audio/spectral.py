@@ -14,7 +14,7 @@ import numpy as np
 from .._native import core
 from ..exceptions import ParameterError
 from ._validation import is_positive_int, valid_audio
-from .spectrum import _spectrum_power
+from .spectrum import _spectrogram
 
 __all__ = [
     "frame_energy",
@@ -43,27 +43,8 @@ def _magnitude(
     """librosa's ``_spectrogram(power=1)``: the magnitude spectrogram and the n_fft behind it."""
     if S is not None:
         S = np.asarray(S)
-        if n_fft is None or n_fft // 2 + 1 != S.shape[-2]:
-            n_fft = 2 * (S.shape[-2] - 1)
-        return S, n_fft
-    if n_fft is None:
-        raise ParameterError(f"Unable to compute spectrogram with n_fft={n_fft}")
-    if y is None:
-        raise ParameterError("Input signal must be provided to compute a spectrogram")
-    valid_audio(y)
-    compute = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
-    S = _spectrum_power(
-        y,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=center,
-        pad_mode=pad_mode,
-        power=1.0,
-        compute_dtype=compute,
-    )
-    return S, n_fft
+    return _spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                        window=window, center=center, pad_mode=pad_mode, power=1.0)
 
 
 def _check_energies(S: np.ndarray, name: str) -> None:

@@ -309,6 +309,44 @@ def spectrogram(
     )
 
 
+def _spectrogram(
+    *,
+    y: np.ndarray | None,
+    S: np.ndarray | None,
+    n_fft: int | None,
+    hop_length: int | None,
+    win_length: int | None,
+    window: Any,
+    center: bool,
+    pad_mode: Any,
+    power: float,
+) -> tuple[np.ndarray, int]:
+    """librosa.core.spectrum._spectrogram: ``S`` as given (n_fft inferred from its shape when
+    it does not match) or ``|stft(y)| ** power`` in one native pass."""
+    if S is not None:
+        if n_fft is None or n_fft // 2 + 1 != S.shape[-2]:
+            n_fft = 2 * (S.shape[-2] - 1)
+        return S, int(n_fft)
+    if n_fft is None:
+        raise ParameterError(f"Unable to compute spectrogram with n_fft={n_fft}")
+    if y is None:
+        raise ParameterError("Input signal must be provided to compute a spectrogram")
+    valid_audio(y)
+    compute = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
+    spec = _spectrum_power(
+        y,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=power,
+        compute_dtype=compute,
+    )
+    return spec, int(n_fft)
+
+
 def _ref_db(ref: Any, magnitude: np.ndarray, amin: float) -> float:
     ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
     return float(10.0 * np.log10(np.maximum(amin, ref_value)))
