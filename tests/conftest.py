@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import AUDIO_DIR, CLIPS
-
+from servers import postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")

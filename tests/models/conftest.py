@@ -3,14 +3,7 @@ and on a real PostgreSQL server started here from Debian's binaries."""
 
 from __future__ import annotations
 
-import glob
 import importlib.util
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -46,109 +39,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(skip)
-
-
-def _pg_bin() -> Path | None:
-    found = shutil.which("pg_ctl")
-    if found and shutil.which("initdb"):
-        return Path(os.path.realpath(found)).parent
-    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True):
-        return Path(cand).parent
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A PostgreSQL server on 127.0.0.1 and a free port, data in a temp folder, stopped at the end.
-
-    Needs Debian's server binaries (``apt-get install postgresql``) and, as root, the
-    ``postgres`` system user to run them.
-    """
-    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg (psycopg[binary])")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
-        )
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root needs runuser to start PostgreSQL as another user")
-        try:
-            import pwd
-
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and no 'postgres' user to run the server as")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    base = Path(tempfile.mkdtemp(prefix="mlu-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if run_as:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    port = _free_port()
-    subprocess.run(
-        [
-            *run_as,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "mlu",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c max_connections=60"
-    subprocess.run(
-        [
-            *run_as,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-l",
-            str(base / "log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://mlu@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A fresh, empty database on the session's server."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    dsn = postgres_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{postgres_server}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
