@@ -146,6 +146,68 @@ def test_same_stems_are_kept_apart(wav_dir, tmp_path):
         assert data["tone/mfcc"].shape[-1] != data["tone-2/mfcc"].shape[-1]
 
 
+def test_features_catalog_to_parquet_resumes_and_reports_failures(wav_dir, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    from ml_utilities.audio import load
+    from ml_utilities.features import FeatureExtractor
+    from ml_utilities.features.summary import TrackFeatures, summarize
+
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    for name in ("tone.wav", "melody.flac", "corrupt.wav"):
+        (folder / name).write_bytes((wav_dir / name).read_bytes())
+    (folder / "empty.flac").write_bytes(b"")
+    out = tmp_path / "features.parquet"
+    args = ["features", str(folder), "--out", str(out), "--n-mfcc", "20", "--no-progress"]
+    assert main(args) == 1  # two files failed; the others are written
+    captured = capsys.readouterr()
+    assert "2 tracks" in captured.out and "2 failed" in captured.out
+    failed = [line for line in captured.err.splitlines() if "failed:" in line]
+    assert len(failed) == 2
+    assert any("corrupt.wav" in line for line in failed)
+    assert any("empty.flac" in line for line in failed)
+
+    table = TrackFeatures.read_parquet(out)
+    assert sorted(Path(t).name for t in table.ids) == ["melody.flac", "tone.wav"]
+    assert "timbre.mfcc.19.mean" in table.columns and "rhythm.tempo" in table.columns
+    # each row is the summary of FeatureExtractor's dictionary for that file at 22050 Hz
+    tone = str(folder / "tone.wav")
+    y, sr = load(tone, sr=22050, mono=True)
+    feats = FeatureExtractor().extract_comprehensive_features_sync(
+        y, sr, {"mfcc": {"n_mfcc": 20, "n_mels": 128}}
+    )
+    names, vector = summarize(feats, duration=y.size / sr)
+    assert names == table.columns
+    np.testing.assert_allclose(table.values[table.ids.index(tone)], vector, rtol=1e-6, atol=1e-9)
+
+    # resumed: the two good tracks are skipped, the failures tried again
+    assert main(args) == 1
+    assert "0 extracted" in capsys.readouterr().out
+    (folder / "corrupt.wav").unlink()
+    (folder / "empty.flac").unlink()
+    assert main([*args, "--no-resume"]) == 0
+    assert "2 extracted" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_features_plot_draws_every_group(wav_dir, tmp_path, capsys):
+    png = tmp_path / "groups.png"
+    assert main(["features", str(wav_dir / "melody.flac"), "--plot", str(png)]) == 0
+    assert f"wrote {png}" in capsys.readouterr().out
+    image = pytest.importorskip("matplotlib.image").imread(png)
+    assert image.shape[1] > 1600  # four panels: spectrogram, chromagram, MFCC, onsets + beats
+    assert image.shape[0] > 250
+    # not a blank canvas
+    assert float(np.std(image[..., :3])) > 0.05
+
+
+def test_features_plot_is_capped(wav_dir, tmp_path, capsys):
+    png = tmp_path / "capped.png"
+    files = [str(wav_dir / "melody.flac"), str(wav_dir / "tone.wav")]
+    assert main(["features", *files, "--plot", str(png), "--plot-max", "1"]) == 0
+    assert "the first 1 of 2 inputs" in capsys.readouterr().out
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
@@ -185,6 +247,21 @@ def test_bad_arguments_exit_2(args, capsys):
 def test_help_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "features" in capsys.readouterr().out
+
+
+def test_out_suffix_must_be_npz_or_parquet(tmp_path, capsys):
+    assert main(["features", "--out", str(tmp_path / "f.csv")]) == 2
+    assert ".npz or a .parquet" in capsys.readouterr().err
+
+
+def test_parquet_needs_inputs(tmp_path, capsys):
+    assert main(["features", "--out", str(tmp_path / "f.parquet")]) == 2
+    assert "name audio files or folders" in capsys.readouterr().err
+
+
+def test_empty_folder_exit_1(tmp_path, capsys):
+    assert main(["features", str(tmp_path)]) == 1
+    assert "no audio files" in capsys.readouterr().err
 
 
 def test_output_folder_missing_exit_1(tmp_path, capsys):

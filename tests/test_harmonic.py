@@ -264,6 +264,27 @@ def test_hpss_median_filter_edges():
                 np.testing.assert_allclose(a, e, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_median_filters_equal_scipy(dtype):
+    # every window class of the native running median (registers of 16, 32 and 64 values, the
+    # general case past 64), ties, zeros and infinities: a median is one of the inputs, so the
+    # results must be identical to scipy's, not just close
+    from scipy.ndimage import median_filter
+
+    from ml_utilities._native import core
+
+    kern = core.harmonic.f32 if dtype == np.float32 else core.harmonic.f64
+    rng = np.random.default_rng(5)
+    S = np.round(rng.random((1, 70, 90)) ** 3, 2).astype(dtype)  # many ties
+    S[0, :, 10:14] = 0.0
+    S[0, 5, 40] = np.inf
+    S[0, 60:62, 20] = np.inf
+    for size in (2, 3, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 101):
+        harm, perc = kern.median_filters(S, size, size)
+        np.testing.assert_array_equal(harm, median_filter(S, size=(1, 1, size), mode="reflect"))
+        np.testing.assert_array_equal(perc, median_filter(S, size=(1, size, 1), mode="reflect"))
+
+
 def test_effects_hpss_parity(clip_cache):
     y, _ = excerpt(clip_cache, TRUMPET, 4.0)
     h_ref, p_ref = librosa.effects.hpss(y)

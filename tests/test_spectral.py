@@ -57,6 +57,11 @@ def test_feature_options():
         ("spectral_rolloff", dict(roll_percent=0.5)),
         ("spectral_contrast", dict(fmin=100.0, n_bands=4, quantile=0.1)),
         ("spectral_contrast", dict(linear=True)),
+        # the native selection: q <= 16 eight frames at a time (q reaches 12 here), larger q
+        # per frame, and q past half the band (the two sets overlap)
+        ("spectral_contrast", dict(quantile=0.03)),
+        ("spectral_contrast", dict(quantile=0.2)),
+        ("spectral_contrast", dict(quantile=0.49, n_bands=3)),
     ]
     for name, kw in cases:
         expected = getattr(librosa.feature, name)(S=S, sr=22050, **kw)
@@ -68,6 +73,17 @@ def test_feature_options():
         rtol=1e-6,
     )
     np.testing.assert_allclose(audio.rms(S=S), librosa.feature.rms(S=S), rtol=1e-6)
+    # rms and energy from the signal: frames that are whole runs of hops (block sums) and not
+    for kw in (dict(), dict(frame_length=1000, hop_length=300), dict(center=False)):
+        np.testing.assert_allclose(audio.rms(y=y, **kw), librosa.feature.rms(y=y, **kw), rtol=1e-6)
+    # flatness over a spectrum spanning 1e-30 to 1e30 (the running product's renormalisation)
+    wide = np.abs(S) * np.logspace(-30, 30, S.shape[0])[:, None]
+    for power in (2.0, 1.0, 3.0):
+        np.testing.assert_allclose(
+            audio.spectral_flatness(S=wide, power=power),
+            librosa.feature.spectral_flatness(S=wide, power=power),
+            rtol=1e-6,
+        )
     for kw in (dict(frame_length=1024, hop_length=128), dict(center=False), dict(threshold=0.01),
                dict(zero_pos=False)):
         np.testing.assert_array_equal(

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "mlu/error.hpp"
 #include "mlu/thread_pool.hpp"
@@ -294,18 +297,80 @@ std::size_t reflect_index(std::ptrdiff_t j, std::size_t n) {
   return static_cast<std::size_t>(j);
 }
 
-// One step of a running median: `w` holds the window's `size` values sorted, followed by +inf
-// up to `cap` (a compile-time bound, so the counting loops vectorise fully); `old` leaves and
-// `add` enters. Returns false if `old` is not in the window (a NaN): the caller rebuilds.
+// Running median over a window of at most `Cap` values kept sorted in registers (Cap / lanes
+// vectors of 32 bytes, padded with +inf): out[i] is the (size // 2)-th smallest of
+// ext[i .. i + size - 1]. One step removes `old` and inserts `add` with selects alone: in a
+// sorted window every position's fate follows from comparing its own value and its neighbours'
+// with `old` and `add` (see below), so no step needs a position as a number, nothing depends on
+// a branch the audio decides, and nothing goes through memory. A NaN entering, or an `old` not
+// found (a NaN left behind), sorts the window again from scratch.
 template <typename T, std::size_t Cap>
-bool replace_sorted(T* w, std::size_t size, T old, T add) {
+[[gnu::always_inline]] inline void sliding_median_reg(const T* ext, std::size_t n,
+                                                      std::size_t size, T* out,
+                                                      std::vector<T>& scratch) {
+  using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  typedef T V __attribute__((vector_size(32)));
+  typedef I VI __attribute__((vector_size(32)));
+  constexpr std::size_t L = 32 / sizeof(T);
+  constexpr std::size_t K = Cap / L;
+  static_assert(K * L == Cap && K >= 1, "capacity: whole 32-byte vectors");
+  const T inf = std::numeric_limits<T>::infinity();
+  const V inf_v = V{} + inf, ninf_v = V{} - inf;
+  VI up_mask, down_mask;
+  for (std::size_t l = 0; l < L; ++l) {
+    up_mask[l] = static_cast<I>(l + 1);        // (a, b) -> a[1..L) b[0]
+    down_mask[l] = static_cast<I>(l + L - 1);  // (a, b) -> a[L-1] b[0..L-1)
+  }
+  const std::size_t rank = size / 2;
+  V win[K];
+  auto load_sorted = [&](const T* from) {
+    scratch.assign(Cap, inf);
+    std::copy(from, from + size, scratch.begin());
+    std::sort(scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(size));
+    for (std::size_t k = 0; k < K; ++k) std::memcpy(&win[k], scratch.data() + k * L, sizeof(V));
+  };
+  load_sorted(ext);
+  out[0] = win[rank / L][rank % L];
+  for (std::size_t i = 1; i < n; ++i) {
+    const T old = ext[i - 1], add = ext[i + size - 1];
+    const V old_v = V{} + old, add_v = V{} + add;
+    VI found = {};
+    for (std::size_t k = 0; k < K; ++k) found |= (win[k] == old_v);
+    bool present = false;
+    for (std::size_t l = 0; l < L; ++l) present |= found[l] != 0;
+    if (!present || add != add) {
+      load_sorted(ext + i);
+      out[i] = win[rank / L][rank % L];
+      continue;
+    }
+    // With w sorted, up[j] = w[j+1] and down[j] = w[j-1] (+inf / -inf past the ends):
+    //  add >= old: `old` leaves at the first w >= old, the values up to `add` move down one
+    //    place, `add` lands after them:  w < old ? w : up <= add ? up : w <= add ? add : w;
+    //  add < old: `add` lands after the values <= add, the values up to `old` move up one
+    //    place:                           w <= add ? w : down <= add ? add : down < old ? down : w.
+    const VI rising = VI{} + static_cast<I>(add >= old ? -1 : 0);
+    V next[K];
+    for (std::size_t k = 0; k < K; ++k) {
+      const V w = win[k];
+      const V up = __builtin_shuffle(w, k + 1 < K ? win[k + 1] : inf_v, up_mask);
+      const V down = __builtin_shuffle(k > 0 ? win[k - 1] : ninf_v, w, down_mask);
+      const V a = (w < old_v) ? w : (up <= add_v) ? up : (w <= add_v) ? add_v : w;
+      const V b = (w <= add_v) ? w : (down <= add_v) ? add_v : (down < old_v) ? down : w;
+      next[k] = rising ? a : b;
+    }
+    for (std::size_t k = 0; k < K; ++k) win[k] = next[k];
+    out[i] = win[rank / L][rank % L];
+  }
+}
+
+// The general case (windows longer than 64 values): shifts in place.
+template <typename T>
+bool replace_sorted_any(T* w, std::size_t size, T old, T add) {
   std::int32_t p = 0, q = 0;
-  const std::size_t cap = Cap == 0 ? size : Cap;
-  for (std::size_t j = 0; j < cap; ++j) {
+  for (std::size_t j = 0; j < size; ++j) {
     p += static_cast<std::int32_t>(w[j] < old);
     q += static_cast<std::int32_t>(w[j] <= add);
   }
-  q = std::min(q, static_cast<std::int32_t>(size));  // the +inf padding is not in the window
   if (p >= static_cast<std::int32_t>(size) || !(w[p] == old)) return false;
   if (q > p) {
     for (std::int32_t j = p; j < q - 1; ++j) w[j] = w[j + 1];
@@ -319,18 +384,19 @@ bool replace_sorted(T* w, std::size_t size, T old, T add) {
 
 // Running median of `size` values over a row of n values with reflected edges: out[i] is the
 // (size // 2)-th smallest of row[i - size//2 .. i - size//2 + size - 1].
-template <typename T, std::size_t Cap>
-void sliding_median_cap(const T* ext, std::size_t n, std::size_t size, T* out,
+// Running median of `size` values over a row of n values (already extended by its reflected
+// edges): out[i] is the (size // 2)-th smallest of ext[i .. i + size - 1]. For any window size.
+template <typename T>
+void sliding_median_any(const T* ext, std::size_t n, std::size_t size, T* out,
                         std::vector<T>& window) {
   const std::size_t rank = size / 2;
-  window.assign(std::max(Cap, size) + 1, std::numeric_limits<T>::infinity());
-  std::copy(ext, ext + size, window.begin());
-  std::sort(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(size));
+  window.assign(ext, ext + size);
   T* w = window.data();
+  std::sort(w, w + size);
   out[0] = w[rank];
   for (std::size_t i = 1; i < n; ++i) {
     const T old = ext[i - 1], add = ext[i + size - 1];
-    if (!(old == add) && !replace_sorted<T, Cap>(w, size, old, add)) {
+    if (!(old == add) && !replace_sorted_any(w, size, old, add)) {
       std::copy(ext + i, ext + i + size, w);
       std::sort(w, w + size);
     }
@@ -338,23 +404,61 @@ void sliding_median_cap(const T* ext, std::size_t n, std::size_t size, T* out,
   }
 }
 
+// The fixed-capacity running medians, compiled twice (AVX2 and the baseline) and chosen at
+// load time by the CPU (GCC's target_clones), like the FFT kernels: their loops are all
+// compares and selects over 16-64 values, twice as fast eight lanes at a time.
+#if defined(__GNUC__) && !defined(__clang__) && MLU_HAVE_X86
+#define MLU_MEDIAN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MLU_MEDIAN_CLONES
+#endif
+
+#define MLU_MEDIAN_KERNEL(T, CAP)                                                              \
+  MLU_MEDIAN_CLONES void sliding_median_##T##_##CAP(const T* ext, std::size_t n, std::size_t size, \
+                                                     T* out, std::vector<T>& scratch) {          \
+    sliding_median_reg<T, CAP>(ext, n, size, out, scratch);                                    \
+  }
+MLU_MEDIAN_KERNEL(float, 16)
+MLU_MEDIAN_KERNEL(float, 32)
+MLU_MEDIAN_KERNEL(float, 64)
+MLU_MEDIAN_KERNEL(double, 16)
+MLU_MEDIAN_KERNEL(double, 32)
+MLU_MEDIAN_KERNEL(double, 64)
+#undef MLU_MEDIAN_KERNEL
+
+// Running median of a row of n values, reflected at the edges: out[i] is the (size // 2)-th
+// smallest of row[i - size//2 .. i - size//2 + size - 1].
 template <typename T>
 void sliding_median(const T* row, std::size_t n, std::size_t size, T* out, std::vector<T>& ext,
-                    std::vector<T>& window) {
+                    std::vector<T>& scratch) {
   const std::size_t before = size / 2;
-  ext.resize(n + size - 1);
-  for (std::size_t j = 0; j < ext.size(); ++j) {
-    ext[j] =
-        row[reflect_index(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(before), n)];
-  }
+  const std::size_t len = n + size - 1;
+  ext.resize(len);
+  // reflected edges (a modulo each, so only where needed), a plain copy in between
+  auto reflected = [&](std::size_t j) {
+    return row[reflect_index(static_cast<std::ptrdiff_t>(j) - static_cast<std::ptrdiff_t>(before),
+                             n)];
+  };
+  const std::size_t inner_end = std::min(len, before + n);
+  for (std::size_t j = 0; j < std::min(before, len); ++j) ext[j] = reflected(j);
+  if (inner_end > before) std::copy(row, row + (inner_end - before), ext.begin() + before);
+  for (std::size_t j = std::max(inner_end, before); j < len; ++j) ext[j] = reflected(j);
+
+  constexpr bool single = std::is_same_v<T, float>;
+  const T* e = ext.data();
   if (size == 1) {
-    std::copy(ext.begin(), ext.begin() + static_cast<std::ptrdiff_t>(n), out);
+    std::copy(e, e + n, out);
+  } else if (size <= 16) {
+    if constexpr (single) sliding_median_float_16(e, n, size, out, scratch);
+    else sliding_median_double_16(e, n, size, out, scratch);
   } else if (size <= 32) {
-    sliding_median_cap<T, 32>(ext.data(), n, size, out, window);
+    if constexpr (single) sliding_median_float_32(e, n, size, out, scratch);
+    else sliding_median_double_32(e, n, size, out, scratch);
   } else if (size <= 64) {
-    sliding_median_cap<T, 64>(ext.data(), n, size, out, window);
+    if constexpr (single) sliding_median_float_64(e, n, size, out, scratch);
+    else sliding_median_double_64(e, n, size, out, scratch);
   } else {
-    sliding_median_cap<T, 0>(ext.data(), n, size, out, window);
+    sliding_median_any(e, n, size, out, scratch);
   }
 }
 
@@ -368,9 +472,9 @@ void median_filter_frames(const T* S, HarmonicView v, std::size_t size, T* out) 
   default_pool()->parallel_for(
       rows,
       [&](std::size_t r0, std::size_t r1) {
-        std::vector<T> ext, window;
+        std::vector<T> ext, scratch;
         for (std::size_t r = r0; r < r1; ++r) {
-          sliding_median(S + r * v.frames, v.frames, size, out + r * v.frames, ext, window);
+          sliding_median(S + r * v.frames, v.frames, size, out + r * v.frames, ext, scratch);
         }
       },
       8);
@@ -381,12 +485,12 @@ void median_filter_bins(const T* S, HarmonicView v, std::size_t size, T* out) {
   require(size >= 1, "median filter size must be positive");
   if (v.bins == 0) return;
   for_each_tile(v.channels, v.frames, kTile, [&](std::size_t c, std::size_t f0, std::size_t nf) {
-    std::vector<T> cols(nf * v.bins), res(nf * v.bins), ext, window;
+    std::vector<T> cols(nf * v.bins), res(nf * v.bins), ext, scratch;
     const T* base = S + c * v.bins * v.frames + f0;
     for (std::size_t k = 0; k < v.bins; ++k)
       for (std::size_t i = 0; i < nf; ++i) cols[i * v.bins + k] = base[k * v.frames + i];
     for (std::size_t i = 0; i < nf; ++i)
-      sliding_median(cols.data() + i * v.bins, v.bins, size, res.data() + i * v.bins, ext, window);
+      sliding_median(cols.data() + i * v.bins, v.bins, size, res.data() + i * v.bins, ext, scratch);
     T* o = out + c * v.bins * v.frames + f0;
     for (std::size_t k = 0; k < v.bins; ++k)
       for (std::size_t i = 0; i < nf; ++i) o[k * v.frames + i] = res[i * v.bins + k];

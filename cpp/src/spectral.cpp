@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "mlu/error.hpp"
 #include "mlu/thread_pool.hpp"
@@ -109,22 +112,49 @@ void spectral_rolloff(const T* S, SpectrogramView v, const double* freq, double 
 template <typename T>
 void spectral_flatness(const T* S, SpectrogramView v, double amin, double power, T* out) {
   require(amin > 0, "amin must be strictly positive");
+  // The geometric mean as a running product rather than a sum of logarithms: one multiply per
+  // value (vectorised across the tile's frames) and one log per frame. The product is brought
+  // back to [1, 2) every two rows, its binary exponent counted apart, so it can neither
+  // overflow nor underflow (two float32 values squared stay within double's range).
   for_each_tile(v.channels, v.frames, [&](std::size_t c, std::size_t f0, std::size_t nf) {
-    double logs[kTile] = {}, sums[kTile] = {};
+    double prod[kTile], sums[kTile] = {};
+    std::int64_t expo[kTile] = {};
+    std::fill(prod, prod + kTile, 1.0);
     const T* base = S + c * v.bins * v.frames + f0;
+    auto renormalise = [&] {
+      for (std::size_t i = 0; i < nf; ++i) {
+        std::uint64_t bits;
+        std::memcpy(&bits, &prod[i], sizeof bits);
+        expo[i] += static_cast<std::int64_t>((bits >> 52) & 0x7ff) - 1023;
+        bits = (bits & ~(std::uint64_t{0x7ff} << 52)) | (std::uint64_t{1023} << 52);
+        std::memcpy(&prod[i], &bits, sizeof bits);
+      }
+    };
     for (std::size_t k = 0; k < v.bins; ++k) {
       const T* row = base + k * v.frames;
-      for (std::size_t i = 0; i < nf; ++i) {
-        const double x = row[i];
-        const double s = std::max(amin, power == 2.0 ? x * x : std::pow(x, power));
-        logs[i] += std::log(s);
-        sums[i] += s;
+      if (power == 2.0) {
+        for (std::size_t i = 0; i < nf; ++i) {
+          const double x = row[i];
+          const double s = std::max(amin, x * x);
+          prod[i] *= s;
+          sums[i] += s;
+        }
+      } else {
+        for (std::size_t i = 0; i < nf; ++i) {
+          const double s = std::max(amin, std::pow(static_cast<double>(row[i]), power));
+          prod[i] *= s;
+          sums[i] += s;
+        }
       }
+      if (k % 2 == 1 || power > 2.0 || power < -2.0) renormalise();
     }
+    renormalise();
     T* o = out + c * v.frames + f0;
     const double nb = static_cast<double>(v.bins);
+    constexpr double kLn2 = 0.693147180559945309417232121458176568;
     for (std::size_t i = 0; i < nf; ++i) {
-      o[i] = static_cast<T>(std::exp(logs[i] / nb) / (sums[i] / nb));
+      const double log_sum = std::log(prod[i]) + static_cast<double>(expo[i]) * kLn2;
+      o[i] = static_cast<T>(std::exp(log_sum / nb) / (sums[i] / nb));
     }
   });
 }
@@ -134,18 +164,107 @@ void spectral_flux(const T* S, SpectrogramView v, T* out) {
   for_each_tile(v.channels, v.frames, [&](std::size_t c, std::size_t f0, std::size_t nf) {
     double acc[kTile] = {};
     const T* base = S + c * v.bins * v.frames + f0;
+    const std::size_t first = f0 == 0 ? 1 : 0;  // frame 0 has no predecessor: flux 0
     for (std::size_t k = 0; k < v.bins; ++k) {
       const T* row = base + k * v.frames;
-      for (std::size_t i = 0; i < nf; ++i) {
-        if (f0 + i == 0) continue;
+      for (std::size_t i = first; i < nf; ++i) {  // branch-free, so it vectorises
         const double d = static_cast<double>(row[i]) - static_cast<double>(row[i - 1]);
-        if (d > 0) acc[i] += d * d;
+        const double up = d > 0 ? d : 0.0;
+        acc[i] += up * up;
       }
     }
     T* o = out + c * v.frames + f0;
     for (std::size_t i = 0; i < nf; ++i) o[i] = static_cast<T>(std::sqrt(acc[i]));
   });
 }
+
+namespace {
+
+// The q smallest and the q largest values of one contrast band, for the 32 bytes' worth of
+// consecutive frames starting at `col` (one frame per lane; rows `stride` apart), by pushing
+// each bin's values through two sorted lists of q vectors (a min/max exchange per entry).
+// For q <= kContrastLanesQ; returns the sums (in double, ascending) per lane.
+constexpr std::size_t kContrastLanesQ = 16;
+
+template <typename T>
+[[gnu::always_inline]] inline void contrast_lanes_body(const T* col, std::size_t stride,
+                                                       std::size_t begin, std::size_t end,
+                                                       std::size_t q, double* lo_sum,
+                                                       double* hi_sum) {
+  typedef T V __attribute__((vector_size(32)));
+  constexpr std::size_t L = 32 / sizeof(T);
+  const T inf = std::numeric_limits<T>::infinity();
+  V lo[kContrastLanesQ], hi[kContrastLanesQ];
+  for (std::size_t j = 0; j < q; ++j) {
+    lo[j] = V{} + inf;
+    hi[j] = V{} - inf;
+  }
+  for (std::size_t k = begin; k < end; ++k) {
+    V v;
+    std::memcpy(&v, col + k * stride, sizeof v);
+    V w = v;
+    for (std::size_t j = 0; j < q; ++j) {  // lo ascending: lo[0] the smallest
+      const V m = v < lo[j] ? v : lo[j];
+      v = v < lo[j] ? lo[j] : v;
+      lo[j] = m;
+    }
+    for (std::size_t j = 0; j < q; ++j) {  // hi descending: hi[0] the largest
+      const V m = w > hi[j] ? w : hi[j];
+      w = w > hi[j] ? hi[j] : w;
+      hi[j] = m;
+    }
+  }
+  for (std::size_t l = 0; l < L; ++l) {
+    double a = 0, b = 0;
+    for (std::size_t j = 0; j < q; ++j) {
+      a += lo[j][l];
+      b += hi[q - 1 - j][l];
+    }
+    lo_sum[l] = a;
+    hi_sum[l] = b;
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && MLU_HAVE_X86
+#define MLU_SPECTRAL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MLU_SPECTRAL_CLONES
+#endif
+
+MLU_SPECTRAL_CLONES void contrast_lanes(const float* col, std::size_t stride, std::size_t begin,
+                                        std::size_t end, std::size_t q, double* lo_sum,
+                                        double* hi_sum) {
+  contrast_lanes_body<float>(col, stride, begin, end, q, lo_sum, hi_sum);
+}
+MLU_SPECTRAL_CLONES void contrast_lanes(const double* col, std::size_t stride, std::size_t begin,
+                                        std::size_t end, std::size_t q, double* lo_sum,
+                                        double* hi_sum) {
+  contrast_lanes_body<double>(col, stride, begin, end, q, lo_sum, hi_sum);
+}
+
+// The same for one frame, any q: copy the band, select (np.sort then mean, without the sort).
+template <typename T>
+void contrast_column(const T* col, std::size_t stride, std::size_t begin, std::size_t end,
+                     std::size_t q, std::vector<T>& buf, double& lo, double& hi) {
+  const std::size_t len = end - begin;
+  for (std::size_t k = 0; k < len; ++k) buf[k] = col[(begin + k) * stride];
+  auto first = buf.begin(), last = buf.begin() + static_cast<std::ptrdiff_t>(len);
+  if (2 * q <= len) {
+    // [0, q) the q smallest; then, within the rest, [len - q, len) the q largest
+    std::nth_element(first, first + static_cast<std::ptrdiff_t>(q - 1), last);
+    std::nth_element(first + static_cast<std::ptrdiff_t>(q), last - static_cast<std::ptrdiff_t>(q),
+                     last);
+  } else {
+    std::sort(first, last);  // the two sets overlap
+  }
+  lo = hi = 0;
+  for (std::size_t k = 0; k < q; ++k) {
+    lo += buf[k];
+    hi += buf[len - q + k];
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void spectral_contrast(const T* S, SpectrogramView v, const std::vector<ContrastBand>& bands,
@@ -156,24 +275,32 @@ void spectral_contrast(const T* S, SpectrogramView v, const std::vector<Contrast
             "contrast band quantile outside the band");
   }
   const std::size_t nb = bands.size();
-  default_pool()->parallel_for(v.channels * v.frames, [&](std::size_t j0, std::size_t j1) {
+  constexpr std::size_t L = 32 / sizeof(T);
+  for_each_tile(v.channels, v.frames, [&](std::size_t c, std::size_t f0, std::size_t nf) {
     std::vector<T> buf(v.bins);
-    for (std::size_t j = j0; j < j1; ++j) {
-      const std::size_t c = j / v.frames, t = j % v.frames;
-      const T* col = S + c * v.bins * v.frames + t;
-      for (std::size_t bi = 0; bi < nb; ++bi) {
-        const ContrastBand& b = bands[bi];
-        const std::size_t len = b.end - b.begin, q = b.quantile_bins;
-        for (std::size_t k = 0; k < len; ++k) buf[k] = col[(b.begin + k) * v.frames];
-        // The q smallest and the q largest values, each averaged (np.sort then mean).
-        std::sort(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(len));
-        double lo = 0, hi = 0;
-        for (std::size_t k = 0; k < q; ++k) {
-          lo += buf[k];
-          hi += buf[len - q + k];
+    const T* base = S + c * v.bins * v.frames;
+    for (std::size_t bi = 0; bi < nb; ++bi) {
+      const ContrastBand& b = bands[bi];
+      const std::size_t q = b.quantile_bins;
+      double* vo = valley + (c * nb + bi) * v.frames;
+      double* po = peak + (c * nb + bi) * v.frames;
+      std::size_t i = 0;
+      if (q <= kContrastLanesQ) {
+        // L frames at a time: row segments are contiguous, one frame per lane
+        double lo[L], hi[L];
+        for (; i + L <= nf; i += L) {
+          contrast_lanes(base + f0 + i, v.frames, b.begin, b.end, q, lo, hi);
+          for (std::size_t l = 0; l < L; ++l) {
+            vo[f0 + i + l] = lo[l] / static_cast<double>(q);
+            po[f0 + i + l] = hi[l] / static_cast<double>(q);
+          }
         }
-        valley[(c * nb + bi) * v.frames + t] = lo / static_cast<double>(q);
-        peak[(c * nb + bi) * v.frames + t] = hi / static_cast<double>(q);
+      }
+      for (; i < nf; ++i) {
+        double lo, hi;
+        contrast_column(base + f0 + i, v.frames, b.begin, b.end, q, buf, lo, hi);
+        vo[f0 + i] = lo / static_cast<double>(q);
+        po[f0 + i] = hi / static_cast<double>(q);
       }
     }
   });
@@ -232,25 +359,73 @@ void zero_crossing_rate(const T* y, FramingView f, double threshold, bool zero_p
   });
 }
 
+namespace {
+
+// Sum of squares of x[lo, hi) in double, four independent accumulators (so the adds pipeline).
+template <typename T>
+double sum_squares(const T* x, std::int64_t lo, std::int64_t hi) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  std::int64_t s = lo;
+  for (; s + 4 <= hi; s += 4) {
+    const double v0 = x[s], v1 = x[s + 1], v2 = x[s + 2], v3 = x[s + 3];
+    a0 += v0 * v0;
+    a1 += v1 * v1;
+    a2 += v2 * v2;
+    a3 += v3 * v3;
+  }
+  for (; s < hi; ++s) a0 += static_cast<double>(x[s]) * x[s];
+  return (a0 + a1) + (a2 + a3);
+}
+
+}  // namespace
+
 template <typename T>
 void frame_rms_energy(const T* y, FramingView f, T* rms, T* energy) {
   const std::size_t frames = f.frames();
   const std::int64_t pad = f.center ? static_cast<std::int64_t>(f.frame_length / 2) : 0;
   const std::int64_t n = static_cast<std::int64_t>(f.n);
+  auto store = [&](std::size_t at, double sum) {
+    if (rms) {
+      rms[at] = static_cast<T>(std::sqrt(static_cast<T>(sum / static_cast<double>(f.frame_length))));
+    }
+    if (energy) energy[at] = static_cast<T>(sum);
+  };
+  if (f.frame_length % f.hop == 0) {
+    // Frames are whole runs of hop-long blocks: square and sum every sample once per block,
+    // then add m = frame_length / hop block sums per frame (no running difference, so no
+    // cancellation after loud passages).
+    const std::size_t m = f.frame_length / f.hop;
+    const std::size_t blocks = frames + m - 1;
+    std::vector<double> sums(f.channels * blocks);
+    default_pool()->parallel_for(f.channels * blocks, [&](std::size_t j0, std::size_t j1) {
+      for (std::size_t j = j0; j < j1; ++j) {
+        const std::size_t c = j / blocks, b = j % blocks;
+        const std::int64_t start = static_cast<std::int64_t>(b * f.hop) - pad;
+        const std::int64_t lo = std::max<std::int64_t>(start, 0);
+        const std::int64_t hi =
+            std::min<std::int64_t>(start + static_cast<std::int64_t>(f.hop), n);
+        sums[j] = lo < hi ? sum_squares(y + c * f.n, lo, hi) : 0.0;
+      }
+    });
+    default_pool()->parallel_for(f.channels * frames, [&](std::size_t j0, std::size_t j1) {
+      for (std::size_t j = j0; j < j1; ++j) {
+        const std::size_t c = j / frames, t = j % frames;
+        const double* run = sums.data() + c * blocks + t;
+        double sum = 0;
+        for (std::size_t k = 0; k < m; ++k) sum += run[k];
+        store(j, sum);
+      }
+    });
+    return;
+  }
   default_pool()->parallel_for(f.channels * frames, [&](std::size_t j0, std::size_t j1) {
     for (std::size_t j = j0; j < j1; ++j) {
       const std::size_t c = j / frames, t = j % frames;
-      const T* x = y + c * f.n;
       const std::int64_t start = static_cast<std::int64_t>(t * f.hop) - pad;
       const std::int64_t lo = std::max<std::int64_t>(start, 0);
-      const std::int64_t hi = std::min<std::int64_t>(start + static_cast<std::int64_t>(f.frame_length), n);
-      double sum = 0;
-      for (std::int64_t s = lo; s < hi; ++s) {
-        const double v = x[s];
-        sum += v * v;
-      }
-      if (rms) rms[c * frames + t] = static_cast<T>(std::sqrt(static_cast<T>(sum / static_cast<double>(f.frame_length))));
-      if (energy) energy[c * frames + t] = static_cast<T>(sum);
+      const std::int64_t hi =
+          std::min<std::int64_t>(start + static_cast<std::int64_t>(f.frame_length), n);
+      store(j, lo < hi ? sum_squares(y + c * f.n, lo, hi) : 0.0);
     }
   });
 }

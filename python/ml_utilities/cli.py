@@ -2,9 +2,13 @@
 
 ``ml-utilities info``
     Versions, the compiled core's build information and the settings, as a table or ``--json``.
-``ml-utilities features [FILE ...]``
+``ml-utilities features [FILE|DIR ...]``
     Mel spectrogram, MFCC and deltas of each file (or, with no file, of a synthetic 30 s clip),
-    one summary line per file; ``--out`` saves them to an ``.npz``, ``--plot`` draws a PNG.
+    one summary line per file; ``--out X.npz`` saves the arrays. ``--out X.parquet`` extracts
+    every group of FeatureExtractor over the whole catalog in parallel and writes one summary row
+    per track (resumable: tracks already in the file are skipped; a file that fails is reported
+    and the rest go on). ``--plot`` draws the groups (spectrogram, chromagram, MFCC, onset
+    envelope with beats) into a PNG.
 ``ml-utilities bench``
     Times librosa and ml_utilities in the same run and prints their ratios (needs librosa).
 
@@ -206,6 +210,41 @@ def extract_features(
     return {"mel": mel, "mfcc": mfcc, "mfcc_delta": d1, "mfcc_delta2": d2}
 
 
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """The files named on the command line, folders expanded to their audio files (sorted)."""
+    from ml_utilities.features.catalog import find_audio_files
+
+    paths: list[str] = []
+    for name in args.files:
+        if Path(name).is_dir():
+            found = find_audio_files(name)
+            if not found:
+                raise CommandError(f"{name}: no audio files in this folder")
+            paths.extend(str(p) for p in found)
+        else:
+            paths.append(name)
+    return paths
+
+
+def _load_or_fail(path: str, sr: int) -> tuple[np.ndarray, int]:
+    """``audio.load(path, sr, mono=True)``, or a one-line CommandError naming the file."""
+    from ml_utilities.audio import load
+
+    with warnings.catch_warnings():
+        # librosa's audioread fallback warns about itself; a CLI reports errors only.
+        warnings.simplefilter("ignore")
+        try:
+            return load(path, sr=sr, mono=True)
+        except Exception as exc:
+            logger.debug("cannot load %s", path, exc_info=True)
+            message = _describe(exc)
+            _clear_tracebacks(exc)
+        # audioread leaves its file open when it fails, held by the traceback: free it
+        # here, while its ResourceWarning is still ignored.
+        gc.collect()
+    raise CommandError(f"{path}: {message}")
+
+
 def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     """(label, stem, loader) for each input; the synthetic clip when there is none."""
     if not args.files:
@@ -217,37 +256,27 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[[], 
             lambda: (synthetic_clip(30.0, args.sr), args.sr),
         )
         return
-    from ml_utilities.audio import load
-
     stems: set[str] = set()
-    for name in args.files:
+    for name in _input_paths(args):
         stem = Path(name).stem or "audio"
         unique, i = stem, 2
         while unique in stems:
             unique, i = f"{stem}-{i}", i + 1
         stems.add(unique)
-
-        def loader(path: str = name) -> Any:
-            with warnings.catch_warnings():
-                # librosa's audioread fallback warns about itself; a CLI reports errors only.
-                warnings.simplefilter("ignore")
-                try:
-                    return load(path, sr=args.sr, mono=True)
-                except Exception as exc:
-                    logger.debug("cannot load %s", path, exc_info=True)
-                    message = _describe(exc)
-                    _clear_tracebacks(exc)
-                # audioread leaves its file open when it fails, held by the traceback: free it
-                # here, while its ResourceWarning is still ignored.
-                gc.collect()
-            raise CommandError(f"{path}: {message}")
-
-        yield name, unique, loader
+        yield name, unique, lambda path=name: _load_or_fail(path, args.sr)
 
 
 def _check_plotting() -> None:
     if importlib.util.find_spec("matplotlib") is None:
         raise CommandError("--plot needs matplotlib: pip install 'ml_utilities[plot]'")
+
+
+def _feature_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {"mfcc": {"n_mfcc": args.n_mfcc, "n_mels": args.n_mels}}
+
+
+def _is_parquet(path: Path | None) -> bool:
+    return path is not None and path.suffix.lower() in (".parquet", ".pq")
 
 
 def cmd_features(args: argparse.Namespace) -> int:
@@ -257,8 +286,13 @@ def cmd_features(args: argparse.Namespace) -> int:
     for output in (args.out, args.plot):
         if output is not None and not output.parent.is_dir():
             raise CommandError(f"cannot write {output}: folder {output.parent} does not exist")
+    if args.out is not None and not _is_parquet(args.out) and args.out.suffix.lower() != ".npz":
+        raise CommandError(f"--out {args.out}: expected a .npz or a .parquet file", code=2)
+    if _is_parquet(args.out):
+        return _features_catalog(args)
 
     results: list[tuple[str, str, float, dict[str, np.ndarray]]] = []
+    plotted: list[tuple[str, np.ndarray, float]] = []
     for label, stem, loader in _sources(args):
         try:
             start = time.perf_counter()
@@ -279,6 +313,8 @@ def cmd_features(args: argparse.Namespace) -> int:
             f"features {1e3 * (done - loaded):.1f} ms"
         )
         results.append((label, stem, float(sr), features))
+        if args.plot is not None and len(plotted) < args.plot_max:
+            plotted.append((label, y, float(sr)))
 
     if args.out is not None:
         arrays: dict[str, np.ndarray] = {}
@@ -290,50 +326,160 @@ def cmd_features(args: argparse.Namespace) -> int:
             np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
         print(f"wrote {args.out} ({len(arrays)} arrays)")
     if args.plot is not None:
-        plot_features(results, args.plot)
-        print(f"wrote {args.plot}")
+        _plot_inputs(args, plotted, total=len(results))
     return 0
 
 
-def plot_features(
-    results: Sequence[tuple[str, str, float, dict[str, np.ndarray]]], path: Path
+def _features_catalog(args: argparse.Namespace) -> int:
+    """Every FeatureExtractor group over the inputs, one summary row per track, to Parquet."""
+    if importlib.util.find_spec("pyarrow") is None:
+        raise CommandError("--out .parquet needs pyarrow: pip install 'ml_utilities[catalog]'")
+    from ml_utilities.features.catalog import extract_catalog
+
+    paths = _input_paths(args)
+    if not paths:
+        raise CommandError("--out .parquet extracts a catalog: name audio files or folders", 2)
+    before = 0
+    if args.out.is_file() and args.resume:
+        from ml_utilities.features.summary import TrackFeatures
+
+        try:
+            before = len(TrackFeatures.read_parquet(args.out).ids)
+        except Exception as exc:
+            raise CommandError(f"{args.out}: cannot resume from it: {_describe(exc)}") from exc
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # per-file failures are collected and reported below
+        try:
+            table = extract_catalog(
+                paths,
+                sample_rate=args.sr,
+                feature_config=_feature_config(args),
+                out=args.out,
+                resume=args.resume,
+                progress=args.progress,
+            )
+        except CommandError:
+            raise
+        except Exception as exc:
+            logger.debug("catalog extraction failed", exc_info=True)
+            raise CommandError(f"{args.out}: {_describe(exc)}") from exc
+        gc.collect()
+    elapsed = time.perf_counter() - start
+    extracted = len(table.ids) - before
+    print(
+        f"wrote {args.out}: {len(table.ids)} tracks x {len(table.columns)} columns "
+        f"({extracted} extracted in {elapsed:.1f} s, {before} already there, "
+        f"{len(table.errors)} failed)"
+    )
+    for key, message in sorted(table.errors.items()):
+        print(f"{PROG}: failed: {key}: {' '.join(message.split())}", file=sys.stderr)
+    if args.plot is not None:
+        plotted = []
+        for path in [p for p in paths if p not in table.errors][: args.plot_max]:
+            y, sr = _load_or_fail(path, args.sr)
+            plotted.append((path, y, float(sr)))
+        _plot_inputs(args, plotted, total=len(paths) - len(table.errors))
+    return 1 if table.errors else 0
+
+
+def _plot_inputs(
+    args: argparse.Namespace, plotted: Sequence[tuple[str, np.ndarray, float]], total: int
 ) -> None:
-    """Draw one row per input (mel spectrogram in dB, MFCC) into a PNG, with matplotlib's Agg
-    canvas (no display, no global pyplot state)."""
+    from ml_utilities.features import FeatureExtractor
+
+    extractor = FeatureExtractor(_feature_config(args))
+    rows = [
+        (label, y, sr, extractor.extract_comprehensive_features_sync(y, sr))
+        for label, y, sr in plotted
+    ]
+    plot_features(rows, args.plot)
+    more = f" (the first {len(rows)} of {total} inputs)" if total > len(rows) else ""
+    print(f"wrote {args.plot}{more}")
+
+
+def plot_features(
+    rows: Sequence[tuple[str, np.ndarray, float, dict[str, dict[str, Any]]]],
+    path: Path,
+    *,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+) -> None:
+    """Draw the feature groups of each input into a PNG: one row per input with its
+    spectrogram (dB, log frequency), chromagram, MFCC and onset envelope with the tracked
+    beats. Uses matplotlib's Agg canvas (no display, no global pyplot state).
+
+    ``rows`` holds ``(label, y, sr, features)`` with ``features`` the dictionary of
+    :meth:`FeatureExtractor.extract_comprehensive_features_sync` for ``y``.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ml_utilities.audio import hz_to_mel, mel_frequencies, mel_to_hz, power_to_db
+    from ml_utilities import audio
 
-    hop_length = 512
-    fig = Figure(figsize=(12, 3.4 * len(results)), layout="constrained")
+    fig = Figure(figsize=(22, 3.4 * max(len(rows), 1)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(results), 2, squeeze=False)
-    for (label, _, sr, features), (ax_mel, ax_mfcc) in zip(results, axes, strict=True):
-        mel, mfcc = features["mel"], features["mfcc"]
+    axes = fig.subplots(max(len(rows), 1), 4, squeeze=False)
+    for (label, y, sr, features), (ax_s, ax_c, ax_m, ax_o) in zip(rows, axes, strict=False):
         name = Path(label).name
-        times = np.arange(mel.shape[-1] + 1) * hop_length / sr
-        peak = float(mel.max()) if mel.size else 1.0
-        mel_db = power_to_db(mel, ref=peak if peak > 0 else 1.0)
-        # Cell edges evenly spaced in mel, drawn on a mel-scaled frequency axis in Hz.
-        edges = mel_frequencies(mel.shape[0] + 1, fmin=0.0, fmax=sr / 2)
-        mesh = ax_mel.pcolormesh(times, edges, mel_db, cmap="magma", shading="flat")
-        ax_mel.set_yscale(
-            "function",
-            functions=(lambda f: hz_to_mel(np.asarray(f, dtype=float)), lambda m: mel_to_hz(m)),
-        )
-        ticks = [t for t in (0, 250, 500, 1000, 2000, 4000, 8000, 16000) if t <= sr / 2]
-        ax_mel.set_yticks(ticks, [f"{t:g}" for t in ticks])
-        ax_mel.set_ylim(0, sr / 2)
-        ax_mel.set(title=f"{name}: mel spectrogram", xlabel="Time (s)", ylabel="Frequency (Hz)")
-        fig.colorbar(mesh, ax=ax_mel, format="%+2.0f dB")
+        S = np.abs(audio.stft(y, n_fft=n_fft, hop_length=hop_length))
+        s_db = audio.amplitude_to_db(S, ref=float(S.max()) if S.size and S.max() > 0 else 1.0)
+        times = np.arange(S.shape[-1] + 1) * hop_length / sr
+        freqs = np.arange(S.shape[0] + 1) * sr / n_fft
+        mesh = ax_s.pcolormesh(times, freqs, s_db, cmap="magma", shading="flat")
+        ax_s.set_yscale("symlog", linthresh=256.0, linscale=0.5)
+        ax_s.set_ylim(0, sr / 2)
+        ax_s.set(title=f"{name}: spectrogram", xlabel="Time (s)", ylabel="Frequency (Hz)")
+        fig.colorbar(mesh, ax=ax_s, format="%+2.0f dB")
 
-        coefficients = np.arange(mfcc.shape[0] + 1)
-        mesh = ax_mfcc.pcolormesh(times, coefficients, mfcc, cmap="coolwarm", shading="flat")
-        ax_mfcc.set(title=f"{name}: MFCC", xlabel="Time (s)", ylabel="Coefficient")
-        fig.colorbar(mesh, ax=ax_mfcc)
+        chroma = features["harmonic"]["chroma"]
+        mesh = ax_c.pcolormesh(
+            np.arange(chroma.shape[-1] + 1) * hop_length / sr,
+            np.arange(chroma.shape[0] + 1),
+            chroma,
+            cmap="viridis",
+            shading="flat",
+            vmin=0.0,
+            vmax=1.0,
+        )
+        if chroma.shape[0] == 12:
+            notes = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+            ax_c.set_yticks(np.arange(12) + 0.5, notes)
+        ax_c.set(title="chromagram", xlabel="Time (s)", ylabel="Pitch class")
+        fig.colorbar(mesh, ax=ax_c)
+
+        mfcc = features["timbre"]["mfcc"]
+        mesh = ax_m.pcolormesh(
+            np.arange(mfcc.shape[-1] + 1) * hop_length / sr,
+            np.arange(mfcc.shape[0] + 1),
+            mfcc,
+            cmap="coolwarm",
+            shading="flat",
+        )
+        ax_m.set(title="MFCC", xlabel="Time (s)", ylabel="Coefficient")
+        fig.colorbar(mesh, ax=ax_m)
+
+        envelope = audio.onset_strength(y=y, sr=sr, hop_length=hop_length)
+        env_times = np.arange(envelope.shape[-1]) * hop_length / sr
+        ax_o.plot(env_times, envelope, color="tab:blue", linewidth=0.8, label="onset strength")
+        beats = features["rhythm"]["beats"]
+        if beats is not None and len(beats):
+            ax_o.vlines(
+                np.asarray(beats) * hop_length / sr,
+                0,
+                float(envelope.max()) if envelope.size else 1.0,
+                color="tab:red",
+                alpha=0.6,
+                linestyle="--",
+                label="beats",
+            )
+        tempo = features["rhythm"]["tempo"]
+        title = "onset envelope" + (f", {tempo:.1f} BPM" if tempo else "")
+        ax_o.set(title=title, xlabel="Time (s)", ylabel="Strength")
+        ax_o.set_xlim(0, max(float(env_times[-1]) if env_times.size else 0.0, 1e-3))
+        ax_o.legend(loc="upper right", fontsize="small")
     with _atomic_output(path) as handle:
-        fig.savefig(handle, format="png", dpi=100)
+        fig.savefig(handle, format="png", dpi=90)
 
 
 # -- bench -----------------------------------------------------------------------------------
@@ -406,16 +552,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     features = commands.add_parser(
         "features",
-        help="mel spectrogram, MFCC and deltas of audio files",
-        description="Mel spectrogram, MFCC and deltas of each FILE (mono, resampled to --sr). "
-        "With no FILE, of a synthetic 30 s test clip.",
+        help="audio features of files and folders (arrays, a Parquet catalog, plots)",
+        description="Mel spectrogram, MFCC and deltas of each FILE (mono, resampled to --sr); "
+        "folders are searched for audio files. With no FILE, of a synthetic 30 s test clip. "
+        "With --out X.parquet, every feature group of FeatureExtractor over the whole catalog, "
+        "in parallel, one summary row per track, resumable.",
     )
-    features.add_argument("files", nargs="*", metavar="FILE", help="audio files to analyse")
+    features.add_argument("files", nargs="*", metavar="FILE|DIR", help="audio files or folders")
     features.add_argument("--sr", type=_positive_int, default=22050, help="sampling rate (Hz)")
     features.add_argument("--n-mfcc", type=_positive_int, default=13, help="MFCC coefficients")
     features.add_argument("--n-mels", type=_positive_int, default=128, help="mel bands")
-    features.add_argument("--out", type=Path, metavar="OUT.npz", help="save arrays to an .npz")
-    features.add_argument("--plot", type=Path, metavar="OUT.png", help="draw a PNG")
+    features.add_argument(
+        "--out",
+        type=Path,
+        metavar="OUT",
+        help="OUT.npz: save the arrays; OUT.parquet: one row of summary features per track",
+    )
+    features.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="with .parquet, extract every track again instead of skipping those already there",
+    )
+    progress = features.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="a progress bar"
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    features.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="draw spectrogram, chromagram, MFCC and onset envelope with beats of each input",
+    )
+    features.add_argument(
+        "--plot-max", type=_positive_int, default=8, metavar="N", help="inputs drawn (default 8)"
+    )
     features.set_defaults(run=cmd_features)
 
     bench = commands.add_parser(

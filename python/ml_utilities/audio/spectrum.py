@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,26 @@ __all__ = [
 
 # np.pad modes librosa.stft refuses for centring.
 _UNSUPPORTED_PAD = ("wrap", "maximum", "mean", "median", "minimum")
+
+
+
+# Set (per thread / task) by callers that knowingly analyse signals shorter than n_fft, such as
+# the low octaves of a CQT on a short clip: the warning librosa gives there is then noise.
+# A context variable rather than warnings.catch_warnings, which is not thread-safe.
+_QUIET_SHORT_SIGNALS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "mlu_quiet_short_signals", default=False
+)
+
+
+@contextlib.contextmanager
+def quiet_short_signals() -> Iterator[None]:
+    """Within this block (in this thread or task only), do not warn that ``n_fft`` is larger
+    than a centred signal."""
+    token = _QUIET_SHORT_SIGNALS.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_SHORT_SIGNALS.reset(token)
 
 
 def _dtype_r2c(dtype: np.dtype) -> np.dtype:
@@ -111,7 +133,7 @@ def _frame_setup(
     if center:
         if isinstance(pad_mode, str) and pad_mode in _UNSUPPORTED_PAD:
             raise ParameterError(f"pad_mode='{pad_mode}' is not supported by librosa.stft")
-        if n_fft > n:
+        if n_fft > n and not _QUIET_SHORT_SIGNALS.get():
             warnings.warn(
                 f"n_fft={n_fft} is too large for input signal of length={n}", stacklevel=3
             )

@@ -27,7 +27,9 @@ def find_audio_files(folder: str | os.PathLike[str]) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ParameterError(f"{folder} is not a folder")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+    )
 
 
 def _items(catalog: Any) -> list[tuple[str, Any]]:
@@ -49,6 +51,20 @@ def _items(catalog: Any) -> list[tuple[str, Any]]:
         else:
             items.append((str(i), entry))
     return items
+
+
+def _error_text(err: BaseException) -> str:
+    """``Type: message`` of ``err``; when its own message is empty (audioread's ``EOFError()``),
+    the first non-empty message down its chain of causes (soundfile's reason, say)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        if text:
+            return f"{type(err).__name__}: {text}"
+        current = current.__cause__ or current.__context__
+    return f"{type(err).__name__} (no message)"
 
 
 def _progress(total: int, enabled: bool | None) -> Any:
@@ -137,8 +153,8 @@ def extract_catalog(
                     raise ParameterError(f"{key}: features differ from the other tracks' columns")
                 results[key] = vector
             except Exception as err:  # one bad file must not stop a catalog
-                errors[key] = f"{type(err).__name__}: {err}"
-                logger.warning("feature extraction failed for %s: %s", key, errors[key])
+                errors[key] = _error_text(err)
+                logger.info("feature extraction failed for %s: %s", key, errors[key])
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -148,9 +164,14 @@ def extract_catalog(
     ids = (done.ids if done is not None else []) + order
     columns = columns or []
     new_values = np.stack([results[k] for k in order]) if order else np.zeros((0, len(columns)))
-    values = np.concatenate([done.values, new_values]) if done is not None and len(done.ids) else new_values
-    table = TrackFeatures(ids=ids, columns=columns, values=values.reshape(len(ids), len(columns)),
-                          errors=errors)
+    values = (
+        np.concatenate([done.values, new_values])
+        if done is not None and len(done.ids)
+        else new_values
+    )
+    table = TrackFeatures(
+        ids=ids, columns=columns, values=values.reshape(len(ids), len(columns)), errors=errors
+    )
     if out is not None:
         table.to_parquet(out)
     return table

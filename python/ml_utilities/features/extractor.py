@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-import warnings
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,15 @@ __all__ = ["FeatureExtractor"]
 
 logger = logging.getLogger(__name__)
 
-PERCEPTUAL_FEATURES = ("chroma_cqt", "chroma_stft", "tonnetz", "mfcc", "spectral_contrast",
-                       "mel_spectrogram", "onset_strength")
+PERCEPTUAL_FEATURES = (
+    "chroma_cqt",
+    "chroma_stft",
+    "tonnetz",
+    "mfcc",
+    "spectral_contrast",
+    "mel_spectrogram",
+    "onset_strength",
+)
 
 
 def _as_mono(audio_data: Any) -> np.ndarray:
@@ -37,12 +45,18 @@ def _as_mono(audio_data: Any) -> np.ndarray:
 
 
 def _check_rate(sample_rate: Any) -> float:
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) or not sample_rate > 0:
+    if (
+        isinstance(sample_rate, bool)
+        or not isinstance(sample_rate, (int, float, np.integer, np.floating))
+        or not sample_rate > 0
+    ):
         raise ParameterError(f"sample_rate={sample_rate!r} must be a positive number")
     return float(sample_rate)
 
 
-def _shared_pass(y: np.ndarray, sr: float, cfg: dict[str, dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+def _shared_pass(
+    y: np.ndarray, sr: float, cfg: dict[str, dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray]:
     """One native STFT pass: the magnitude spectrogram and the mel power spectrogram."""
     from ..audio import _plans
     from ..audio.spectrum import _frame_setup
@@ -50,27 +64,57 @@ def _shared_pass(y: np.ndarray, sr: float, cfg: dict[str, dict[str, Any]]) -> tu
     st, mf = cfg["stft"], cfg["mfcc"]
     dtype = np.dtype(np.float64) if y.dtype == np.float64 else np.dtype(np.float32)
     plan, signal, centre, head, tail, _ = _frame_setup(
-        y, n_fft=st["n_fft"], hop_length=st["hop_length"], win_length=None,
-        window=st["window"], center=st["center"], pad_mode="constant", compute_dtype=dtype,
+        y,
+        n_fft=st["n_fft"],
+        hop_length=st["hop_length"],
+        win_length=None,
+        window=st["window"],
+        center=st["center"],
+        pad_mode="constant",
+        compute_dtype=dtype,
     )
     _, bank = _plans.mel_bank(
-        sr, st["n_fft"], {"n_mels": mf["n_mels"], "fmin": mf["fmin"], "fmax": mf["fmax"],
-                          "dtype": dtype},
+        sr,
+        st["n_fft"],
+        {"n_mels": mf["n_mels"], "fmin": mf["fmin"], "fmax": mf["fmax"], "dtype": dtype},
     )
     frames = plan.n_frames(signal.shape[-1], centre)
     S = np.empty((1, plan.n_bins, frames), dtype=dtype)
     mel = np.empty((1, mf["n_mels"], frames), dtype=dtype)
-    plan.execute(signal, centre, head, tail, spectrum=S, spectrum_power=1.0, mel=mel,
-                 mel_bank=bank, mel_power=2.0)
+    plan.execute(
+        signal,
+        centre,
+        head,
+        tail,
+        spectrum=S,
+        spectrum_power=1.0,
+        mel=mel,
+        mel_bank=bank,
+        mel_power=2.0,
+    )
     return S[0], mel[0]
+
+
+_SIDE_POOL: ThreadPoolExecutor | None = None
+_SIDE_LOCK = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    """A small shared pool for the work one extraction overlaps with its own (the CQT)."""
+    global _SIDE_POOL
+    with _SIDE_LOCK:
+        if _SIDE_POOL is None:
+            _SIDE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlu-features")
+        return _SIDE_POOL
 
 
 def _quiet(fn: Any, **kwargs: Any) -> Any:
     """Call a CQT-based feature without its "n_fft is too large" warnings: on short clips the
     low octaves' windows are longer than the (downsampled) signal, as in librosa, and the
     extractor's caller asked for the feature regardless."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large", category=UserWarning)
+    from ..audio.spectrum import quiet_short_signals
+
+    with quiet_short_signals():  # thread-safe, unlike warnings.catch_warnings
         return fn(**kwargs)
 
 
@@ -109,7 +153,9 @@ class FeatureExtractor:
     ['harmonic', 'rhythm', 'spectral', 'temporal', 'timbre']
     """
 
-    def __init__(self, feature_config: dict[str, Any] | None = None, max_workers: int | None = None):
+    def __init__(
+        self, feature_config: dict[str, Any] | None = None, max_workers: int | None = None
+    ):
         self.feature_config = feature_config
         self.max_workers = max_workers
 
@@ -164,8 +210,12 @@ class FeatureExtractor:
         mf = cfg["mfcc"]
         mfcc = _dct(mel_db, mf["n_mfcc"], 2, "ortho", mf["lifter"])
         mfcc_delta, mfcc_delta2 = _deltas(mfcc, mf["delta_width"])
-        timbre = {"mfcc": mfcc, "mfcc_delta": mfcc_delta, "mfcc_delta2": mfcc_delta2,
-                  "mel_spectrogram": mel}
+        timbre = {
+            "mfcc": mfcc,
+            "mfcc_delta": mfcc_delta,
+            "mfcc_delta2": mfcc_delta2,
+            "mel_spectrogram": mel,
+        }
 
         # temporal
         tp = cfg["temporal"]
@@ -173,16 +223,22 @@ class FeatureExtractor:
         t_hop = tp.get("hop_length", hop)
         temporal: dict[str, Any] = {"zcr": None, "energy": None, "rms": None}
         if "zcr" in wanted_t:
-            temporal["zcr"] = audio.zero_crossing_rate(y, frame_length=tp["frame_length"], hop_length=t_hop)
+            temporal["zcr"] = audio.zero_crossing_rate(
+                y, frame_length=tp["frame_length"], hop_length=t_hop
+            )
         if "rms" in wanted_t:
             temporal["rms"] = audio.rms(y=y, frame_length=tp["frame_length"], hop_length=t_hop)
         if "energy" in wanted_t:
-            temporal["energy"] = audio.frame_energy(y, frame_length=tp["frame_length"], hop_length=t_hop)
+            temporal["energy"] = audio.frame_energy(
+                y, frame_length=tp["frame_length"], hop_length=t_hop
+            )
 
         # spectral: all from the shared magnitude spectrogram
         sp = cfg["spectral"]
         wanted_s = list(sp["features"])
-        spectral: dict[str, Any] = {name: None for name in ("centroid", "bandwidth", "rolloff", "flux")}
+        spectral: dict[str, Any] = {
+            name: None for name in ("centroid", "bandwidth", "rolloff", "flux")
+        }
         centroid = None
         for name in wanted_s:
             if name == "centroid" or (name == "bandwidth" and centroid is None):
@@ -191,10 +247,13 @@ class FeatureExtractor:
                     spectral["centroid"] = centroid
                     continue
             if name == "bandwidth":
-                spectral["bandwidth"] = audio.spectral_bandwidth(S=S, sr=sr, n_fft=n_fft, centroid=centroid)
+                spectral["bandwidth"] = audio.spectral_bandwidth(
+                    S=S, sr=sr, n_fft=n_fft, centroid=centroid
+                )
             elif name == "rolloff":
-                spectral["rolloff"] = audio.spectral_rolloff(S=S, sr=sr, n_fft=n_fft,
-                                                             roll_percent=sp["roll_percent"])
+                spectral["rolloff"] = audio.spectral_rolloff(
+                    S=S, sr=sr, n_fft=n_fft, roll_percent=sp["roll_percent"]
+                )
             elif name == "flux":
                 spectral["flux"] = audio.spectral_flux(S=S)
             elif name == "contrast":
@@ -202,8 +261,21 @@ class FeatureExtractor:
             elif name == "flatness":
                 spectral["flatness"] = audio.spectral_flatness(S=S)
 
-        # harmonic
+        # harmonic: tonnetz (the CQT, partly sequential) runs on a second thread while HPSS
+        # and the chroma run here
         ch, hm = cfg["chroma"], cfg["harmonic"]
+        tonnetz_job = None
+        if hm["tonnetz"]:
+            tonnetz_kwargs: dict[str, Any] = {}
+            if n_fft == 2048 and hop == n_fft // 4 and st["window"] == "hann" and st["center"]:
+                # chroma_cqt estimates its tuning (36 bins per octave) with piptrack on exactly
+                # this magnitude spectrogram: estimate it once, here
+                tonnetz_kwargs["tuning"] = audio.estimate_tuning(
+                    S=S, sr=sr, n_fft=n_fft, bins_per_octave=36
+                )
+            tonnetz_job = _side_pool().submit(
+                _quiet, audio.tonnetz, y=y, sr=sr, hop_length=hop, **tonnetz_kwargs
+            )
         power = S.astype(np.float64) ** 2 if S.dtype == np.float64 else np.square(S)
         harmonicity = None
         H = None
@@ -212,9 +284,15 @@ class FeatureExtractor:
             if hm["harmonicity"]:
                 total = float(H.sum(dtype=np.float64) + P.sum(dtype=np.float64))
                 harmonicity = float(H.sum(dtype=np.float64) / total) if total > 0 else 0.0
-        chroma = audio.chroma_stft(S=H if ch["harmonic"] else power, sr=sr, n_fft=n_fft,
-                                   hop_length=hop, tuning=ch["tuning"], n_chroma=ch["n_chroma"])
-        tonnetz = _quiet(audio.tonnetz, y=y, sr=sr, hop_length=hop) if hm["tonnetz"] else None
+        chroma = audio.chroma_stft(
+            S=H if ch["harmonic"] else power,
+            sr=sr,
+            n_fft=n_fft,
+            hop_length=hop,
+            tuning=ch["tuning"],
+            n_chroma=ch["n_chroma"],
+        )
+        tonnetz = tonnetz_job.result() if tonnetz_job is not None else None
         harmonic = {"chroma": chroma, "tonnetz": tonnetz, "harmonicity": harmonicity}
 
         # rhythm: onsets from the shared log-mel spectrogram
@@ -232,10 +310,18 @@ class FeatureExtractor:
             if rh["beat_tracking"]:
                 rhythm["beats"] = np.asarray(beats)
 
-        logger.debug("extracted features of %d samples in %.1f ms", y.size,
-                     (time.perf_counter() - started) * 1e3)
-        return {"temporal": temporal, "spectral": spectral, "harmonic": harmonic,
-                "rhythm": rhythm, "timbre": timbre}
+        logger.debug(
+            "extracted features of %d samples in %.1f ms",
+            y.size,
+            (time.perf_counter() - started) * 1e3,
+        )
+        return {
+            "temporal": temporal,
+            "spectral": spectral,
+            "harmonic": harmonic,
+            "rhythm": rhythm,
+            "timbre": timbre,
+        }
 
     async def extract_comprehensive_features(
         self,
@@ -277,7 +363,9 @@ class FeatureExtractor:
         names = list(features)
         unknown = [f for f in names if f not in PERCEPTUAL_FEATURES]
         if unknown:
-            raise ParameterError(f"unknown perceptual feature(s) {unknown}; expected some of {list(PERCEPTUAL_FEATURES)}")
+            raise ParameterError(
+                f"unknown perceptual feature(s) {unknown}; expected some of {list(PERCEPTUAL_FEATURES)}"
+            )
         sr = _check_rate(sample_rate)
         out = []
         for _, clip in _iter_clips(audio_database):
@@ -335,7 +423,10 @@ class FeatureExtractor:
         from .catalog import extract_catalog
 
         return extract_catalog(
-            music_catalog, extractor=self, sample_rate=sample_rate, feature_config=feature_config,
+            music_catalog,
+            extractor=self,
+            sample_rate=sample_rate,
+            feature_config=feature_config,
             progress=False,
         )
 
