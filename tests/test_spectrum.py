@@ -183,3 +183,19 @@ def test_spectrogram_is_abs_stft_to_the_power(power):
     assert relative_error(actual, expected) <= 1e-5
     with pytest.raises(ParameterError, match="power=0"):
         spectrogram(y, power=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_to_db_over_the_whole_range(dtype):
+    # the native log (a series, eight values at a time, for float32) against numpy's log10:
+    # amin, tiny, huge, the largest finite value, infinity, and odd lengths for the tail
+    rng = np.random.default_rng(11)
+    for n in (1, 7, 8, 9, 1000, 4099):
+        S = (10.0 ** rng.uniform(-12, 38, n)).astype(dtype)
+        S[: min(n, 4)] = np.array([1e-10, 0.0, np.finfo(np.float32).max, np.inf])[: min(n, 4)]
+        actual = power_to_db(S, top_db=None)
+        expected = 10.0 * np.log10(np.maximum(1e-10, S.astype(np.float64)))
+        finite = np.isfinite(expected)
+        assert actual.dtype == dtype
+        np.testing.assert_array_equal(np.isinf(actual), ~finite)
+        np.testing.assert_allclose(actual[finite], expected[finite], rtol=2e-7, atol=1e-5)
