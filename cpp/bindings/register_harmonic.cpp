@@ -119,6 +119,16 @@ void bind_typed(py::module_& m) {
           }
           return out;
         });
+  m.def("softmask_sum", [](py::array S, py::array X, py::array X_ref, double margin, double power,
+                           bool split_zeros) {
+    const T* s;
+    auto v = spec_view<T>(S, s, "S");
+    const T* x = checked_data<T>(X, shape_of(v), "X", false);
+    const T* xr = checked_data<T>(X_ref, shape_of(v), "X_ref", false);
+    py::gil_scoped_release release;
+    return softmask_weighted_sum<T>(s, x, xr, v.channels * v.bins * v.frames, margin, power,
+                                    split_zeros);
+  });
   m.def("sparse_product", [](py::array indptr, py::array indices, py::array values, py::array D) {
     require(D.ndim() == 3, "D must be (channels, bins, frames), got " + shape_str(D));
     const auto* d =

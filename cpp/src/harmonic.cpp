@@ -497,36 +497,69 @@ void median_filter_bins(const T* S, HarmonicView v, std::size_t size, T* out) {
   });
 }
 
+namespace {
+
+// One element of librosa.util.softmask(x, xr * m, power, split_zeros).
+template <typename T>
+inline T softmask_value(T x, T xr_scaled, double power, T p, T fill) {
+  const T tiny = std::numeric_limits<T>::min();
+  const T z = std::max(x, xr_scaled);
+  if (z < tiny) return fill;
+  T a = x / z, b = xr_scaled / z;
+  if (power == 2.0) {
+    a = a * a;
+    b = b * b;
+  } else if (power != 1.0) {
+    a = std::pow(a, p);
+    b = std::pow(b, p);
+  }
+  return a / (a + b);
+}
+
+}  // namespace
+
 template <typename T>
 void softmask(const T* X, const T* X_ref, std::size_t count, double margin, double power,
               bool split_zeros, T* out) {
   require(power > 0 && std::isfinite(power), "power must be strictly positive");
   const T m = static_cast<T>(margin);
   const T p = static_cast<T>(power);
-  const T tiny = std::numeric_limits<T>::min();
   const T fill = split_zeros ? T(0.5) : T(0);
   default_pool()->parallel_for(
       count,
       [&](std::size_t i0, std::size_t i1) {
         for (std::size_t i = i0; i < i1; ++i) {
-          const T x = X[i], xr = X_ref[i] * m;
-          const T z = std::max(x, xr);
-          if (z < tiny) {
-            out[i] = fill;
-            continue;
-          }
-          T a = x / z, b = xr / z;
-          if (power == 2.0) {
-            a = a * a;
-            b = b * b;
-          } else if (power != 1.0) {
-            a = std::pow(a, p);
-            b = std::pow(b, p);
-          }
-          out[i] = a / (a + b);
+          out[i] = softmask_value(X[i], X_ref[i] * m, power, p, fill);
         }
       },
       4096);
+}
+
+template <typename T>
+double softmask_weighted_sum(const T* S, const T* X, const T* X_ref, std::size_t count,
+                             double margin, double power, bool split_zeros) {
+  require(power > 0 && std::isfinite(power), "power must be strictly positive");
+  const T m = static_cast<T>(margin);
+  const T p = static_cast<T>(power);
+  const T fill = split_zeros ? T(0.5) : T(0);
+  // fixed chunks, summed in order: the same total whatever the thread count
+  constexpr std::size_t kChunk = 1 << 15;
+  const std::size_t chunks = (count + kChunk - 1) / kChunk;
+  std::vector<double> partial(chunks, 0.0);
+  default_pool()->parallel_for(chunks, [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t c = c0; c < c1; ++c) {
+      const std::size_t end = std::min(count, (c + 1) * kChunk);
+      double acc = 0;
+      for (std::size_t i = c * kChunk; i < end; ++i) {
+        const T mask = softmask_value(X[i], X_ref[i] * m, power, p, fill);
+        acc += static_cast<double>(S[i] * mask);
+      }
+      partial[c] = acc;
+    }
+  });
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
 }
 
 template <typename T>
@@ -567,6 +600,8 @@ void sparse_complex_product(const std::size_t* indptr, const std::size_t* indice
   template void median_filter_frames<T>(const T*, HarmonicView, std::size_t, T*);              \
   template void median_filter_bins<T>(const T*, HarmonicView, std::size_t, T*);                \
   template void softmask<T>(const T*, const T*, std::size_t, double, double, bool, T*);        \
+  template double softmask_weighted_sum<T>(const T*, const T*, const T*, std::size_t, double,  \
+                                           double, bool);                                        \
   template void sparse_complex_product<T>(                                                     \
       const std::size_t*, const std::size_t*, const std::complex<T>*, std::size_t,             \
       const std::complex<T>*, std::size_t, std::size_t, std::size_t, std::complex<T>*);

@@ -62,6 +62,12 @@ template <typename T>
 void softmask(const T* X, const T* X_ref, std::size_t count, double margin, double power,
               bool split_zeros, T* out);
 
+// sum(S * softmask(X, X_ref * margin, power, split_zeros)) in double, without forming the
+// mask: the energy HPSS assigns to X's side (harmonicity). Same preconditions as softmask.
+template <typename T>
+double softmask_weighted_sum(const T* S, const T* X, const T* X_ref, std::size_t count,
+                             double margin, double power, bool split_zeros);
+
 // One channel's sparse filter product: out (rows, frames) = B (rows, n_bins) @ D (n_bins, frames)
 // with B in CSR form (indptr rows + 1, indices, values) and D complex, row-major.
 template <typename T>

@@ -604,6 +604,29 @@ def hpss(
         S, phase = _magphase(S)
     else:
         phase = 1
+    S, flat, kern, harm, perc, margins, split_zeros = _hpss_references(
+        S, kernel_size, power, margin
+    )
+    margin_harm, margin_perc = margins
+    if np.isfinite(power):
+        mask_harm = kern.softmask(harm, perc, float(margin_harm), float(power), split_zeros)
+        mask_perc = kern.softmask(perc, harm, float(margin_perc), float(power), split_zeros)
+    else:
+        mask_harm = harm > perc * margin_harm
+        mask_perc = perc > harm * margin_perc
+    mask_harm = mask_harm.reshape(S.shape)
+    mask_perc = mask_perc.reshape(S.shape)
+    if mask:
+        return mask_harm, mask_perc
+    return (S * mask_harm) * phase, (S * mask_perc) * phase
+
+
+def _hpss_references(
+    S: np.ndarray, kernel_size: Any, power: float, margin: Any
+) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray, np.ndarray, tuple[float, float], bool]:
+    """HPSS's checks and its two median-filtered references of the real spectrogram ``S``:
+    (S as float, S flat as (channels, d, t), kernels, harmonic ref, percussive ref, margins,
+    split_zeros)."""
     win_harm, win_perc = _pair(kernel_size)
     margin_harm, margin_perc = _pair(margin)
     if margin_harm < 1 or margin_perc < 1:
@@ -619,23 +642,13 @@ def hpss(
         S = S.astype(np.float32 if not np.issubdtype(S.dtype, np.floating) else np.float64)
     if not np.isfinite(S).all():
         raise ParameterError("Input must be finite")
-    flat, lead = _flat(S)
+    flat, _ = _flat(S)
+    if np.isfinite(power) and np.any(flat < 0):
+        raise ParameterError("X and X_ref must be non-negative")
     kern = _kernels(flat.dtype)
     harm, perc = kern.median_filters(flat, int(win_harm), int(win_perc))
     split_zeros = margin_harm == 1 and margin_perc == 1
-    if np.isfinite(power):
-        if np.any(flat < 0):
-            raise ParameterError("X and X_ref must be non-negative")
-        mask_harm = kern.softmask(harm, perc, float(margin_harm), float(power), split_zeros)
-        mask_perc = kern.softmask(perc, harm, float(margin_perc), float(power), split_zeros)
-    else:
-        mask_harm = harm > perc * margin_harm
-        mask_perc = perc > harm * margin_perc
-    mask_harm = mask_harm.reshape(S.shape)
-    mask_perc = mask_perc.reshape(S.shape)
-    if mask:
-        return mask_harm, mask_perc
-    return (S * mask_harm) * phase, (S * mask_perc) * phase
+    return S, flat, kern, harm, perc, (float(margin_harm), float(margin_perc)), split_zeros
 
 
 def _istft(
@@ -814,11 +827,15 @@ def harmonicity(
     P = np.asarray(P)
     if np.iscomplexobj(P):
         raise ParameterError("harmonicity needs a power spectrogram, not a complex STFT")
-    H, _ = hpss(P, kernel_size=kernel_size, power=2.0, margin=margin)
+    # sum(H) without forming H: the harmonic soft mask applied and summed in one native pass
+    P, flat, kern, harm, perc, (margin_harm, _), split_zeros = _hpss_references(
+        P, kernel_size, 2.0, margin
+    )
     total = float(np.sum(P, dtype=np.float64))
     if total <= 0:
         return 0.0
-    return float(np.sum(H, dtype=np.float64) / total)
+    harmonic = kern.softmask_sum(flat, harm, perc, margin_harm, 2.0, split_zeros)
+    return float(harmonic / total)
 
 
 # ------------------------------------------------------------------------------ CQT

@@ -279,11 +279,14 @@ class FeatureExtractor:
         power = S.astype(np.float64) ** 2 if S.dtype == np.float64 else np.square(S)
         harmonicity = None
         H = None
-        if ch["harmonic"] or hm["harmonicity"]:
-            H, P = audio.hpss(power)
+        if ch["harmonic"]:
+            H, _ = audio.hpss(power)
             if hm["harmonicity"]:
-                total = float(H.sum(dtype=np.float64) + P.sum(dtype=np.float64))
+                total = float(power.sum(dtype=np.float64))
                 harmonicity = float(H.sum(dtype=np.float64) / total) if total > 0 else 0.0
+        elif hm["harmonicity"]:
+            # the harmonic energy in one native pass, without forming H (audio.harmonicity)
+            harmonicity = audio.harmonicity(S=power)
         chroma = audio.chroma_stft(
             S=H if ch["harmonic"] else power,
             sr=sr,
