@@ -18,4 +18,6 @@ PYBIND11_MODULE(_core, m, pybind11::mod_gil_not_used()) {
   mlu::bindings::register_rhythm(rhythm);
   auto harmonic = m.def_submodule("harmonic", "Tuning, chroma, CQT, HPSS");
   mlu::bindings::register_harmonic(harmonic);
+  auto serving = m.def_submodule("serving", "Dynamic batcher of the prediction service");
+  mlu::bindings::register_batcher(serving);
 }

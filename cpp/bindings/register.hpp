@@ -12,5 +12,6 @@ void register_filters(pybind11::module_& m);   // _core.filters: windows, mel, D
 void register_features(pybind11::module_& m);  // _core.features: spectral and temporal features
 void register_rhythm(pybind11::module_& m);    // _core.rhythm: onsets, tempo, beats
 void register_harmonic(pybind11::module_& m);  // _core.harmonic: tuning, chroma, CQT, HPSS
+void register_batcher(pybind11::module_& m);   // _core.serving: the dynamic batcher
 
 }  // namespace mlu::bindings

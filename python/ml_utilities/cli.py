@@ -11,6 +11,9 @@
     envelope with beats) into a PNG.
 ``ml-utilities bench``
     Times librosa and ml_utilities in the same run and prints their ratios (needs librosa).
+``ml-utilities serve``
+    The PredictionService over HTTP (``/v1/models/{name}:predict``, ``/health``, ``/ready``,
+    ``/metrics``) under uvicorn; needs the ``[serving]`` extra.
 
 Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written (one
 line on stderr, no traceback; ``-v`` adds it), 2 for bad arguments or configuration.
@@ -601,6 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="OUT", help="save the results as JSON")
     bench.add_argument("--clip", type=Path, metavar="PATH", help="audio to benchmark on")
     bench.set_defaults(run=cmd_bench)
+
+    from ml_utilities.serving.cli import add_serve_command
+
+    add_serve_command(commands)
     return parser
 
 

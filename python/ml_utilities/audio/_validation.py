@@ -40,3 +40,36 @@ def pad_center(data: np.ndarray, *, size: int, axis: int = -1) -> np.ndarray:
     lengths = [(0, 0)] * data.ndim
     lengths[axis] = (lpad, int(size - n - lpad))
     return np.pad(data, lengths, mode="constant")
+
+
+def tiny(x: Any) -> Any:
+    """librosa.util.tiny: the smallest normal number of x's float type (float32 otherwise)."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating):
+        dtype = x.dtype
+    else:
+        dtype = np.dtype(np.float32)
+    return np.finfo(dtype).tiny
+
+
+def normalize(S: np.ndarray, norm: Any, axis: int = -2) -> np.ndarray:
+    """librosa.util.normalize(S, norm=norm, axis=axis) with threshold=tiny(S) and fill=None."""
+    if norm is None:
+        return S
+    if not np.all(np.isfinite(S)):
+        raise ParameterError("Input must be finite")
+    mag = np.abs(S).astype(float)
+    if norm == np.inf:
+        length = np.max(mag, axis=axis, keepdims=True)
+    elif norm == -np.inf:
+        length = np.min(mag, axis=axis, keepdims=True)
+    elif norm == 0:
+        length = np.sum(mag > 0, axis=axis, keepdims=True, dtype=mag.dtype)
+    elif np.issubdtype(type(norm), np.number) and norm > 0:
+        length = np.sum(mag**norm, axis=axis, keepdims=True) ** (1.0 / norm)
+    else:
+        raise ParameterError(f"Unsupported norm: {repr(norm)}")
+    length[length < tiny(S)] = 1.0
+    out = np.empty_like(S)
+    out[:] = S / length
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._native import core
 from ..exceptions import ParameterError
-from ._validation import is_positive_int, valid_audio
+from ._validation import is_positive_int, normalize, valid_audio
 from .spectrum import _spectrogram
 
 __all__ = [
@@ -58,32 +58,6 @@ def _flat(S: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     lead = S.shape[:-2]
     channels = int(np.prod(lead, dtype=np.int64))
     return np.ascontiguousarray(S.reshape(channels, S.shape[-2], S.shape[-1])), lead
-
-
-def _normalize(S: np.ndarray, norm: Any, axis: int = -2) -> np.ndarray:
-    """librosa.util.normalize(S, norm=norm, axis=axis) with threshold=None, fill=None."""
-    if norm is None:
-        return S
-    if not np.all(np.isfinite(S)):
-        raise ParameterError("Input must be finite")
-    threshold = (
-        np.finfo(S.dtype).tiny if np.issubdtype(S.dtype, np.inexact) else np.finfo(np.float32).tiny
-    )
-    mag = np.abs(S).astype(float)
-    if norm == np.inf:
-        length = np.max(mag, axis=axis, keepdims=True)
-    elif norm == -np.inf:
-        length = np.min(mag, axis=axis, keepdims=True)
-    elif norm == 0:
-        length = np.sum(mag > 0, axis=axis, keepdims=True, dtype=mag.dtype)
-    elif np.issubdtype(type(norm), np.number) and norm > 0:
-        length = np.sum(mag**norm, axis=axis, keepdims=True) ** (1.0 / norm)
-    else:
-        raise ParameterError(f"Unsupported norm: {repr(norm)}")
-    length[length < threshold] = 1.0
-    out = np.empty_like(S)
-    out[:] = S / length
-    return out
 
 
 def _native_norm(norm: Any) -> float | None:
@@ -440,7 +414,7 @@ def _apply_bank(
         out = _kernels(dtype).apply_bank(flat, W, thr, native)
         return out.reshape(*lead, W.shape[0], flat.shape[-1])
     raw = _kernels(dtype).apply_bank(flat, W, thr, 0.0).reshape(*lead, W.shape[0], flat.shape[-1])
-    return _normalize(raw, norm, axis=-2)
+    return normalize(raw, norm, axis=-2)
 
 
 def chroma_stft(
@@ -963,7 +937,7 @@ def _octave_basis(
         angles = np.arange(-ilen // 2, ilen // 2, dtype=float) * 2 * np.pi * freq / sr
         sig = np.cos(angles) + 1j * np.sin(angles)
         sig *= np.asarray(get_window(window, len(sig), fftbins=True))
-        filters.append(_normalize(sig, norm, axis=-1))
+        filters.append(normalize(sig, norm, axis=-1))
     n_fft = int(2.0 ** (np.ceil(np.log2(max(lengths)))))
     basis = np.zeros((len(filters), n_fft), dtype=np.complex64)
     for i, filt in enumerate(filters):
@@ -1377,6 +1351,6 @@ def tonnetz(
     R = np.array([1, 1, 1, 1, 0.5, 0.5])
     phi = R[:, np.newaxis] * np.cos(np.pi * V)
     ton: np.ndarray = np.einsum(
-        "pc,...ci->...pi", phi, _normalize(chroma, 1, axis=-2), optimize=True
+        "pc,...ci->...pi", phi, normalize(chroma, 1, axis=-2), optimize=True
     )
     return ton

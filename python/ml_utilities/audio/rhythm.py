@@ -16,6 +16,7 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from . import _plans
+from ._validation import normalize, tiny
 
 __all__ = [
     "beat_track",
@@ -51,16 +52,6 @@ def _check_envelope(onset_envelope: np.ndarray) -> None:
         raise ParameterError(
             f"onset_envelope must have at least one frame, got shape {onset_envelope.shape}"
         )
-
-
-def _tiny(x: Any) -> Any:
-    """librosa.util.tiny: the smallest normal number of x's float type (float32 otherwise)."""
-    x = np.asarray(x)
-    if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating):
-        dtype = x.dtype
-    else:
-        dtype = np.dtype(np.float32)
-    return np.finfo(dtype).tiny
 
 
 def _expand_to(x: np.ndarray, *, ndim: int, axes: Any) -> np.ndarray:
@@ -598,7 +589,7 @@ def onset_detect(
     _check_envelope(onset_envelope)
     if normalize:
         onset_envelope = onset_envelope - np.min(onset_envelope, keepdims=True, axis=-1)
-        onset_envelope /= np.max(onset_envelope, keepdims=True, axis=-1) + _tiny(onset_envelope)
+        onset_envelope /= np.max(onset_envelope, keepdims=True, axis=-1) + tiny(onset_envelope)
 
     onsets: np.ndarray
     if not onset_envelope.any() or not np.all(np.isfinite(onset_envelope)):
@@ -665,28 +656,6 @@ def tempo_frequencies(n_bins: int, *, hop_length: int = 512, sr: float = 22050) 
     bin_frequencies[0] = np.inf
     bin_frequencies[1:] = 60.0 * sr / (hop_length * np.arange(1.0, n_bins))
     return bin_frequencies
-
-
-def _normalize(S: np.ndarray, norm: Any, axis: int) -> np.ndarray:
-    """librosa.util.normalize(S, norm=norm, axis=axis) with threshold=tiny and fill=None."""
-    threshold = _tiny(S)
-    mag = np.abs(S).astype(float)
-    if norm is None:
-        return S
-    if norm == np.inf:
-        length = np.max(mag, axis=axis, keepdims=True)
-    elif norm == -np.inf:
-        length = np.min(mag, axis=axis, keepdims=True)
-    elif norm == 0:
-        length = np.sum(mag > 0, axis=axis, keepdims=True, dtype=mag.dtype)
-    elif np.issubdtype(type(norm), np.number) and norm > 0:
-        length = np.sum(mag**norm, axis=axis, keepdims=True) ** (1.0 / norm)
-    else:
-        raise ParameterError(f"Unsupported norm: {repr(norm)}")
-    length[length < threshold] = 1.0
-    Snorm = np.empty_like(S)
-    Snorm[:] = S / length
-    return Snorm
 
 
 def _tempogram_frames(
@@ -782,7 +751,7 @@ def tempogram(
     _rhythm().tempogram(rows, n_frames, ac_window, bool(native_norm), out)
     result = out.reshape(*lead, int(win_length), n_frames)
     if not native_norm:
-        result = _normalize(result, norm, axis=-2)
+        result = normalize(result, norm, axis=-2)
     return result
 
 
@@ -1030,7 +999,7 @@ def _beat_tracker(
     frames_per_beat = np.round(frame_rate * 60.0 / bpm)
     # __normalize_onsets, in numpy as librosa.
     norm = onset_envelope.std(ddof=1, axis=-1, keepdims=True)
-    onsets = onset_envelope / (norm + _tiny(onset_envelope))
+    onsets = onset_envelope / (norm + tiny(onset_envelope))
     # The numba kernels run in the common type of the envelope and frames_per_beat.
     dtype = (
         np.float32

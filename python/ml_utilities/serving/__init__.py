@@ -1,0 +1,53 @@
+"""Serving: the specification's PredictionService, its native dynamic batcher, caches,
+explanations, conformal intervals, Prometheus metrics and the HTTP app.
+
+``import ml_utilities.serving`` stays light: the service, the frameworks, FastAPI and Redis
+are imported when first used.
+
+Examples
+--------
+>>> from ml_utilities.serving import PredictionService
+>>> service = PredictionService()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    BatcherClosedError,
+    BatchError,
+    ModelInputError,
+    Overloaded,
+    RequestTimeoutError,
+    ServingError,
+)
+
+__all__ = [
+    "BatchError",
+    "BatcherClosedError",
+    "DynamicBatcher",
+    "ModelInputError",
+    "Overloaded",
+    "PredictionService",
+    "RequestTimeoutError",
+    "ServiceConfig",
+    "ServingError",
+    "SplitConformal",
+    "create_app",
+]
+
+_LAZY = {
+    "DynamicBatcher": "batching",
+    "PredictionService": "service",
+    "ServiceConfig": "service",
+    "SplitConformal": "conformal",
+    "create_app": "app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,201 @@
+"""Where a served model runs: its framework on CPU or CUDA, or ONNX Runtime (CPU, CUDA, TensorRT).
+
+:func:`select_backend` returns the function the service calls with ``(rows, n_features)``
+float32 batches, and says honestly where it runs. Nothing is silent: whenever the configuration
+asked for something this machine cannot do (``gpu_enabled`` without a CUDA device, TensorRT
+without its provider), the model runs on what is there, the reason is logged once at load time
+and every response's ``metadata["fallback"]`` carries it.
+
+========================== ============================== =========================================
+``model_optimization``      GPU present and enabled        otherwise
+========================== ============================== =========================================
+None / ``"none"``           PyTorch on CUDA; XGBoost with   the framework's own predict on the CPU
+                            ``device="cuda"``; others CPU
+``"fp16"``                  PyTorch in float16 on CUDA      as None (float32)
+``"onnxruntime"``           ONNX Runtime, CUDA provider     ONNX Runtime, CPU provider
+``"tensorrt"``              ONNX Runtime, TensorRT provider ONNX Runtime on CUDA, else CPU
+                            (when TensorRT is installed)
+========================== ============================== =========================================
+
+An ONNX export is checked against the framework's own predictions on the model's held-out rows
+(max absolute difference 1e-4); an export that fails or disagrees is not served: the model
+runs natively, with the reason in ``fallback``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["select_backend"]
+
+logger = logging.getLogger(__name__)
+
+Backend = tuple[Callable[[np.ndarray], np.ndarray], str, str, "str | None"]
+
+
+def _gpu() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return False, "torch is not installed, so CUDA cannot be probed"
+    if torch.cuda.is_available():
+        return True, ""
+    return False, "no CUDA device is visible to torch"
+
+
+def select_backend(handle: Any, optimization: str | None, gpu_enabled: bool) -> Backend:
+    """``(predict_raw, backend, device, fallback)`` for a loaded :class:`ModelHandle`.
+
+    ``predict_raw(x)`` takes ``(rows, n_features)`` float32 and returns ``(rows, n_classes)``
+    probabilities or ``(rows,)`` values.
+    """
+    notes: list[str] = []
+    has_gpu, why = _gpu() if gpu_enabled else (False, "")
+    if gpu_enabled and not has_gpu:
+        notes.append(f"gpu_enabled=True but {why}: running on the CPU")
+    if optimization in ("onnxruntime", "tensorrt"):
+        fn, backend, device, note = _onnx(handle, optimization, has_gpu)
+        if note:
+            notes.append(note)
+        if fn is not None:
+            return fn, backend, device, _join(notes)
+    fn, backend, device, note = _native(handle, optimization, has_gpu)
+    if note:
+        notes.append(note)
+    fallback = _join(notes)
+    if fallback:
+        logger.warning("%s v%s: %s", handle.name, handle.version, fallback)
+    return fn, backend, device, fallback
+
+
+def _join(notes: list[str]) -> str | None:
+    return "; ".join(notes) if notes else None
+
+
+def _native(handle: Any, optimization: str | None, has_gpu: bool) -> Backend:
+    adapter = handle.adapter
+    shape = tuple(adapter.input_shape)
+    framework = handle.framework
+    note = None
+    if framework == "pytorch":
+        return _torch(adapter, shape, optimization, has_gpu)
+    if optimization == "fp16":
+        note = f"model_optimization='fp16' applies to PyTorch models only ({framework}: float32)"
+    if framework == "xgboost":
+        booster = adapter.model.get_booster()
+        # one thread: serving batches are small, and idle OpenMP threads spinning on a few
+        # cores take CPU from the event loop and the batcher
+        booster.set_param({"nthread": 1})
+        device = "cpu"
+        if has_gpu:
+            booster.set_param({"device": "cuda"})
+            device = "cuda"
+        classification = adapter.task == "classification"
+
+        def xgb_predict(x: np.ndarray) -> np.ndarray:
+            out = np.asarray(booster.inplace_predict(x), dtype=np.float32)
+            if classification and out.ndim == 1:  # binary:logistic gives P(class 1)
+                out = np.stack([1.0 - out, out], axis=1)
+            return out
+
+        return xgb_predict, "xgboost", device, note
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return adapter.predict_raw(x.reshape((len(x), *shape)))
+
+    return predict, framework, "cpu", note
+
+
+def _torch(
+    adapter: Any, shape: tuple[int, ...], optimization: str | None, has_gpu: bool
+) -> Backend:
+    import torch
+
+    device = "cuda" if has_gpu else "cpu"
+    net = adapter.net.to(device).eval()
+    adapter.device = device
+    dtype = torch.float32
+    note = None
+    if optimization == "fp16":
+        if has_gpu:
+            net = net.half()
+            dtype = torch.float16
+        else:
+            note = "model_optimization='fp16' needs CUDA: running in float32 on the CPU"
+    classification = adapter.task == "classification"
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            xb = torch.from_numpy(x.reshape((len(x), *shape))).to(device=device, dtype=dtype)
+            out = adapter.forward(net, xb).float()
+            if classification:
+                out = torch.softmax(out, dim=1)
+            res = out.cpu().numpy()
+        return res if classification else res.reshape(-1)
+
+    backend = "torch-fp16" if dtype == torch.float16 else "torch"
+    return predict, backend, device, note
+
+
+def _onnx(
+    handle: Any, optimization: str, has_gpu: bool
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, str, str, str | None]:
+    try:
+        import onnxruntime as ort
+
+        from ..models.adapters.onnx import make_session
+        from ..models.deploy import tensorrt_status
+    except ImportError as err:
+        return None, "", "", f"model_optimization={optimization!r} needs onnxruntime ({err})"
+    available = ort.get_available_providers()
+    note = None
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if optimization == "tensorrt":
+        ok, missing = tensorrt_status()
+        if ok:
+            providers = ["TensorrtExecutionProvider", "CUDAExecutionProvider", *providers]
+        else:
+            note = f"model_optimization='tensorrt' is not available here (missing {missing})"
+    if (
+        has_gpu
+        and "CUDAExecutionProvider" in available
+        and "CUDAExecutionProvider" not in providers
+    ):
+        providers = ["CUDAExecutionProvider", *providers]
+    adapter = handle.adapter
+    shape = tuple(adapter.input_shape)
+    try:
+        sample = (
+            np.asarray(handle.holdout[0][:8], np.float32)
+            if handle.holdout is not None
+            else np.zeros((2, *shape), np.float32)
+        )
+        export = adapter.to_onnx(sample)
+        session = make_session(export.model.SerializeToString(), providers, threads=1)
+    except Exception as err:  # noqa: BLE001 - any exporter failure falls back, with its reason
+        reason = f"ONNX export failed ({type(err).__name__}: {err}): running natively"
+        return None, "", "", _join([n for n in (note, reason) if n])
+    used = session.get_providers()[0]
+    classification = adapter.task == "classification"
+    input_name, output = export.input_name, export.score_output
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        xi = x if export.flatten else x.reshape((len(x), *shape))
+        (out,) = session.run([output], {input_name: xi})
+        out = np.asarray(out, dtype=np.float32)
+        return out if classification else out.reshape(-1)
+
+    if handle.holdout is not None:
+        check = np.asarray(handle.holdout[0], np.float32).reshape(len(handle.holdout[0]), -1)
+        ref = np.asarray(adapter.predict_raw(check.reshape((len(check), *shape))), np.float32)
+        diff = float(np.max(np.abs(predict(check).reshape(ref.shape) - ref)))
+        if diff > 1e-4:
+            reason = f"the ONNX export differs from the model by {diff:.3g}: running natively"
+            return None, "", "", _join([n for n in (note, reason) if n])
+    device = {"CPUExecutionProvider": "cpu"}.get(used, "cuda")
+    backend = f"onnxruntime-{used.replace('ExecutionProvider', '').lower()}"
+    return predict, backend, device, note

@@ -1,0 +1,122 @@
+"""``ml-utilities serve``: the prediction service over HTTP (FastAPI under uvicorn).
+
+Hook it into the main parser with ``add_serve_command(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["add_serve_command", "run_serve"]
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` sub-command to an ``argparse`` sub-parsers object."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve registered models over HTTP (/v1/models/{name}:predict, /metrics)",
+        description="Start the PredictionService behind an ASGI app under uvicorn.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (each loads its own models; share results with --redis-url)",
+    )
+    p.add_argument("--registry-url", default=None, help="SQLAlchemy URL of the model registry")
+    p.add_argument("--artifact-root", default=None, help="folder or fsspec URL of the artifacts")
+    p.add_argument("--redis-url", default=None, help="keep cached results in Redis at this URL")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="PredictionService configuration as JSON, e.g. '{\"batch_size\": 64}'",
+    )
+    p.add_argument("--no-batching", action="store_true", help="turn dynamic batching off")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.set_defaults(run=run_serve)
+    return p
+
+
+def _service_config(args: argparse.Namespace) -> dict[str, Any]:
+    from ..exceptions import ParameterError
+
+    config: dict[str, Any] = {}
+    if args.config:
+        try:
+            config = json.loads(args.config)
+        except ValueError as err:
+            raise ParameterError(f"--config is not valid JSON ({err})") from None
+        if not isinstance(config, dict):
+            raise ParameterError("--config must be a JSON object")
+    if args.redis_url:
+        config["redis_url"] = args.redis_url
+    if args.no_batching:
+        config["dynamic_batching"] = False
+    return config
+
+
+def build_app_from_env() -> Any:
+    """The app, built from ``MLU_SERVE_*`` variables set by :func:`run_serve` (uvicorn's
+    factory for ``--workers > 1``, where each worker process builds its own service)."""
+    import os
+
+    from ..models import ModelManager
+    from .app import create_app
+    from .service import PredictionService
+
+    config = json.loads(os.environ.get("MLU_SERVE_CONFIG", "{}"))
+    try:  # small serving batches run fastest on one intra-op thread per worker process
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is optional
+        pass
+    manager = ModelManager(
+        registry_url=os.environ.get("MLU_SERVE_REGISTRY_URL") or None,
+        artifact_root=os.environ.get("MLU_SERVE_ARTIFACT_ROOT") or None,
+    )
+    return create_app(PredictionService(manager, config=config))
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; returns the exit status."""
+    import os
+
+    import uvicorn
+
+    from ..exceptions import ParameterError
+    from .service import ServiceConfig
+
+    config = _service_config(args)
+    ServiceConfig().updated(config)  # fail before starting workers on a bad configuration
+    if args.workers < 1:
+        raise ParameterError(f"--workers={args.workers}: expected an integer >= 1")
+    os.environ["MLU_SERVE_CONFIG"] = json.dumps(config)
+    os.environ["MLU_SERVE_REGISTRY_URL"] = args.registry_url or ""
+    os.environ["MLU_SERVE_ARTIFACT_ROOT"] = args.artifact_root or ""
+    uvicorn.run(
+        "ml_utilities.serving.cli:build_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ml_utilities.serving.cli serve ...`` (the same as ``ml-utilities serve``)."""
+    parser = argparse.ArgumentParser(prog="ml-utilities")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_serve_command(sub)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

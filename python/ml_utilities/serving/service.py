@@ -1,0 +1,1001 @@
+"""PredictionService: the specification's high-performance prediction service.
+
+Models come from the :class:`~ml_utilities.models.ModelRegistry` by name, version or alias and
+stay loaded in an LRU cache of ``model_cache_size``; concurrent single rows are gathered into
+batches by the native :class:`~ml_utilities.serving.batching.DynamicBatcher`; results are kept
+for ``prediction_cache_ttl`` seconds in-process or in Redis; explanations are TreeSHAP for
+boosted trees and permutation SHAP otherwise; intervals are split-conformal.
+
+Examples
+--------
+>>> service = PredictionService()                                   # doctest: +SKIP
+>>> await service.configure({'model_cache_size': 10, 'prediction_cache_ttl': 3600,
+...                          'batch_size': 128, 'max_latency_ms': 5, 'gpu_enabled': True,
+...                          'model_optimization': 'tensorrt'})     # doctest: +SKIP
+>>> out = await service.predict_batch(model_name='recommendation_v3', features=x,
+...     options={'explain_predictions': True, 'confidence_intervals': True,
+...              'feature_importance': True})                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ParameterError
+from .batching import DynamicBatcher
+from .cache import InProcessResultCache, LRUCache, RedisResultCache, result_key
+from .conformal import SplitConformal
+from .errors import ModelInputError, Overloaded, RequestTimeoutError
+from .explain import Explainer, top_features
+from .metrics import metrics
+
+__all__ = ["OPTION_KEYS", "LoadedModel", "PredictionService", "ServiceConfig"]
+
+logger = logging.getLogger(__name__)
+
+#: keys of ``predict_batch``'s ``options``
+OPTION_KEYS = ("explain_predictions", "confidence_intervals", "feature_importance")
+_OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16")
+#: how long a name/alias -> version resolution is reused before asking the registry again (s)
+_RESOLVE_TTL_S = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceConfig:
+    """The service's configuration (``configure``'s keys; defaults from ``ML_UTILITIES_*``).
+
+    Attributes
+    ----------
+    model_cache_size : int
+        Models kept loaded (``ML_UTILITIES_MODEL_CACHE_SIZE``, 10).
+    prediction_cache_ttl : float
+        Seconds a result stays cached; 0 turns the result cache off
+        (``ML_UTILITIES_PREDICTION_CACHE_TTL``, 3600).
+    batch_size : int
+        Rows per model call of the dynamic batcher, and the size from which a request's rows
+        go to the model directly as one batch (``ML_UTILITIES_BATCH_SIZE``, 128).
+    max_latency_ms : float
+        Latency target (``ML_UTILITIES_MAX_LATENCY_MS``, 10): the batcher waits at most a
+        fifth of it for a batch to fill, unless ``max_queue_delay_us`` is given.
+    gpu_enabled : bool
+        Run models on a CUDA device when one is there (``ML_UTILITIES_GPU_ENABLED``).
+    model_optimization : str or None
+        None/``"none"`` (the framework's own predict), ``"onnxruntime"`` (export to ONNX, run
+        on ONNX Runtime: CUDA provider on a GPU, else CPU), ``"tensorrt"`` (ONNX Runtime's
+        TensorRT provider; where TensorRT cannot run, ONNX Runtime on CUDA or CPU, said in
+        each response's ``metadata`` and logged), ``"fp16"`` (PyTorch in half precision on
+        CUDA; float32 on CPU, said in ``metadata``).
+    redis_url : str or None
+        Keep results in Redis at this URL instead of in-process.
+    dynamic_batching : bool
+        Gather concurrent rows into batches (True) or call the model per request (False).
+    max_queue_delay_us : float or None
+        Batcher queue delay; None derives it from ``max_latency_ms``.
+    max_queue_size : int
+        Rows queued per model beyond which requests fail with :class:`Overloaded`.
+    request_timeout_s : float
+        Deadline of each row in the batcher (:class:`RequestTimeoutError` past it).
+    batcher_workers : int
+        Batcher threads per model.
+    confidence_level : float
+        Coverage of the conformal intervals and sets (0.9).
+    explanation_top_k : int
+        Features per explanation (5).
+    explanation_background_size : int
+        Background rows of the permutation explainer (50).
+    explanation_max_evals : int or None
+        Model evaluations per row of the permutation explainer (None: ``2 * n_features + 1``).
+    prediction_cache_size : int
+        Entries of the in-process result cache at most (100000).
+    """
+
+    model_cache_size: int = 10
+    prediction_cache_ttl: float = 3600.0
+    batch_size: int = 128
+    max_latency_ms: float = 10.0
+    gpu_enabled: bool = True
+    model_optimization: str | None = None
+    redis_url: str | None = None
+    dynamic_batching: bool = True
+    max_queue_delay_us: float | None = None
+    max_queue_size: int = 4096
+    request_timeout_s: float = 30.0
+    batcher_workers: int = 1
+    confidence_level: float = 0.9
+    explanation_top_k: int = 5
+    explanation_background_size: int = 50
+    explanation_max_evals: int | None = None
+    prediction_cache_size: int = 100_000
+
+    @classmethod
+    def from_settings(cls) -> ServiceConfig:
+        from ..config import get_settings
+
+        s = get_settings()
+        return cls(
+            model_cache_size=s.model_cache_size,
+            prediction_cache_ttl=s.prediction_cache_ttl,
+            batch_size=s.batch_size,
+            max_latency_ms=s.max_latency_ms,
+            gpu_enabled=s.gpu_enabled,
+        )
+
+    @property
+    def queue_delay_us(self) -> float:
+        if self.max_queue_delay_us is not None:
+            return float(self.max_queue_delay_us)
+        return self.max_latency_ms * 1000.0 / 5.0
+
+    def updated(self, changes: Any) -> ServiceConfig:
+        """A copy with ``changes`` applied, each checked; unknown keys are refused."""
+        if not isinstance(changes, dict):
+            raise ParameterError(f"config={changes!r}: expected a dict")
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ParameterError(f"unknown configuration key(s) {unknown}; accepted: {names}")
+        values = dataclasses.asdict(self)
+        for key, value in changes.items():
+            values[key] = _check(key, value)
+        return ServiceConfig(**values)
+
+
+def _check(key: str, value: Any) -> Any:
+    def integer(low: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ParameterError(f"{key}={value!r}: expected an integer >= {low}")
+        return int(value)
+
+    def number(low: float, strict: bool) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ParameterError(f"{key}={value!r}: expected a number")
+        v = float(value)
+        if not math.isfinite(v) or v < low or (strict and v == low):
+            raise ParameterError(
+                f"{key}={value!r}: expected a finite number {'>' if strict else '>='} {low:g}"
+            )
+        return v
+
+    if key in ("model_cache_size", "batch_size", "max_queue_size", "batcher_workers"):
+        return integer(1)
+    if key in ("explanation_top_k", "explanation_background_size", "prediction_cache_size"):
+        return integer(1)
+    if key == "explanation_max_evals":
+        return None if value is None else integer(3)
+    if key == "prediction_cache_ttl":
+        return number(0.0, strict=False)
+    if key in ("max_latency_ms", "request_timeout_s"):
+        return number(0.0, strict=True)
+    if key == "max_queue_delay_us":
+        return None if value is None else number(0.0, strict=False)
+    if key in ("gpu_enabled", "dynamic_batching"):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"{key}={value!r}: expected True or False")
+        return bool(value)
+    if key == "confidence_level":
+        v = number(0.0, strict=True)
+        if v >= 1.0:
+            raise ParameterError(f"confidence_level={value!r}: expected a number in (0, 1)")
+        return v
+    if key == "model_optimization":
+        if isinstance(value, str):
+            value = value.strip().lower()
+        if value not in _OPTIMIZATIONS:
+            raise ParameterError(
+                f"model_optimization={value!r}: expected one of {list(_OPTIMIZATIONS)}"
+            )
+        return None if value == "none" else value
+    if key == "redis_url":
+        if value is not None and (not isinstance(value, str) or "://" not in value):
+            raise ParameterError(f"redis_url={value!r}: expected a URL such as redis://host:6379/0")
+        return value
+    raise AssertionError(key)  # pragma: no cover - every field is handled above
+
+
+# ---------------------------------------------------------------------------------- loaded model
+@dataclasses.dataclass
+class LoadedModel:
+    """One model version held by the service, with its serving backend."""
+
+    name: str
+    version: int
+    version_label: str
+    handle: Any
+    task: str  # "classification" or "regression"
+    n_features: int
+    feature_names: list[str]
+    predict_raw: Callable[[np.ndarray], np.ndarray]
+    backend: str
+    device: str
+    fallback: str | None
+    calibration_source: str | None
+    calibration: tuple[np.ndarray, np.ndarray] | None
+    size_bytes: int
+    batcher: DynamicBatcher | None = None
+    conformal: SplitConformal | None = None
+    explainer: Explainer | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def batch_fn(self, x: np.ndarray) -> np.ndarray:
+        """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``."""
+        metrics.batch_size.labels(self.name).observe(len(x))
+        out = np.asarray(self.predict_raw(x), dtype=np.float32)
+        return out.reshape(len(x), -1)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close(drain=True)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is part of the models extra
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _folder_bytes(handle: Any) -> int:
+    """Rough in-memory size: bytes of the adapter's saved files, or of its arrays."""
+    adapter = handle.adapter
+    net = getattr(adapter, "net", None)
+    if net is not None:
+        return int(sum(p.numel() * p.element_size() for p in net.parameters()))
+    booster = getattr(adapter, "booster", None)
+    if booster is not None:
+        return len(booster.model_to_string())
+    model = getattr(adapter, "model", None)
+    if model is not None and hasattr(model, "get_booster"):
+        return len(model.get_booster().save_raw("ubj"))
+    import pickle
+
+    try:
+        return len(pickle.dumps(model))
+    except Exception:  # noqa: BLE001 - a size estimate only
+        return 0
+
+
+# ---------------------------------------------------------------------------------- the service
+class PredictionService:
+    """High-performance predictions from registered models, with caches and explanations.
+
+    Every coroutine has a synchronous twin ending in ``_sync``.
+
+    Parameters
+    ----------
+    manager : ModelManager, optional
+        Where models come from (default: a :class:`ModelManager` on the default registry under
+        ``ML_UTILITIES_HOME``).
+    registry : ModelRegistry, optional
+        A registry to use instead of ``manager``'s.
+    config : dict, optional
+        Initial configuration (as :meth:`configure`).
+    """
+
+    def __init__(
+        self, manager: Any = None, *, registry: Any = None, config: dict[str, Any] | None = None
+    ) -> None:
+        if manager is not None and registry is not None:
+            raise ParameterError("pass either manager or registry, not both")
+        self._manager = manager
+        self._registry = registry
+        self._config = ServiceConfig.from_settings()
+        self._models = LRUCache(self._config.model_cache_size, on_evict=self._evicted)
+        self._resolved: dict[tuple[str, str], tuple[float, int]] = {}
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._loading_lock = threading.Lock()
+        self._calibration: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._results: InProcessResultCache | RedisResultCache | None = None
+        self._closed = False
+        self._apply(self._config)
+        if config:
+            self.configure_sync(config)
+
+    # -- configuration ---------------------------------------------------------------------------
+    @property
+    def config(self) -> ServiceConfig:
+        return self._config
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            if self._manager is None:
+                from ..models import ModelManager
+
+                self._manager = ModelManager()
+            self._registry = self._manager.registry
+        return self._registry
+
+    def configure_sync(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``config`` (see :class:`ServiceConfig` for the keys); returns the full
+        configuration now in force. Loaded models are dropped, so new settings apply to them.
+        """
+        new = self._config.updated(config)
+        self._apply(new)
+        return dataclasses.asdict(new)
+
+    async def configure(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Coroutine of :meth:`configure_sync` (the specification's ``await configure({...})``).
+
+        Parameters
+        ----------
+        config : dict
+            Any of ``model_cache_size``, ``prediction_cache_ttl`` (s), ``batch_size``,
+            ``max_latency_ms``, ``gpu_enabled``, ``model_optimization`` (None, ``"onnxruntime"``,
+            ``"tensorrt"``, ``"fp16"``), ``redis_url``, ``dynamic_batching``,
+            ``max_queue_delay_us``, ``max_queue_size``, ``request_timeout_s``,
+            ``batcher_workers``, ``confidence_level``, ``explanation_top_k``,
+            ``explanation_background_size``, ``explanation_max_evals``,
+            ``prediction_cache_size``.
+
+        Raises
+        ------
+        ParameterError
+            For an unknown key or a bad value (the message names it).
+        """
+        return await asyncio.to_thread(self.configure_sync, config)
+
+    def _apply(self, new: ServiceConfig) -> None:
+        old_results = self._results
+        if new.prediction_cache_ttl <= 0:
+            results: Any = None
+        elif new.redis_url:
+            results = RedisResultCache(new.redis_url, new.prediction_cache_ttl)
+        else:
+            results = InProcessResultCache(new.prediction_cache_ttl, new.prediction_cache_size)
+        for model in self._models.pop_all():
+            model.close()
+        self._models = LRUCache(new.model_cache_size, on_evict=self._evicted)
+        self._resolved.clear()
+        self._config = new
+        self._results = results
+        metrics.models_loaded.set(0)
+        if old_results is not None and old_results is not results:
+            old_results.close()
+        if new.gpu_enabled and not _cuda_available():
+            logger.info("gpu_enabled=True but no CUDA device is visible: models run on the CPU")
+
+    @staticmethod
+    def _evicted(model: LoadedModel) -> None:
+        logger.info("model cache full: unloading %s v%d", model.name, model.version)
+        model.close()
+        metrics.models_loaded.dec()
+
+    # -- models ----------------------------------------------------------------------------------
+    def _resolve(self, name: str, version: int | str | None) -> int:
+        if isinstance(version, int) and not isinstance(version, bool):
+            return version
+        key = (name, str(version))
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and now - hit[0] < _RESOLVE_TTL_S:
+            return hit[1]
+        mv = self.registry.get_version(name, version)
+        self._resolved[key] = (now, mv.version)
+        return int(mv.version)
+
+    def get_model(self, model_name: str, version: int | str | None = None) -> LoadedModel:
+        """The loaded model ``model_name`` at ``version`` (int, alias, or latest), loading it
+        into the LRU cache if needed.
+
+        ``model_name`` may carry the version: ``"genre:3"`` or ``"genre@champion"``.
+
+        Raises
+        ------
+        ModelNotFoundError
+            No such name, version or alias in the registry.
+        """
+        if self._closed:
+            raise ParameterError("this PredictionService is closed")
+        name, version = _split_name(model_name, version)
+        v = self._resolve(name, version)
+        model = self._models.get((name, v))
+        if model is not None:
+            return model
+        with self._loading_lock:
+            lock = self._loading.setdefault((name, v), threading.Lock())
+        with lock:
+            model = self._models.get((name, v))
+            if model is None:
+                model = self._load(name, v)
+                self._models.put((name, v), model)
+                metrics.models_loaded.inc()
+        return model
+
+    async def get_model_async(
+        self, model_name: str, version: int | str | None = None
+    ) -> LoadedModel:
+        """Coroutine of :meth:`get_model`: answers from the cache without leaving the loop."""
+        name, ver = _split_name(model_name, version)
+        if isinstance(ver, int) and not isinstance(ver, bool):
+            v: int | None = ver
+        else:
+            hit = self._resolved.get((name, str(ver)))
+            v = hit[1] if hit is not None and time.monotonic() - hit[0] < _RESOLVE_TTL_S else None
+        if v is not None:
+            model = self._models.get((name, v))
+            if model is not None:
+                return model
+        return await asyncio.to_thread(self.get_model, model_name, version)
+
+    def _load(self, name: str, version: int) -> LoadedModel:
+        cfg = self._config
+        mv = self.registry.get_version(name, version)
+        handle = self.registry.load(name, version)
+        task = handle.adapter.task
+        n_features = int(np.prod(handle.adapter.input_shape))
+        names = mv.metadata.get("feature_names")
+        if not (isinstance(names, list) and len(names) == n_features):
+            names = [f"f{i}" for i in range(n_features)]
+        predict_raw, backend, device, fallback = self._backend(handle, cfg)
+        label = mv.metadata.get("version")
+        version_label = str(label) if isinstance(label, (str, int, float)) else f"v{version}"
+        calib, source = self._calibration_data(name, version, mv, handle)
+        model = LoadedModel(
+            name=name,
+            version=version,
+            version_label=version_label,
+            handle=handle,
+            task=task,
+            n_features=n_features,
+            feature_names=[str(n) for n in names],
+            predict_raw=predict_raw,
+            backend=backend,
+            device=device,
+            fallback=fallback,
+            calibration_source=source,
+            calibration=calib,
+            size_bytes=_folder_bytes(handle),
+        )
+        if cfg.dynamic_batching:
+            model.batcher = DynamicBatcher(
+                model.batch_fn,
+                n_features,
+                max_batch_size=cfg.batch_size,
+                max_queue_delay_us=cfg.queue_delay_us,
+                max_queue_size=cfg.max_queue_size,
+                n_workers=cfg.batcher_workers,
+                observe=self._observer(name),
+            )
+        labels = (name, str(version))
+        metrics.memory.labels(*labels).set(model.size_bytes)
+        score = handle.metrics.get("accuracy", handle.metrics.get("r2"))
+        if isinstance(score, (int, float)) and math.isfinite(score):
+            metrics.accuracy.labels(*labels).set(score)
+        logger.info(
+            "loaded %s v%d (%s %s) on %s via %s%s",
+            name,
+            version,
+            handle.framework,
+            task,
+            device,
+            backend,
+            f" ({fallback})" if fallback else "",
+        )
+        return model
+
+    @staticmethod
+    def _observer(name: str) -> Callable[[Any], None]:
+        hist = metrics.queue_time.labels(name)
+
+        def observe(ticket: Any) -> None:
+            if ticket.queue_time_us >= 0:
+                hist.observe(ticket.queue_time_us * 1e-6)
+
+        return observe
+
+    def _backend(
+        self, handle: Any, cfg: ServiceConfig
+    ) -> tuple[Callable[[np.ndarray], np.ndarray], str, str, str | None]:
+        """``(predict_raw, backend, device, fallback reason)`` for ``handle`` under ``cfg``."""
+        from .backends import select_backend
+
+        return select_backend(handle, cfg.model_optimization, cfg.gpu_enabled)
+
+    def _calibration_data(
+        self, name: str, version: int, mv: Any, handle: Any
+    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
+        given = self._calibration.get((name, version))
+        if given is not None:
+            return given, "calibrate"
+        meta = mv.metadata.get("calibration")
+        if isinstance(meta, dict) and "features" in meta and "labels" in meta:
+            x = np.asarray(meta["features"], dtype=np.float32)
+            return (x, np.asarray(meta["labels"])), "registry_metadata"
+        if handle.holdout is not None:
+            return (np.asarray(handle.holdout[0], np.float32), np.asarray(handle.holdout[1])), (
+                "holdout"
+            )
+        return None, None
+
+    def calibrate_sync(
+        self, model_name: str, features: Any, labels: Any, version: int | str | None = None
+    ) -> dict[str, Any]:
+        """Calibrate the conformal intervals of a model version on ``(features, labels)``:
+        rows the model never trained on, exchangeable with the traffic. Replaces the default
+        calibration (the data registered with the model). Returns ``{"quantile",
+        "n_calibration", "confidence_level"}``."""
+        model = self.get_model(model_name, version)
+        x = self._validate(model, features)
+        y = np.asarray(labels)
+        if y.ndim != 1 or len(y) != len(x):
+            raise ParameterError(f"labels has shape {y.shape}: expected ({len(x)},)")
+        with model.lock:
+            self._calibration[(model.name, model.version)] = (x, y)
+            model.calibration, model.calibration_source = (x, y), "calibrate"
+            model.conformal = None
+        conformal = self._conformal(model)
+        assert conformal is not None
+        return {
+            "quantile": conformal.quantile,
+            "n_calibration": conformal.n_calibration,
+            "confidence_level": conformal.confidence,
+        }
+
+    async def calibrate(
+        self, model_name: str, features: Any, labels: Any, version: int | str | None = None
+    ) -> dict[str, Any]:
+        """Coroutine of :meth:`calibrate_sync`."""
+        return await asyncio.to_thread(self.calibrate_sync, model_name, features, labels, version)
+
+    def _conformal(self, model: LoadedModel) -> SplitConformal | None:
+        with model.lock:
+            if model.conformal is None and model.calibration is not None:
+                x, y = model.calibration
+                raw = np.asarray(model.predict_raw(x.reshape(len(x), -1)))
+                if model.task == "classification":
+                    y = model.handle.codec.encode(y)
+                model.conformal = SplitConformal(model.task, self._config.confidence_level).fit(
+                    raw, y
+                )
+            return model.conformal
+
+    def _explainer(self, model: LoadedModel) -> Explainer:
+        with model.lock:
+            if model.explainer is None:
+                background = None
+                if model.calibration is not None:
+                    x = model.calibration[0].reshape(len(model.calibration[0]), -1)
+                    background = x[: self._config.explanation_background_size]
+                model.explainer = Explainer(
+                    model.handle,
+                    model.predict_raw,
+                    background,
+                    n_features=model.n_features,
+                    max_evals=self._config.explanation_max_evals,
+                )
+            return model.explainer
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _validate(self, model: LoadedModel, features: Any) -> np.ndarray:
+        """``(rows, n_features)`` float32, C-contiguous, finite."""
+        try:
+            x = np.asarray(features, dtype=np.float32)
+        except (TypeError, ValueError) as err:
+            raise ModelInputError(
+                f"features for {model.name} v{model.version} are not a numeric array ({err})"
+            ) from None
+        shape = tuple(model.handle.adapter.input_shape)
+        if x.ndim == len(shape) and x.shape == shape:
+            x = x[None]
+        if x.ndim == 2 and x.shape[1] == model.n_features:
+            pass
+        elif x.ndim == len(shape) + 1 and x.shape[1:] == shape:
+            x = x.reshape(len(x), -1)
+        else:
+            got = x.shape[-1] if x.ndim >= 1 else 0
+            raise ModelInputError(
+                f"{model.name} v{model.version} expects {model.n_features} features per row "
+                f"(sample shape {list(shape)}), got an array of shape {list(x.shape)}"
+                + (f" ({got} features per row)" if x.ndim == 2 else "")
+            )
+        if len(x) == 0:
+            raise ModelInputError("features hold no rows")
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            r, c = (int(v) for v in bad[0])
+            raise ModelInputError(
+                f"features hold {len(bad)} non-finite value(s) (NaN or inf); the first is row "
+                f"{r}, feature {c} ({model.feature_names[c]}) = {x[r, c]}"
+            )
+        return np.ascontiguousarray(x)
+
+    @staticmethod
+    def _options(options: Any) -> dict[str, bool]:
+        if options is None:
+            return dict.fromkeys(OPTION_KEYS, False)
+        if not isinstance(options, dict):
+            raise ParameterError(f"options={options!r}: expected a dict")
+        unknown = sorted(set(options) - set(OPTION_KEYS))
+        if unknown:
+            raise ParameterError(f"unknown option(s) {unknown}; accepted: {list(OPTION_KEYS)}")
+        out = {}
+        for k in OPTION_KEYS:
+            v = options.get(k, False)
+            if not isinstance(v, (bool, np.bool_)):
+                raise ParameterError(f"options[{k!r}]={v!r}: expected True or False")
+            out[k] = bool(v)
+        return out
+
+    def _cache_key(self, model: LoadedModel, opts: dict[str, bool], x: np.ndarray) -> str:
+        c = self._config
+        extra = {
+            **opts,
+            "confidence_level": c.confidence_level,
+            "top_k": c.explanation_top_k,
+            "backend": model.backend,
+        }
+        return result_key(model.name, model.version, extra, x)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def _raw_direct(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        return model.batch_fn(x)
+
+    def _raw_sync(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        if model.batcher is None or len(x) >= self._config.batch_size:
+            return self._raw_direct(model, x)
+        timeout = self._config.request_timeout_s
+        if len(x) == 1:
+            return model.batcher.predict(x[0], timeout=timeout)[None]
+        tickets = [model.batcher.submit(row, timeout=timeout) for row in x]
+        out = [t.result() for t in tickets]
+        for t in tickets:
+            model.batcher._observe(t)  # type: ignore[misc]
+        return np.stack(out)
+
+    async def _raw_async(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        if model.batcher is None or len(x) >= self._config.batch_size:
+            return await asyncio.to_thread(self._raw_direct, model, x)
+        timeout = self._config.request_timeout_s
+        if len(x) == 1:
+            return (await model.batcher.predict_async(x[0], timeout=timeout))[None]
+        out = await asyncio.gather(
+            *(model.batcher.predict_async(row, timeout=timeout) for row in x)
+        )
+        return np.stack(out)
+
+    def _assemble(
+        self, model: LoadedModel, x: np.ndarray, raw: np.ndarray, opts: dict[str, bool]
+    ) -> dict[str, Any]:
+        """The result dictionary (without timing metadata) from the raw model outputs."""
+        classification = model.task == "classification"
+        result: dict[str, Any] = {}
+        if classification:
+            probs = raw.reshape(len(x), -1)
+            idx = np.argmax(probs, axis=1)
+            result["predictions"] = model.handle.codec.decode(idx).tolist()
+            result["probabilities"] = np.round(probs.astype(np.float64), 7).tolist()
+        else:
+            values = raw.reshape(-1).astype(np.float64)
+            idx = None
+            result["predictions"] = values.tolist()
+        result["confidence_intervals"] = None
+        if opts["confidence_intervals"]:
+            conformal = self._conformal(model)
+            if conformal is None:
+                raise ParameterError(
+                    f"{model.name} v{model.version} has no calibration data: register it with "
+                    "held-out rows or call calibrate(model_name, features, labels)"
+                )
+            if classification:
+                classes = model.handle.classes
+                result["confidence_intervals"] = [
+                    [classes[k] for k in s] for s in conformal.sets(raw.reshape(len(x), -1))
+                ]
+            else:
+                result["confidence_intervals"] = [
+                    (float(lo), float(hi)) for lo, hi in conformal.intervals(raw)
+                ]
+        contrib = None
+        explainer = None
+        if opts["explain_predictions"] or opts["feature_importance"]:
+            explainer = self._explainer(model)
+            contrib = explainer.contributions(x, idx)
+        result["explanations"] = (
+            top_features(contrib, model.feature_names, self._config.explanation_top_k)
+            if opts["explain_predictions"] and contrib is not None
+            else None
+        )
+        result["feature_importance"] = None
+        if opts["feature_importance"] and contrib is not None:
+            mean_abs = np.abs(contrib).mean(axis=0)
+            order = np.argsort(-mean_abs, kind="stable")
+            result["feature_importance"] = {
+                model.feature_names[i]: round(float(mean_abs[i]), 6) for i in order
+            }
+        meta: dict[str, Any] = {
+            "model_name": model.name,
+            "model_version": model.version_label,
+            "registry_version": model.version,
+            "task": model.task,
+            "backend": model.backend,
+            "device": model.device,
+        }
+        if model.fallback:
+            meta["fallback"] = model.fallback
+        if opts["confidence_intervals"]:
+            meta["confidence_level"] = self._config.confidence_level
+            meta["calibration"] = model.calibration_source
+            meta["interval_kind"] = "prediction_set" if classification else "split_conformal"
+        if explainer is not None:
+            meta["explanation_method"] = explainer.method
+        result["metadata"] = meta
+        return result
+
+    def _finish(
+        self, model: LoadedModel, result: dict[str, Any], start: float, rows: int, hit: bool
+    ) -> dict[str, Any]:
+        elapsed = time.perf_counter() - start
+        meta = dict(result["metadata"])
+        meta.update(
+            inference_time_ms=round(elapsed * 1000.0, 3),
+            batch_size=rows,
+            cache_hit=hit,
+            dynamic_batching=model.batcher is not None,
+        )
+        out = dict(result)
+        out["metadata"] = meta
+        ci = out.get("confidence_intervals")
+        if hit and ci is not None and model.task == "regression":
+            out["confidence_intervals"] = [tuple(pair) for pair in ci]
+        labels = (model.name, str(model.version))
+        metrics.inference_duration.labels(*labels).observe(elapsed)
+        metrics.prediction_count.labels(*labels, "hit" if hit else "miss").inc(rows)
+        metrics.requests.labels(model.name, "ok").inc()
+        return out
+
+    def predict_batch_sync(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None = None,
+        *,
+        version: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Synchronous twin of :meth:`predict_batch`."""
+        start = time.perf_counter()
+        model = self._counted(model_name, lambda: self.get_model(model_name, version))
+        with _outcome(model.name):
+            opts = self._options(options)
+            x = self._validate(model, features)
+            key = self._cache_key(model, opts, x) if self._results is not None else None
+            if key is not None:
+                cached = self._results.get(key)  # type: ignore[union-attr]
+                metrics.cache.labels("hit" if cached else "miss").inc()
+                if cached is not None:
+                    return self._finish(model, cached, start, len(x), True)
+            raw = self._raw_sync(model, x)
+            result = self._assemble(model, x, raw, opts)
+            if key is not None:
+                self._results.set(key, _jsonable(result))  # type: ignore[union-attr]
+            return self._finish(model, result, start, len(x), False)
+
+    async def predict_batch(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None = None,
+        *,
+        version: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Predict every row of ``features`` with ``model_name``.
+
+        Parameters
+        ----------
+        model_name : str
+            Registered name (``"genre"``), optionally with a version or alias (``"genre:3"``,
+            ``"genre@champion"``).
+        features : array-like, float
+            ``(n, n_features)``, or ``(n, *sample_shape)`` for models over 2-D samples; one row
+            ``(n_features,)`` is accepted too.
+        options : dict, optional
+            ``explain_predictions`` (per-row top features and their contributions),
+            ``confidence_intervals`` (split-conformal intervals; prediction sets for
+            classifiers), ``feature_importance`` (mean absolute contribution per feature over
+            the batch); all False by default.
+        version : int or str, optional
+            Version number or alias (default: latest, or the one in ``model_name``).
+
+        Returns
+        -------
+        dict
+            ``predictions`` (values, or class labels), ``probabilities`` (classifiers),
+            ``confidence_intervals`` (``[(low, high), ...]``, or ``[[labels...], ...]`` for
+            classifiers; None unless asked), ``explanations`` (``[{"top_features": [...],
+            "impact": [...]}, ...]`` or None), ``feature_importance`` (``{name: value}`` or
+            None), ``metadata`` (``model_version``, ``inference_time_ms``, ``batch_size``,
+            ``model_name``, ``registry_version``, ``backend``, ``device``, ``cache_hit``, ...).
+
+        Raises
+        ------
+        ModelNotFoundError
+            Unknown name, version or alias.
+        ModelInputError
+            Wrong feature count or shape, NaN or inf (a :class:`ParameterError`).
+        Overloaded
+            The model's queue is full.
+        RequestTimeoutError
+            No answer within ``request_timeout_s``.
+        """
+        start = time.perf_counter()
+        try:
+            model = await self.get_model_async(model_name, version)
+        except Exception as err:
+            metrics.requests.labels(str(model_name), _outcome_name(err)).inc()
+            raise
+        with _outcome(model.name):
+            opts = self._options(options)
+            x = self._validate(model, features)
+            key = self._cache_key(model, opts, x) if self._results is not None else None
+            if key is not None:
+                cached = await self._results.aget(key)  # type: ignore[union-attr]
+                metrics.cache.labels("hit" if cached else "miss").inc()
+                if cached is not None:
+                    return self._finish(model, cached, start, len(x), True)
+            raw = await self._raw_async(model, x)
+            if opts["explain_predictions"] or opts["feature_importance"]:
+                result = await asyncio.to_thread(self._assemble, model, x, raw, opts)
+            elif opts["confidence_intervals"] and model.conformal is None:
+                result = await asyncio.to_thread(self._assemble, model, x, raw, opts)
+            else:
+                result = self._assemble(model, x, raw, opts)
+            if key is not None:
+                await self._results.aset(key, _jsonable(result))  # type: ignore[union-attr]
+            return self._finish(model, result, start, len(x), False)
+
+    def predict_sync(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None = None,
+        *,
+        version: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Synchronous twin of :meth:`predict`."""
+        return _single(
+            self.predict_batch_sync(model_name, _one_row(features), options, version=version)
+        )
+
+    async def predict(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None = None,
+        *,
+        version: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Predict one row ``(n_features,)`` (or one sample of the model's shape).
+
+        Returns the dictionary of :meth:`predict_batch` for that row, with singular keys:
+        ``prediction``, ``probabilities`` (classifiers), ``confidence_interval``,
+        ``explanation``, ``feature_importance``, ``metadata``.
+        """
+        return _single(
+            await self.predict_batch(model_name, _one_row(features), options, version=version)
+        )
+
+    def _counted(self, model_name: str, fn: Callable[[], LoadedModel]) -> LoadedModel:
+        try:
+            return fn()
+        except Exception as err:
+            metrics.requests.labels(str(model_name), _outcome_name(err)).inc()
+            raise
+
+    # -- status and shutdown ---------------------------------------------------------------------
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """What is in the model cache, least recently used first."""
+        out = []
+        for key in self._models.keys():
+            m = self._models.get(key)
+            if m is None:
+                continue
+            out.append(
+                {
+                    "name": m.name,
+                    "version": m.version,
+                    "model_version": m.version_label,
+                    "framework": m.handle.framework,
+                    "task": m.task,
+                    "n_features": m.n_features,
+                    "backend": m.backend,
+                    "device": m.device,
+                    "fallback": m.fallback,
+                    "batcher": None if m.batcher is None else m.batcher.stats(),
+                }
+            )
+        return out
+
+    def close_sync(self) -> None:
+        """Drain every batcher and release the caches."""
+        self._closed = True
+        for model in self._models.pop_all():
+            model.close()
+        metrics.models_loaded.set(0)
+        if self._results is not None:
+            self._results.close()
+
+    async def close(self) -> None:
+        """Coroutine of :meth:`close_sync`."""
+        if isinstance(self._results, RedisResultCache):
+            await self._results.aclose()
+        await asyncio.to_thread(self.close_sync)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _split_name(model_name: Any, version: int | str | None) -> tuple[str, int | str | None]:
+    if not isinstance(model_name, str) or not model_name:
+        raise ParameterError(f"model_name={model_name!r}: expected a registered model name")
+    for sep in ("@", ":"):
+        if sep in model_name:
+            name, _, v = model_name.partition(sep)
+            if version is not None:
+                raise ParameterError(
+                    f"model_name={model_name!r} names a version and version={version!r} too"
+                )
+            return name, (int(v) if v.isdigit() else v)
+    return model_name, version
+
+
+def _one_row(features: Any) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float32) if not isinstance(features, np.ndarray) else features
+    return x[None]
+
+
+def _single(result: dict[str, Any]) -> dict[str, Any]:
+    ci = result["confidence_intervals"]
+    ex = result["explanations"]
+    out = {
+        "prediction": result["predictions"][0],
+        "confidence_interval": None if ci is None else ci[0],
+        "explanation": None if ex is None else ex[0],
+        "feature_importance": result["feature_importance"],
+        "metadata": result["metadata"],
+    }
+    if "probabilities" in result:
+        out["probabilities"] = result["probabilities"][0]
+    return out
+
+
+def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    """The result as JSON would give it back (tuples become lists), for the caches."""
+    import json
+
+    return json.loads(json.dumps(result))
+
+
+def _outcome_name(err: BaseException) -> str:
+    from ..models.errors import ModelNotFoundError
+
+    if isinstance(err, ModelNotFoundError):
+        return "not_found"
+    if isinstance(err, Overloaded):
+        return "overloaded"
+    if isinstance(err, RequestTimeoutError):
+        return "timeout"
+    if isinstance(err, ParameterError):
+        return "bad_input"
+    return "error"
+
+
+class _outcome:  # noqa: N801 - used as a context manager
+    """Counts a failed request under its outcome in ``ml_serving_requests_total``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: Any, err: BaseException | None, tb: Any) -> None:
+        if err is not None and not isinstance(err, asyncio.CancelledError):
+            metrics.requests.labels(self.name, _outcome_name(err)).inc()

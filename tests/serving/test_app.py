@@ -1,0 +1,211 @@
+"""The HTTP app: through httpx's ASGI transport, and on a real uvicorn over loopback (one process,
+and two worker processes sharing a Redis cache through ``ml-utilities serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from conftest import N_FEATURES, make_data
+
+from ml_utilities.serving import PredictionService
+from ml_utilities.serving.app import create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app(serving_registry):
+    registry, _ = serving_registry
+    service = PredictionService(registry=registry, config={"gpu_enabled": False})
+    yield create_app(service)
+    service.close_sync()
+
+
+def test_routes_over_asgi(app, serving_registry) -> None:
+    _, handles = serving_registry
+    x, _ = make_data(6, seed=30, task="regression")
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.post(
+                "/v1/models/xgb-clf:predict",
+                json={"features": x.tolist(), "options": {"explain_predictions": True}},
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["predictions"] == handles["xgb-clf"].predict(x).tolist()
+            assert len(body["explanations"]) == 6
+            assert body["metadata"]["batch_size"] == 6
+
+            r = await client.post(
+                "/v1/models/xgb-reg@champion:predict", json={"instances": x[:2].tolist()}
+            )
+            assert r.status_code == 200 and r.json()["metadata"]["model_version"] == "2.0.1"
+
+            r = await client.post("/v1/models/unknown:predict", json={"features": x.tolist()})
+            assert r.status_code == 404
+            assert r.json() == {
+                "error": "ModelNotFoundError",
+                "detail": "no registered model named 'unknown'",
+            }
+
+            r = await client.post(
+                "/v1/models/xgb-clf:predict", json={"features": x[:, :5].tolist()}
+            )
+            assert r.status_code == 422
+            assert "expects 12 features per row" in r.json()["detail"]
+
+            row = ", ".join(["0.5"] * (N_FEATURES - 1))
+            r = await client.post(
+                "/v1/models/xgb-clf:predict",
+                content=f'{{"features": [[{row}, NaN]]}}',
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 422
+            assert "non-finite" in r.json()["detail"] and "row 0, feature 11" in r.json()["detail"]
+
+            r = await client.post(
+                "/v1/models/xgb-clf:predict", json={"features": [[None] * N_FEATURES]}
+            )
+            assert r.status_code == 422
+
+            r = await client.post("/v1/models/xgb-clf:predict", json={"rows": []})
+            assert r.status_code == 400 and "unknown field(s) ['rows']" in r.json()["detail"]
+
+            r = await client.post(
+                "/v1/models/xgb-clf:predict",
+                json={"features": x.tolist(), "options": {"shap": True}},
+            )
+            assert r.status_code == 400
+
+            assert (await client.get("/health")).json() == {"status": "ok"}
+            assert (await client.get("/ready")).status_code == 200
+            models = (await client.get("/v1/models")).json()["models"]
+            assert {m["name"] for m in models} >= {"xgb-clf", "xgb-reg"}
+            metrics = (await client.get("/metrics")).text
+            assert "ml_model_inference_duration_seconds_bucket" in metrics
+            assert 'ml_serving_requests_total{model="unknown",outcome="not_found"}' in metrics
+
+    asyncio.run(main())
+
+
+def test_real_uvicorn_on_loopback(app, serving_registry) -> None:
+    import uvicorn
+
+    _, handles = serving_registry
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        assert server.started
+        x, _ = make_data(200, seed=31, task="regression")
+        expected = handles["mlp-clf"].predict_proba(x)
+
+        async def main() -> list[dict]:
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+            ) as client:
+
+                async def one(row: np.ndarray) -> dict:
+                    r = await client.post(
+                        "/v1/models/mlp-clf:predict", json={"features": [row.tolist()]}
+                    )
+                    assert r.status_code == 200, r.text
+                    return r.json()
+
+                return await asyncio.gather(*(one(row) for row in x))
+
+        answers = asyncio.run(main())
+        for out, want in zip(answers, expected, strict=True):
+            np.testing.assert_allclose(out["probabilities"][0], want, atol=2e-6)
+        stats = app.state.service.get_model("mlp-clf").batcher.stats()
+        assert stats["max_batch_seen"] > 1
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_cli_serve_two_workers_share_redis(serving_registry, redis_url, tmp_path) -> None:
+    import redis
+
+    registry, handles = serving_registry
+    port = _free_port()
+    env = dict(os.environ, ML_UTILITIES_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ml_utilities.serving.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--registry-url",
+            registry.url,
+            "--artifact-root",
+            str(registry.store.url),
+            "--redis-url",
+            redis_url,
+            "--config",
+            '{"gpu_enabled": false}',
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        x, _ = make_data(4, seed=32, task="regression")
+        hits = []
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(6):  # new connections: both workers answer over the run
+                r = client.post(
+                    "/v1/models/xgb-clf:predict",
+                    json={"features": x.tolist()},
+                    headers={"connection": "close"},
+                )
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert body["predictions"] == handles["xgb-clf"].predict(x).tolist()
+                hits.append(body["metadata"]["cache_hit"])
+        assert hits[0] is False and all(hits[1:])
+        client = redis.Redis.from_url(redis_url)
+        assert len(client.keys("mlu:pred:*")) == 1
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        proc.stdout.close()
