@@ -322,39 +322,36 @@ void zero_crossing_rate(const T* y, FramingView f, double threshold, bool zero_p
   const std::int64_t pad = f.center ? static_cast<std::int64_t>(f.frame_length / 2) : 0;
   const std::int64_t last = static_cast<std::int64_t>(f.n) - 1;
   const T thr = static_cast<T>(threshold);
-  default_pool()->parallel_for(f.channels * frames, [&](std::size_t j0, std::size_t j1) {
-    for (std::size_t j = j0; j < j1; ++j) {
-      const std::size_t c = j / frames, t = j % frames;
+  // Frame t counts the sign changes between consecutive samples of padded positions
+  // [t * hop, t * hop + frame_length). Every change is found once over the padded signal and
+  // counted through integer prefix sums (exact), so a frame costs two reads, not frame_length.
+  const std::int64_t len =
+      static_cast<std::int64_t>((frames - 1) * f.hop + f.frame_length);  // padded span used
+  default_pool()->parallel_for(f.channels, [&](std::size_t c0, std::size_t c1) {
+    std::vector<std::int8_t> sign(static_cast<std::size_t>(len));
+    std::vector<std::uint32_t> prefix(static_cast<std::size_t>(len));
+    for (std::size_t c = c0; c < c1; ++c) {
       const T* x = y + c * f.n;
-      const std::int64_t start = static_cast<std::int64_t>(t * f.hop) - pad;
-      // Sign of sample s after edge padding and thresholding.
-      auto sign = [&](std::int64_t s) {
-        const T v = x[std::clamp<std::int64_t>(s, 0, last)];
-        return std::signbit(std::fabs(v) <= thr ? T(0) : v);
-      };
-      std::size_t count = 0;
-      if (zero_pos) {
-        bool prev = sign(start);
-        for (std::size_t i = 1; i < f.frame_length; ++i) {
-          const bool cur = sign(start + static_cast<std::int64_t>(i));
-          count += cur != prev;
-          prev = cur;
-        }
-      } else {
-        // np.sign semantics: -1, 0, +1 and a crossing wherever consecutive signs differ.
-        auto sgn = [&](std::int64_t s) {
-          const T v = x[std::clamp<std::int64_t>(s, 0, last)];
-          const T z = std::fabs(v) <= thr ? T(0) : v;
-          return z > 0 ? 1 : (z < 0 ? -1 : 0);
-        };
-        int prev = sgn(start);
-        for (std::size_t i = 1; i < f.frame_length; ++i) {
-          const int cur = sgn(start + static_cast<std::int64_t>(i));
-          count += cur != prev;
-          prev = cur;
-        }
+      for (std::int64_t j = 0; j < len; ++j) {
+        // edge padding: the first / last sample repeated
+        const T v = x[std::clamp<std::int64_t>(j - pad, 0, last)];
+        const T z = std::fabs(v) <= thr ? T(0) : v;
+        sign[static_cast<std::size_t>(j)] =
+            zero_pos ? static_cast<std::int8_t>(std::signbit(z))
+                     : static_cast<std::int8_t>((z > 0) - (z < 0));
       }
-      out[c * frames + t] = static_cast<double>(count) / static_cast<double>(f.frame_length);
+      // prefix[j] = number of changes between positions (i - 1, i) for 1 <= i <= j
+      std::uint32_t run = 0;
+      prefix[0] = 0;
+      for (std::int64_t j = 1; j < len; ++j) {
+        run += sign[static_cast<std::size_t>(j)] != sign[static_cast<std::size_t>(j - 1)];
+        prefix[static_cast<std::size_t>(j)] = run;
+      }
+      for (std::size_t t = 0; t < frames; ++t) {
+        const std::size_t start = t * f.hop, end = start + f.frame_length - 1;
+        const std::uint32_t count = prefix[end] - prefix[start];
+        out[c * frames + t] = static_cast<double>(count) / static_cast<double>(f.frame_length);
+      }
     }
   });
 }
