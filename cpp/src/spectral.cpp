@@ -387,6 +387,13 @@ void frame_rms_energy(const T* y, FramingView f, T* rms, T* energy) {
     }
     if (energy) energy[at] = static_cast<T>(sum);
   };
+  // Sum of squares of channel c over padded positions [first, first + length) (zeros outside).
+  auto padded_sum = [&](std::size_t c, std::size_t first, std::size_t length) {
+    const std::int64_t start = static_cast<std::int64_t>(first) - pad;
+    const std::int64_t lo = std::max<std::int64_t>(start, 0);
+    const std::int64_t hi = std::min<std::int64_t>(start + static_cast<std::int64_t>(length), n);
+    return lo < hi ? sum_squares(y + c * f.n, lo, hi) : 0.0;
+  };
   if (f.frame_length % f.hop == 0) {
     // Frames are whole runs of hop-long blocks: square and sum every sample once per block,
     // then add m = frame_length / hop block sums per frame (no running difference, so no
@@ -396,12 +403,7 @@ void frame_rms_energy(const T* y, FramingView f, T* rms, T* energy) {
     std::vector<double> sums(f.channels * blocks);
     default_pool()->parallel_for(f.channels * blocks, [&](std::size_t j0, std::size_t j1) {
       for (std::size_t j = j0; j < j1; ++j) {
-        const std::size_t c = j / blocks, b = j % blocks;
-        const std::int64_t start = static_cast<std::int64_t>(b * f.hop) - pad;
-        const std::int64_t lo = std::max<std::int64_t>(start, 0);
-        const std::int64_t hi =
-            std::min<std::int64_t>(start + static_cast<std::int64_t>(f.hop), n);
-        sums[j] = lo < hi ? sum_squares(y + c * f.n, lo, hi) : 0.0;
+        sums[j] = padded_sum(j / blocks, (j % blocks) * f.hop, f.hop);
       }
     });
     default_pool()->parallel_for(f.channels * frames, [&](std::size_t j0, std::size_t j1) {
@@ -417,12 +419,7 @@ void frame_rms_energy(const T* y, FramingView f, T* rms, T* energy) {
   }
   default_pool()->parallel_for(f.channels * frames, [&](std::size_t j0, std::size_t j1) {
     for (std::size_t j = j0; j < j1; ++j) {
-      const std::size_t c = j / frames, t = j % frames;
-      const std::int64_t start = static_cast<std::int64_t>(t * f.hop) - pad;
-      const std::int64_t lo = std::max<std::int64_t>(start, 0);
-      const std::int64_t hi =
-          std::min<std::int64_t>(start + static_cast<std::int64_t>(f.frame_length), n);
-      store(j, lo < hi ? sum_squares(y + c * f.n, lo, hi) : 0.0);
+      store(j, padded_sum(j / frames, (j % frames) * f.hop, f.frame_length));
     }
   });
 }
