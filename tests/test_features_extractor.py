@@ -205,3 +205,26 @@ def test_extract_audio_features_over_arrays():
     assert table.ids == ["a", "b"]
     frame = table.to_pandas()
     assert list(frame.index) == ["a", "b"] and frame.shape[1] == len(table.columns)
+
+
+def test_extract_user_features_from_a_listening_history():
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    history = pd.DataFrame(
+        {
+            "userID": [1, 1, 1, 2, 2, 3],
+            "artistID": [10, 11, 12, 10, 10, 13],
+            "weight": [5, 3, 2, 8, 1, 4],
+        }
+    )
+    ex = FeatureExtractor()
+    users = ex.extract_user_features_sync(history, n_components=2)
+    assert list(users.index) == [1, 2, 3]
+    assert users.loc[1, "n_items"] == 3 and users.loc[2, "n_items"] == 1
+    assert users.loc[2, "total_weight"] == 9 and users.loc[3, "total_weight"] == 4
+    assert users.loc[2, "top_item_share"] == pytest.approx(1.0)
+    assert {"emb_0", "emb_1"} <= set(users.columns)
+    again = asyncio.run(ex.extract_user_features(history, n_components=2))
+    pd.testing.assert_frame_equal(users, again)
+    with pytest.raises(ValueError):
+        ex.extract_user_features_sync(history.rename(columns={"userID": "nobody"}))

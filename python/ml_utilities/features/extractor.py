@@ -444,6 +444,33 @@ class FeatureExtractor:
             self.extract_audio_features_sync, music_catalog, sample_rate, feature_config
         )
 
+    # ------------------------------------------------------------------ listeners
+    def extract_user_features_sync(self, listening_history: Any, **options: Any) -> Any:
+        """One feature vector per user from a listening history: activity, diversity, temporal
+        habits (sessions, evening and weekend shares, recency) and a user embedding from the
+        user x item matrix. The same code as the DataPipeline's ``temporal_features`` and
+        ``embedding_features`` (:func:`ml_utilities.pipeline.features.user_features`, whose
+        keyword options this takes).
+
+        Parameters
+        ----------
+        listening_history : pandas.DataFrame
+            One row per play or per (user, item) pair with a play count, e.g. Last.fm's
+            ``user_artists.dat`` (``userID``, ``artistID``, ``weight``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by user id (sorted), one column per feature.
+        """
+        from ..pipeline.features import user_features
+
+        return user_features(listening_history, **options)
+
+    async def extract_user_features(self, listening_history: Any, **options: Any) -> Any:
+        """Async twin of :meth:`extract_user_features_sync`."""
+        return await asyncio.to_thread(self.extract_user_features_sync, listening_history, **options)
+
     def summarize(self, features: dict[str, dict[str, Any]]) -> tuple[list[str], np.ndarray]:
         """Column names and values of one clip's summary vector (see :func:`summarize`)."""
         return summarize(features)
