@@ -107,6 +107,7 @@ RequestPtr DynamicBatcher::submit(const float* row, std::size_t n, std::int64_t 
   const auto deadline =
       timeout_us > 0 ? now + std::chrono::microseconds(timeout_us) : Clock::time_point::max();
   RequestPtr req;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) throw BatcherClosed("the batcher is shut down: no new requests are accepted");
@@ -119,8 +120,12 @@ RequestPtr DynamicBatcher::submit(const float* row, std::size_t n, std::int64_t 
     req = std::make_shared<Request>(next_id_++, std::move(input), now, deadline, notify_on_finish);
     queue_.push_back(req);
     ++stats_.submitted;
+    // Workers wait for the queue to become non-empty, or for a started batch to fill: only
+    // these two transitions can end a wait. Waking a worker for every row would cost a context
+    // switch per row while a batch fills.
+    wake = queue_.size() == 1 || queue_.size() == options_.max_batch_size;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_all();
   return req;
 }
 

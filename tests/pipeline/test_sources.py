@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_frame, pg_dsn
+from conftest import LASTFM, copy_frame, pg_dsn
 
 from ml_utilities.pipeline import (
     PipelineConfigError,
@@ -57,7 +57,6 @@ def test_file_errors(tmp_path):
 def test_lastfm_dat_file_and_chunks(lastfm):
     if not lastfm["real"]:
         pytest.skip("../shared/data/lastfm-hetrec2011 is absent (synthetic rows cover the rest)")
-    from conftest import LASTFM
 
     spec = {"type": "file", "path": str(LASTFM / "user_artists.dat")}
     full = read_source(spec)

@@ -92,6 +92,13 @@ def test_routes_over_asgi(app, serving_registry) -> None:
             )
             assert r.status_code == 400
 
+            r = await client.get("/v1/models/xgb-clf:predict")
+            assert r.status_code == 405 and r.headers["allow"] == "POST"
+            r = await client.post("/v1/models/xgb-clf:predict", content=b"{not json")
+            assert r.status_code == 400 and "not JSON" in r.json()["detail"]
+            r = await client.post("/v1/models/xgb-clf:predict", json={"options": {}})
+            assert r.status_code == 422 and "no 'features'" in r.json()["detail"]
+
             assert (await client.get("/health")).json() == {"status": "ok"}
             assert (await client.get("/ready")).status_code == 200
             models = (await client.get("/v1/models")).json()["models"]
@@ -209,3 +216,34 @@ def test_cli_serve_two_workers_share_redis(serving_registry, redis_url, tmp_path
         proc.terminate()
         proc.wait(20)
         proc.stdout.close()
+
+
+def test_error_statuses_of_the_predict_route() -> None:
+    # A service whose predict_batch raises what the batcher raises under load: each maps to
+    # its status, with the reason; anything else is a plain 500 from the server.
+    from ml_utilities.serving import Overloaded, RequestTimeoutError
+
+    class Failing:
+        def __init__(self) -> None:
+            self.error: Exception = Overloaded("queue full")
+
+        async def predict_batch(self, **kwargs: object) -> dict:
+            assert kwargs["model_name"] == "m" and kwargs["features"] == [[1.0]]
+            raise self.error
+
+    service = Failing()
+    app = create_app(service, close_service=False)
+
+    async def status(err: Exception) -> httpx.Response:
+        service.error = err
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/models/m:predict", json={"features": [[1.0]]})
+
+    r = asyncio.run(status(Overloaded("queue full")))
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json() == {"error": "Overloaded", "detail": "queue full"}
+    r = asyncio.run(status(RequestTimeoutError("too slow")))
+    assert r.status_code == 504 and r.json()["error"] == "RequestTimeoutError"
+    r = asyncio.run(status(KeyError("bug")))
+    assert r.status_code == 500

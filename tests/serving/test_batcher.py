@@ -228,6 +228,28 @@ def test_async_timeout_and_cancel() -> None:
     assert b.stats()["completed"] <= 1
 
 
+def test_async_deadlines_in_any_order() -> None:
+    # One loop timer serves every deadline: a later request with an earlier deadline re-arms
+    # it, and requests without a deadline, or with a far one, are left alone.
+    gate = Gate()
+
+    async def main(b: DynamicBatcher) -> list[np.ndarray]:
+        far = asyncio.ensure_future(b.predict_async(rows(1)[0], timeout=60))
+        forever = asyncio.ensure_future(b.predict_async(rows(1)[0]))
+        await asyncio.sleep(0)
+        with pytest.raises(RequestTimeoutError, match="timed out"):
+            await b.predict_async(rows(1)[0], timeout=0.05)
+        with pytest.raises(RequestTimeoutError, match="timed out"):
+            await b.predict_async(rows(1)[0], timeout=0.02)
+        assert not far.done() and not forever.done()
+        gate.release.set()
+        return list(await asyncio.gather(far, forever))
+
+    with DynamicBatcher(gate, N_FEATURES, max_batch_size=1) as b:
+        out = asyncio.run(main(b))
+    np.testing.assert_allclose(np.stack(out), linear(rows(1)).repeat(2, 0), rtol=1e-5, atol=1e-5)
+
+
 def test_cancel_a_queued_request() -> None:
     gate = Gate()
     b = DynamicBatcher(gate, N_FEATURES, max_batch_size=1)

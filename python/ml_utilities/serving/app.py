@@ -19,14 +19,19 @@ Routes
 Errors are JSON ``{"error": <class>, "detail": <reason>}``: 404 unknown model, version or alias;
 422 wrong feature count, NaN or inf, bad shape; 400 other bad parameters; 503 overloaded
 (with ``Retry-After``); 504 timeout.
+
+The predict route is the hot path: it is a raw ASGI handler in front of FastAPI (no request
+model, no ``jsonable_encoder``), with ``orjson`` for the body and the answer when it is
+installed. The other routes go through FastAPI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +40,18 @@ from fastapi.responses import JSONResponse, Response
 from ..exceptions import ParameterError
 from .errors import ModelInputError, Overloaded, RequestTimeoutError, ServingError
 from .metrics import render
+
+try:  # orjson parses and writes JSON several times faster than the standard library
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _dumps: Callable[[Any], bytes] = orjson.dumps
+except ImportError:  # pragma: no cover - orjson is optional
+    _loads = json.loads
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 __all__ = ["create_app"]
 
@@ -56,6 +73,7 @@ def create_app(service: Any, *, close_service: bool = True) -> Any:
 
     app = FastAPI(title="ml_utilities prediction service", lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(PredictRoute, service=service)
 
     def error(status: int, err: BaseException, headers: dict[str, str] | None = None) -> Any:
         return JSONResponse(
@@ -86,29 +104,6 @@ def create_app(service: Any, *, close_service: bool = True) -> Any:
     async def _serving(request: Request, err: ServingError) -> Any:
         return error(500, err)
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict(name: str, request: Request) -> Any:
-        try:
-            body = await request.json()
-        except ValueError as err:
-            raise ParameterError(f"the request body is not JSON ({err})") from None
-        if not isinstance(body, dict):
-            raise ParameterError("the request body must be a JSON object with 'features'")
-        unknown = sorted(set(body) - {"features", "instances", "options", "version"})
-        if unknown:
-            raise ParameterError(
-                f"unknown field(s) {unknown}; accepted: features, options, version"
-            )
-        features = body.get("features", body.get("instances"))
-        if features is None:
-            raise ModelInputError("the request has no 'features' (a list of rows)")
-        return await service.predict_batch(
-            model_name=name,
-            features=features,
-            options=body.get("options"),
-            version=body.get("version"),
-        )
-
     @app.get("/v1/models")
     async def models() -> Any:
         return {"models": service.loaded_models()}
@@ -137,3 +132,120 @@ def _check_ready(service: Any) -> None:
     cache = service._results
     if cache is not None and getattr(cache, "kind", "") == "redis":
         cache.ping()
+
+
+_PREFIX = "/v1/models/"
+_SUFFIX = ":predict"
+_FIELDS = frozenset(("features", "instances", "options", "version"))
+#: exception class -> HTTP status of its JSON answer (the most derived class registered wins)
+_STATUS: dict[type[BaseException], int] = {
+    ModelInputError: 422,
+    ParameterError: 400,
+    Overloaded: 503,
+    RequestTimeoutError: 504,
+    ServingError: 500,
+}
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PredictRoute:
+    """ASGI middleware answering ``POST /v1/models/{name}:predict`` itself; everything else
+    goes on to ``app``.
+
+    Parameters
+    ----------
+    app : ASGI app
+        The rest of the routes (FastAPI).
+    service : PredictionService
+        Whose ``predict_batch`` answers.
+    """
+
+    def __init__(self, app: Any, service: Any) -> None:
+        from ..models.errors import ModelNotFoundError
+
+        self.app = app
+        self.service = service
+        self.status = {ModelNotFoundError: 404, **_STATUS}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                name = path[len(_PREFIX) : -len(_SUFFIX)]
+                if name and "/" not in name:
+                    if scope["method"] == "POST":
+                        await self.predict(name, receive, send)
+                    else:
+                        doc = {"detail": "Method Not Allowed"}
+                        await _answer(send, 405, doc, [(b"allow", b"POST")])
+                    return
+        await self.app(scope, receive, send)
+
+    async def predict(self, name: str, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        try:
+            result = await self.service.predict_batch(**_request(name, body))
+        except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
+            status = self.status_of(err)
+            if status is None:
+                raise
+            headers = [(b"retry-after", b"1")] if status == 503 else None
+            await _answer(send, status, {"error": type(err).__name__, "detail": str(err)}, headers)
+            return
+        await _answer(send, 200, result)
+
+    def status_of(self, err: BaseException) -> int | None:
+        for cls in type(err).__mro__:
+            status = self.status.get(cls)
+            if status is not None:
+                return status
+        return None
+
+
+def _request(name: str, body: bytes) -> dict[str, Any]:
+    """``predict_batch``'s keyword arguments from the request body."""
+    try:
+        doc = _loads(body)
+    except ValueError:
+        # orjson is strict JSON; the standard library also reads NaN and Infinity, which then
+        # fail validation with the row and feature named (422) rather than as "not JSON"
+        try:
+            doc = json.loads(body)
+        except ValueError as err:
+            raise ParameterError(f"the request body is not JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise ParameterError("the request body must be a JSON object with 'features'")
+    if not _FIELDS.issuperset(doc):
+        unknown = sorted(set(doc) - _FIELDS)
+        raise ParameterError(f"unknown field(s) {unknown}; accepted: features, options, version")
+    features = doc.get("features", doc.get("instances"))
+    if features is None:
+        raise ModelInputError("the request has no 'features' (a list of rows)")
+    return {
+        "model_name": name,
+        "features": features,
+        "options": doc.get("options"),
+        "version": doc.get("version"),
+    }
+
+
+async def _answer(
+    send: Send, status: int, document: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = _dumps(document)
+    head = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    if headers:
+        head.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": payload})

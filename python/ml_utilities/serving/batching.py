@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import heapq
 import threading
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,9 +48,86 @@ def _close_all() -> None:
         b.close(drain=False)
 
 
-def _resolve(fut: asyncio.Future[None], ticket: Any) -> None:
-    if not fut.done():
-        fut.set_result(None)
+class _Waker:
+    """Completes the futures of one event loop from batcher threads, and times them out.
+
+    Completions wake the loop once per burst: the first schedules :meth:`_drain` through
+    ``call_soon_threadsafe`` (one write to the loop's self-pipe), the others of the same batch
+    only join the pending list. Deadlines wait in one heap with a single loop timer armed for
+    the earliest (instead of a timer handle per request).
+    """
+
+    __slots__ = ("_deadlines", "_lock", "_pending", "_seq", "_timer", "_timer_at", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._pending: list[asyncio.Future[bool]] = []
+        self._lock = threading.Lock()
+        self._deadlines: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self._seq = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def __call__(self, fut: asyncio.Future[bool], ticket: Any) -> None:
+        """The request's completion callback (a batcher thread, or ``submit`` itself)."""
+        with self._lock:
+            first = not self._pending
+            self._pending.append(fut)
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed: nobody awaits these futures any more
+                with self._lock:
+                    self._pending.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            done, self._pending = self._pending, []
+        for fut in done:
+            if not fut.done():
+                fut.set_result(True)
+        heap = self._deadlines
+        while heap and heap[0][2].done():
+            heapq.heappop(heap)
+
+    def watch(self, fut: asyncio.Future[bool], timeout: float) -> None:
+        """Resolve ``fut`` with False if it is still pending ``timeout`` seconds from now
+        (called on the loop's thread)."""
+        deadline = self.loop.time() + timeout
+        self._seq += 1
+        heapq.heappush(self._deadlines, (deadline, self._seq, fut))
+        if self._timer is None or deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(deadline, self._sweep)
+        self._timer_at = deadline
+
+    def _sweep(self) -> None:
+        self._timer = None
+        now = self.loop.time() + _TIMER_SLACK_S
+        heap = self._deadlines
+        while heap and (heap[0][0] <= now or heap[0][2].done()):
+            fut = heapq.heappop(heap)[2]
+            if not fut.done():
+                fut.set_result(False)
+        if heap:
+            self._arm(heap[0][0])
+
+
+#: loop timers may fire this early (event loops with millisecond clocks)
+_TIMER_SLACK_S = 1e-3
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
+
+
+def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
+    waker = _wakers.get(loop)
+    if waker is None:
+        with _open_lock:
+            waker = _wakers.setdefault(loop, _Waker(loop))
+    return waker
 
 
 class DynamicBatcher:
@@ -153,28 +232,22 @@ class DynamicBatcher:
 
     async def predict_async(self, row: np.ndarray, *, timeout: float | None = None) -> np.ndarray:
         """Coroutine of :meth:`predict`: the event loop never blocks; the batcher thread
-        completes an :class:`asyncio.Future` through ``loop.call_soon_threadsafe``."""
+        completes an :class:`asyncio.Future`, waking the loop once per batch (one
+        ``loop.call_soon_threadsafe`` for all the batch's requests of that loop)."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-
-        def done(ticket: Any) -> None:
-            loop.call_soon_threadsafe(_resolve, fut, ticket)
-
-        ticket = self._native.submit(row, timeout=timeout, callback=done)
+        waker = _waker(loop)
+        fut: asyncio.Future[bool] = loop.create_future()
+        ticket = self._native.submit(row, timeout=timeout, callback=partial(waker, fut))
+        if timeout is not None:
+            # the queue enforces the deadline for queued rows; this bounds a running batch
+            waker.watch(fut, timeout)
         try:
-            if timeout is None:
-                await fut
-            else:
-                # the queue enforces the deadline for queued rows; this bounds a running batch
-                await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            if ticket.cancel():
-                raise RequestTimeoutError(
-                    f"request {ticket.id} timed out after {timeout:g} s"
-                ) from None
+            finished = await fut
         except asyncio.CancelledError:
             ticket.cancel()
             raise
+        if not finished and ticket.cancel():
+            raise RequestTimeoutError(f"request {ticket.id} timed out after {timeout:g} s")
         if self._observe is not None:
             self._observe(ticket)
         return ticket.result(0.0)

@@ -106,22 +106,39 @@ class Explainer:
             return self._tree(x, predicted)
         return self._permutation(x, predicted)
 
-    # -- TreeSHAP ---------------------------------------------------------------------------------
-    def _tree(self, x: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:
-        adapter = self.handle.adapter
+    @property
+    def batchable(self) -> bool:
+        """Whether :meth:`tree_all` may run through a dynamic batcher: XGBoost's TreeSHAP,
+        float32 and computed row by row, so a batch gives each row the values it gets alone."""
+        return self.method == TREE_METHOD and self.handle.framework == "xgboost"
+
+    def tree_all(self, x: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions of every output: ``(n, k * n_features)`` with ``k`` the
+        classes of a multi-class model, else 1 (the bias column left out)."""
+        x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
         n, f = x.shape
+        adapter = self.handle.adapter
         if self.handle.framework == "xgboost":
             import xgboost as xgb
 
             booster = adapter.model.get_booster()
             contrib = np.asarray(booster.predict(xgb.DMatrix(x), pred_contribs=True))
-            if contrib.ndim == 3:  # (n, n_classes, f + 1)
-                contrib = contrib[np.arange(n), predicted]
-        else:
+        else:  # LightGBM: (n, k * (f + 1))
             contrib = np.asarray(adapter.booster.predict(x, pred_contrib=True))
-            if contrib.shape[1] != f + 1:  # multi-class: (n, n_classes * (f + 1))
-                contrib = contrib.reshape(n, -1, f + 1)[np.arange(n), predicted]
-        return contrib[:, :f]  # the last column is the bias (expected margin)
+        # (n, f + 1) for one output, (n, k, f + 1) or (n, k * (f + 1)) for k classes
+        return contrib.reshape(n, -1, f + 1)[:, :, :f].reshape(n, -1)
+
+    @staticmethod
+    def pick(all_contributions: np.ndarray, n_features: int, predicted: Any) -> np.ndarray:
+        """``(n, n_features)`` from :meth:`tree_all`'s output: each row's predicted class."""
+        c = all_contributions.reshape(len(all_contributions), -1, n_features)
+        if c.shape[1] == 1:
+            return c[:, 0]
+        return c[np.arange(len(c)), predicted]
+
+    # -- TreeSHAP ---------------------------------------------------------------------------------
+    def _tree(self, x: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:
+        return self.pick(self.tree_all(x), x.shape[1], predicted)
 
     # -- permutation SHAP -------------------------------------------------------------------------
     def _permutation(self, x: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:

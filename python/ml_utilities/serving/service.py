@@ -202,6 +202,25 @@ def _check(key: str, value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------- loaded model
+class _ModelMetrics:
+    """The Prometheus children one model version updates on every request."""
+
+    __slots__ = ("batch_size", "duration", "ok", "queue_time", "rows_hit", "rows_miss")
+
+    def __init__(self, name: str, version: int) -> None:
+        labels = (name, str(version))
+        self.duration = metrics.inference_duration.labels(*labels)
+        self.rows_hit = metrics.prediction_count.labels(*labels, "hit")
+        self.rows_miss = metrics.prediction_count.labels(*labels, "miss")
+        self.ok = metrics.requests.labels(name, "ok")
+        self.batch_size = metrics.batch_size.labels(name)
+        self.queue_time = metrics.queue_time.labels(name)
+
+
+_CACHE_HIT = metrics.cache.labels("hit")
+_CACHE_MISS = metrics.cache.labels("miss")
+
+
 @dataclasses.dataclass
 class LoadedModel:
     """One model version held by the service, with its serving backend."""
@@ -221,19 +240,33 @@ class LoadedModel:
     calibration: tuple[np.ndarray, np.ndarray] | None
     size_bytes: int
     batcher: DynamicBatcher | None = None
+    #: batches TreeSHAP rows of concurrent requests (XGBoost, with dynamic batching)
+    explain_batcher: DynamicBatcher | None = None
     conformal: SplitConformal | None = None
     explainer: Explainer | None = None
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    #: the metric children of this model, looked up once (``labels()`` costs a lock and a dict)
+    observers: _ModelMetrics = dataclasses.field(init=False, repr=False)
+    #: ``handle.classes`` as an array, to decode class indices without converting the list
+    classes: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.observers = _ModelMetrics(self.name, self.version)
+        if self.task == "classification":
+            self.classes = np.asarray(self.handle.codec.classes)
 
     def batch_fn(self, x: np.ndarray) -> np.ndarray:
-        """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``."""
-        metrics.batch_size.labels(self.name).observe(len(x))
+        """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``: one model
+        call and one reshape per batch."""
+        self.observers.batch_size.observe(len(x))
         out = np.asarray(self.predict_raw(x), dtype=np.float32)
         return out.reshape(len(x), -1)
 
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close(drain=True)
+        if self.explain_batcher is not None:
+            self.explain_batcher.close(drain=True)
 
 
 def _cuda_available() -> bool:
@@ -485,7 +518,7 @@ class PredictionService:
 
     @staticmethod
     def _observer(name: str) -> Callable[[Any], None]:
-        hist = metrics.queue_time.labels(name)
+        hist = metrics.queue_time.labels(name)  # the same child as LoadedModel.observers
 
         def observe(ticket: Any) -> None:
             if ticket.queue_time_us >= 0:
@@ -664,16 +697,60 @@ class PredictionService:
         )
         return np.stack(out)
 
+    async def _contrib_async(
+        self, model: LoadedModel, x: np.ndarray, raw: np.ndarray
+    ) -> np.ndarray | None:
+        """TreeSHAP contributions ``(rows, n_features)`` through the model's explanation
+        batcher, so that concurrent requests share one TreeSHAP call (whose fixed cost is
+        large); None where that does not apply (no dynamic batching, a request of
+        ``batch_size`` rows or more, or not XGBoost)."""
+        if model.batcher is None or len(x) >= self._config.batch_size:
+            return None
+        explainer = self._explainer(model)
+        if not explainer.batchable:
+            return None
+        batcher = model.explain_batcher
+        if batcher is None:
+            cfg = self._config
+            with model.lock:
+                if model.explain_batcher is None:
+                    model.explain_batcher = DynamicBatcher(
+                        explainer.tree_all,
+                        model.n_features,
+                        max_batch_size=cfg.batch_size,
+                        max_queue_delay_us=cfg.queue_delay_us,
+                        max_queue_size=cfg.max_queue_size,
+                        n_workers=cfg.batcher_workers,
+                    )
+                batcher = model.explain_batcher
+        timeout = self._config.request_timeout_s
+        if len(x) == 1:
+            rows = (await batcher.predict_async(x[0], timeout=timeout))[None]
+        else:
+            rows = np.stack(
+                await asyncio.gather(*(batcher.predict_async(r, timeout=timeout) for r in x))
+            )
+        predicted = None
+        if model.task == "classification":
+            predicted = np.argmax(raw.reshape(len(x), -1), axis=1)
+        return explainer.pick(rows, model.n_features, predicted)
+
     def _assemble(
-        self, model: LoadedModel, x: np.ndarray, raw: np.ndarray, opts: dict[str, bool]
+        self,
+        model: LoadedModel,
+        x: np.ndarray,
+        raw: np.ndarray,
+        opts: dict[str, bool],
+        contrib: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """The result dictionary (without timing metadata) from the raw model outputs."""
+        """The result dictionary (without timing metadata) from the raw model outputs (and the
+        feature contributions, when the explanation batcher computed them)."""
         classification = model.task == "classification"
         result: dict[str, Any] = {}
         if classification:
             probs = raw.reshape(len(x), -1)
             idx = np.argmax(probs, axis=1)
-            result["predictions"] = model.handle.codec.decode(idx).tolist()
+            result["predictions"] = model.classes[idx].tolist()  # type: ignore[index]
             result["probabilities"] = np.round(probs.astype(np.float64), 7).tolist()
         else:
             values = raw.reshape(-1).astype(np.float64)
@@ -696,11 +773,11 @@ class PredictionService:
                 result["confidence_intervals"] = [
                     (float(lo), float(hi)) for lo, hi in conformal.intervals(raw)
                 ]
-        contrib = None
         explainer = None
         if opts["explain_predictions"] or opts["feature_importance"]:
             explainer = self._explainer(model)
-            contrib = explainer.contributions(x, idx)
+            if contrib is None:
+                contrib = explainer.contributions(x, idx)
         result["explanations"] = (
             top_features(contrib, model.feature_names, self._config.explanation_top_k)
             if opts["explain_predictions"] and contrib is not None
@@ -732,27 +809,26 @@ class PredictionService:
         result["metadata"] = meta
         return result
 
+    @staticmethod
     def _finish(
-        self, model: LoadedModel, result: dict[str, Any], start: float, rows: int, hit: bool
+        model: LoadedModel, result: dict[str, Any], start: float, rows: int, hit: bool
     ) -> dict[str, Any]:
+        """Adds the timing metadata to ``result`` (a fresh document, changed in place)."""
         elapsed = time.perf_counter() - start
-        meta = dict(result["metadata"])
-        meta.update(
-            inference_time_ms=round(elapsed * 1000.0, 3),
-            batch_size=rows,
-            cache_hit=hit,
-            dynamic_batching=model.batcher is not None,
-        )
-        out = dict(result)
-        out["metadata"] = meta
-        ci = out.get("confidence_intervals")
-        if hit and ci is not None and model.task == "regression":
-            out["confidence_intervals"] = [tuple(pair) for pair in ci]
-        labels = (model.name, str(model.version))
-        metrics.inference_duration.labels(*labels).observe(elapsed)
-        metrics.prediction_count.labels(*labels, "hit" if hit else "miss").inc(rows)
-        metrics.requests.labels(model.name, "ok").inc()
-        return out
+        meta = result["metadata"]
+        meta["inference_time_ms"] = round(elapsed * 1000.0, 3)
+        meta["batch_size"] = rows
+        meta["cache_hit"] = hit
+        meta["dynamic_batching"] = model.batcher is not None
+        if hit:
+            ci = result.get("confidence_intervals")
+            if ci is not None and model.task == "regression":
+                result["confidence_intervals"] = [tuple(pair) for pair in ci]
+        obs = model.observers
+        obs.duration.observe(elapsed)
+        (obs.rows_hit if hit else obs.rows_miss).inc(rows)
+        obs.ok.inc()
+        return result
 
     def predict_batch_sync(
         self,
@@ -771,13 +847,14 @@ class PredictionService:
             key = self._cache_key(model, opts, x) if self._results is not None else None
             if key is not None:
                 cached = self._results.get(key)  # type: ignore[union-attr]
-                metrics.cache.labels("hit" if cached else "miss").inc()
+                (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
                 if cached is not None:
                     return self._finish(model, cached, start, len(x), True)
             raw = self._raw_sync(model, x)
             result = self._assemble(model, x, raw, opts)
             if key is not None:
-                self._results.set(key, _jsonable(result))  # type: ignore[union-attr]
+                # the cache serialises it at once (tuples become lists, as JSON gives back)
+                self._results.set(key, result)  # type: ignore[union-attr]
             return self._finish(model, result, start, len(x), False)
 
     async def predict_batch(
@@ -839,18 +916,21 @@ class PredictionService:
             key = self._cache_key(model, opts, x) if self._results is not None else None
             if key is not None:
                 cached = await self._results.aget(key)  # type: ignore[union-attr]
-                metrics.cache.labels("hit" if cached else "miss").inc()
+                (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
                 if cached is not None:
                     return self._finish(model, cached, start, len(x), True)
             raw = await self._raw_async(model, x)
-            if opts["explain_predictions"] or opts["feature_importance"]:
-                result = await asyncio.to_thread(self._assemble, model, x, raw, opts)
-            elif opts["confidence_intervals"] and model.conformal is None:
-                result = await asyncio.to_thread(self._assemble, model, x, raw, opts)
+            explain = opts["explain_predictions"] or opts["feature_importance"]
+            contrib = await self._contrib_async(model, x, raw) if explain else None
+            if (explain and contrib is None) or (
+                opts["confidence_intervals"] and model.conformal is None
+            ):
+                # permutation SHAP, or fitting the conformal calibration: off the loop
+                result = await asyncio.to_thread(self._assemble, model, x, raw, opts, contrib)
             else:
-                result = self._assemble(model, x, raw, opts)
+                result = self._assemble(model, x, raw, opts, contrib)
             if key is not None:
-                await self._results.aset(key, _jsonable(result))  # type: ignore[union-attr]
+                await self._results.aset(key, result)  # type: ignore[union-attr]
             return self._finish(model, result, start, len(x), False)
 
     def predict_sync(
@@ -964,13 +1044,6 @@ def _single(result: dict[str, Any]) -> dict[str, Any]:
     if "probabilities" in result:
         out["probabilities"] = result["probabilities"][0]
     return out
-
-
-def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    """The result as JSON would give it back (tuples become lists), for the caches."""
-    import json
-
-    return json.loads(json.dumps(result))
 
 
 def _outcome_name(err: BaseException) -> str:

@@ -1,0 +1,312 @@
+"""HTTP load benchmark of ``ml-utilities serve`` with a compiled load generator (wrk).
+
+    flock /tmp/mlu-bench.lock python benchmarks/serving/bench_http.py --seconds 10 \
+        --out /tmp/serving-http.md
+
+For each case (XGBoost and an MLP, dynamic batching on and off, XGBoost with TreeSHAP
+explanations), the server runs alone in its own process (one uvicorn worker, result cache off),
+pinned with ``taskset`` to ``--server-cpu``; ``wrk`` runs pinned to ``--client-cpu`` with
+``--connections`` (64) keep-alive connections, each with one request of one row in flight, for
+a fixed duration after a warm-up run. Reported: requests/s, p50 and p99 latency as wrk measures
+them, and the server process's CPU time per request (``/proc/<pid>/stat``, so other load on a
+shared machine does not count).
+
+Correctness is a separate pass per case: 64 concurrent clients send each of the 2048 rows once,
+and every answer is compared with the model's own prediction for its row (``predict_proba``,
+atol 1e-5). Any mismatched, missing or non-200 answer, and any wrk error (non-2xx, timeout,
+socket error), is counted and reported; ``--strict`` makes them fail the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CLIENTS, query_rows, train_models  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "post_rows.lua"
+#: (model, dynamic batching, explanations)
+CASES = [
+    ("xgb", False, False),
+    ("xgb", True, False),
+    ("mlp", False, False),
+    ("mlp", True, False),
+    ("xgb", False, True),
+    ("xgb", True, True),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pin(cpu: int | None) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+class Server:
+    """``ml-utilities serve`` in a subprocess."""
+
+    def __init__(
+        self, reg: Any, batching: bool, cpu: int | None, launcher: str | None = None
+    ) -> None:
+        import httpx
+
+        self.port = _free_port()
+        cfg = {
+            "prediction_cache_ttl": 0,
+            "gpu_enabled": False,
+            "batch_size": 64,
+            "max_queue_delay_us": 1000,
+        }
+        cmd = [
+            *_pin(cpu),
+            sys.executable,
+            *([launcher] if launcher else ["-m", "ml_utilities.serving.cli"]),
+            "serve",
+            "--port",
+            str(self.port),
+            "--registry-url",
+            reg.url,
+            "--artifact-root",
+            str(reg.store.url),
+            "--config",
+            json.dumps(cfg),
+        ]
+        if not batching:
+            cmd.append("--no-batching")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base + "/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not start")
+
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def wrk(
+    url: str, bodies: Path, seconds: float, connections: int, cpu: int | None
+) -> dict[str, Any]:
+    """One wrk run (one thread, ``connections`` connections); wrk's summary as a dict."""
+    cmd = [
+        *_pin(cpu),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(bodies),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
+    return json.loads(line)
+
+
+async def correctness(
+    base: str, model: str, rows: np.ndarray, expected: np.ndarray, options: dict[str, bool]
+) -> dict[str, Any]:
+    """Each row once from ``CLIENTS`` concurrent clients; counts the wrong or missing answers."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    todo = iter(range(len(rows)))
+    got: dict[int, np.ndarray] = {}
+    failures: list[str] = []
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for i in todo:
+                r = await client.post(
+                    f"/v1/models/{model}:predict",
+                    json={"features": [rows[i].tolist()], "options": options},
+                )
+                if r.status_code != 200:
+                    failures.append(f"row {i}: HTTP {r.status_code} {r.text[:200]}")
+                    continue
+                body = r.json()
+                got[i] = np.asarray(body["probabilities"][0])
+                if options.get("explain_predictions") and not body["explanations"]:
+                    failures.append(f"row {i}: no explanation")
+
+        await asyncio.gather(*(worker() for _ in range(CLIENTS)))
+        models = (await client.get("/v1/models")).json()["models"]
+    mismatched = [i for i, p in got.items() if not np.allclose(p, expected[i], atol=1e-5)]
+    batcher = next((m["batcher"] for m in models if m["name"] == model), None)
+    return {
+        "checked": len(rows),
+        "answered": len(got),
+        "mismatched": len(mismatched),
+        "failures": failures[:5] + [f"row {i}: wrong answer" for i in mismatched[:5]],
+        "max_batch_seen": None if batcher is None else batcher["max_batch_seen"],
+    }
+
+
+def run_case(
+    reg: Any,
+    handles: dict[str, Any],
+    case: tuple[str, bool, bool],
+    args: argparse.Namespace,
+    tmp: Path,
+) -> dict[str, Any]:
+    model, batching, explain = case
+    rows = query_rows()
+    options = {"explain_predictions": explain}
+    bodies = tmp / f"{model}-{explain}.jsonl"
+    bodies.write_text(
+        "".join(json.dumps({"features": [r.tolist()], "options": options}) + "\n" for r in rows)
+    )
+    server = Server(reg, batching, args.server_cpu, args.launcher)
+    try:
+        url = f"{server.base}/v1/models/{model}:predict"
+        import httpx
+
+        # load the model (and build the explainer) before anything is timed
+        first = json.loads(bodies.read_text().split("\n", 1)[0])
+        httpx.post(url, json=first, timeout=120).raise_for_status()
+        wrk(url, bodies, args.warmup, args.connections, args.client_cpu)
+        cpu0 = server.cpu_seconds()
+        res = wrk(url, bodies, args.seconds, args.connections, args.client_cpu)
+        cpu = server.cpu_seconds() - cpu0
+        check = asyncio.run(
+            correctness(server.base, model, rows, handles[model].predict_proba(rows), options)
+        )
+    finally:
+        server.stop()
+    seconds = res["duration_us"] / 1e6
+    errors = res["connect"] + res["read"] + res["write"] + res["status"] + res["timeout"]
+    return {
+        "model": model,
+        "batching": batching,
+        "explanations": explain,
+        "requests": res["requests"],
+        "throughput": res["requests"] / seconds,
+        "p50_ms": res["p50_us"] / 1000,
+        "p99_ms": res["p99_us"] / 1000,
+        "cpu_us_per_request": cpu / max(res["requests"], 1) * 1e6,
+        "wrk_errors": errors,
+        "checked": check["checked"],
+        "mismatched": check["mismatched"] + (check["checked"] - check["answered"]),
+        "failures": check["failures"],
+        "max_batch_seen": check["max_batch_seen"],
+    }
+
+
+def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    load = os.getloadavg()
+    lines = [
+        f"wrk, {args.connections} connections (one request of one row in flight each), "
+        f"{args.seconds:g} s per run after {args.warmup:g} s of warm-up; server pinned to CPU "
+        f"{args.server_cpu}, wrk to CPU {args.client_cpu}; {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.1f} / {load[1]:.1f} at the end (a machine shared with other jobs).",
+        "",
+        "| model | explanations | dynamic batching | requests/s | p50 (ms) | p99 (ms) "
+        "| server CPU / request (us) | speed-up | wrk errors | mismatched / checked |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = {(r["model"], r["explanations"]): r["throughput"] for r in results if not r["batching"]}
+    for r in results:
+        ref = base.get((r["model"], r["explanations"]))
+        ratio = f"{r['throughput'] / ref:.2f}x" if ref and r["batching"] else ""
+        lines.append(
+            f"| {r['model']} | {'on' if r['explanations'] else 'off'} | "
+            f"{'on' if r['batching'] else 'off'} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} | {r['cpu_us_per_request']:.0f} | {ratio} | {r['wrk_errors']} | "
+            f"{r['mismatched']} / {r['checked']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
+    p.add_argument("--connections", type=int, default=CLIENTS)
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1 if (os.cpu_count() or 1) > 1 else 0)
+    p.add_argument("--models", default="xgb,mlp", help="comma-separated subset of xgb,mlp")
+    p.add_argument("--no-explanations", action="store_true", help="skip the TreeSHAP cases")
+    p.add_argument("--out", default=None, help="write the Markdown table here")
+    p.add_argument("--workdir", default=None, help="keep the trained models here, to reuse")
+    p.add_argument(
+        "--launcher",
+        default=None,
+        help="a Python script run as the server instead of -m ml_utilities.serving.cli "
+        "(to measure another checkout, for before/after comparisons)",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 on any error or mismatch")
+    args = p.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    wanted = set(args.models.split(","))
+    cases = [c for c in CASES if c[0] in wanted and not (c[2] and args.no_explanations)]
+    results = []
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(args.workdir) if args.workdir else Path(d)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(d)
+        reg, handles = train_models(root)
+        try:
+            for case in cases:
+                r = run_case(reg, handles, case, args, tmp)
+                results.append(r)
+                print(
+                    f"{r['model']} batching={r['batching']} explain={r['explanations']}: "
+                    f"{r['throughput']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 "
+                    f"{r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} us CPU/request, "
+                    f"wrk errors {r['wrk_errors']}, mismatched {r['mismatched']}/{r['checked']}"
+                    + (f" {r['failures']}" if r["failures"] else ""),
+                    flush=True,
+                )
+        finally:
+            reg.dispose()
+    text = table(results, args)
+    print("\n" + text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    bad = any(r["wrk_errors"] or r["mismatched"] for r in results)
+    return 1 if (bad and args.strict) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
