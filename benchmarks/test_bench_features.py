@@ -53,7 +53,7 @@ def clip60() -> np.ndarray:
 # -- every feature alone ---------------------------------------------------------------------
 def _flux(lib, y):
     if lib is mlu:
-        return audio.spectral_flux(y=y, sr=SR)
+        return audio.spectral_flux(y=y)
     S = np.abs(librosa.stft(y))
     d = np.maximum(np.diff(S, axis=-1), 0.0)
     return np.concatenate([[0.0], np.sqrt(np.sum(d.astype(np.float64) ** 2, axis=-2))])[None]
@@ -136,7 +136,7 @@ def librosa_comprehensive(y: np.ndarray, sr: float = SR) -> dict[str, dict]:
     S = np.abs(librosa.stft(y))
     H, P = librosa.decompose.hpss(S**2)
     total = float(H.sum(dtype=np.float64) + P.sum(dtype=np.float64))
-    mfcc = librosa.feature.mfcc(y=y, sr=sr)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13)  # the extractor's default
     tempo, beats = librosa.beat.beat_track(y=y, sr=sr)
     d = np.maximum(np.diff(S, axis=-1), 0.0)
     return {

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pandas as pd
 import pytest
+from pipeline_support import LASTFM, copy_frame, pg_dsn  # noqa: F401  (used by the fixtures)
 
 HERE = Path(__file__).resolve().parent
-LASTFM = HERE.parents[1].parent / "shared" / "data" / "lastfm-hetrec2011"
 N_USERS = 60  # users of the Last.fm sample loaded into the servers (about 3,000 rows)
 
 
@@ -175,23 +175,6 @@ def lastfm() -> dict[str, object]:
     names = artists.set_index("id")["name"]
     art["name_length"] = art["artist_id"].map(names).fillna("").str.len().astype("int64")
     return {"history": history, "users": users, "artists": art, "real": real, "raw": ua}
-
-
-def copy_frame(dsn: str, table: str, frame: pd.DataFrame) -> None:
-    """CREATE TABLE + COPY (psycopg) of a DataFrame of ints, floats and text."""
-    import psycopg
-
-    types = {"i": "bigint", "u": "bigint", "f": "double precision", "b": "boolean"}
-    cols = ", ".join(f'"{c}" {types.get(frame[c].dtype.kind, "text")}' for c in frame.columns)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE TABLE "{table}" ({cols})')
-        with conn.cursor().copy(f'COPY "{table}" FROM STDIN') as copy:
-            for row in frame.itertuples(index=False):
-                copy.write_row([None if pd.isna(v) else v for v in row])
-
-
-def pg_dsn(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_frame, pg_dsn
+from pipeline_support import copy_frame, pg_dsn
 
 ray = pytest.importorskip("ray", reason="the Ray Data recipe needs ray[data] (pip install ray)")
 pytest.importorskip("ray.data", reason="the Ray Data recipe needs ray[data]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_frame, pg_dsn
+from pipeline_support import copy_frame, pg_dsn
 
 from ml_utilities.pipeline import ParameterError, PipelineConfigError, fit_incremental
 

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LASTFM, copy_frame, pg_dsn
+from pipeline_support import LASTFM, copy_frame, pg_dsn
 
 from ml_utilities.pipeline import (
     PipelineConfigError,

@@ -5,23 +5,8 @@ Synthetic data with a known structure: 12 features, of which the first three car
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
-N_FEATURES = 12
-FEATURE_NAMES = [f"feat_{i}" for i in range(N_FEATURES)]
-
-
-def make_data(n: int, seed: int, task: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, N_FEATURES)).astype(np.float32)
-    signal = 2.0 * x[:, 0] - 1.5 * x[:, 1] + x[:, 2] ** 2
-    if task == "regression":
-        return x, (signal + 0.5 * rng.standard_normal(n)).astype(np.float32)
-    classes = np.array(["calm", "energetic", "sad"])
-    idx = np.digitize(signal + 0.3 * rng.standard_normal(n), [-0.5, 1.5])
-    return x, classes[idx]
-
+from serving_support import FEATURE_NAMES, N_FEATURES, make_data  # noqa: F401
 
 #: name -> (training config, task)
 MODELS = {

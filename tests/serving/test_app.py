@@ -14,7 +14,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from conftest import N_FEATURES, make_data
+from serving_support import N_FEATURES, make_data
 
 from ml_utilities.serving import PredictionService
 from ml_utilities.serving.app import create_app

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import FEATURE_NAMES, N_FEATURES, make_data
+from serving_support import FEATURE_NAMES, N_FEATURES, make_data
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.models import ModelNotFoundError

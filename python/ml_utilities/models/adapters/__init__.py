@@ -28,6 +28,7 @@ FRAMEWORKS: dict[str, str] = {
     "tensorflow": "keras:KerasAdapter",
     "transformers": "hf:TransformersAdapter",
     "onnx": "onnx:OnnxAdapter",
+    "automl": "automl:AutoMLAdapter",
 }
 _ALIASES = {
     "scikit-learn": "sklearn",

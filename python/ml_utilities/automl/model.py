@@ -1,0 +1,231 @@
+"""The AutoML result as a ModelManager model: a bag of fold models, or an ensemble of bags.
+
+:class:`AutoMLAdapter` is an :class:`~ml_utilities.models.adapters.Adapter` of framework
+``automl``: each member is one trial's K fold models (their predictions averaged), and the
+architecture says how members combine: ``single`` (one member), ``voting`` (weighted average,
+weights from greedy ensemble selection) or ``stacking`` (a logistic or ridge meta-learner on the
+members' predictions). Its input is the encoded matrix of :class:`~.data.ColumnEncoder`;
+:class:`AutoMLModel` (a :class:`~ml_utilities.models.ModelHandle`) takes DataFrames too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ParameterError
+from ..models.adapters import FRAMEWORKS
+from ..models.adapters.base import Adapter, OnnxExport
+from ..models.handle import ModelHandle
+from .data import ColumnEncoder, FeatureEngineering
+from .ensemble import stacking_features
+from .families import FAMILIES, FitContext
+
+__all__ = ["AutoMLAdapter", "AutoMLModel", "register_framework"]
+
+
+def register_framework() -> None:
+    """Make ``framework='automl'`` loadable by the model registry (kept for callers of the
+    earlier API: :data:`ml_utilities.models.adapters.FRAMEWORKS` lists it already, through
+    ``ml_utilities.models.adapters.automl``)."""
+    FRAMEWORKS.setdefault("automl", "automl:AutoMLAdapter")
+
+
+class AutoMLAdapter(Adapter):
+    """Members (bags of fold models) combined as ``single``, ``voting`` or ``stacking``.
+
+    ``hyperparameters`` holds the JSON description: ``members`` (family, params, and each
+    fold's feature engineering), ``weights``, ``scales`` (ranking), ``inner_task``
+    (classification, regression or ranking) and ``encoder`` (the column encoder's spec).
+    """
+
+    framework = "automl"
+    architectures = ("single", "voting", "stacking")
+    onnx_exporter = "onnxmltools/skl2onnx, folds averaged in one graph"
+
+    def __init__(self, architecture: str, task: str, hyperparameters: dict[str, Any], **kw: Any):
+        super().__init__(architecture, task, hyperparameters, **kw)
+        self.inner_task: str = hyperparameters.get("inner_task", task)
+        self.members: list[list[tuple[FeatureEngineering, Any]]] = []
+        self.meta: Any = None
+
+    # -- construction from a search -----
+    @classmethod
+    def build(
+        cls,
+        architecture: str,
+        inner_task: str,
+        n_classes: int | None,
+        n_columns: int,
+        encoder: ColumnEncoder,
+        members: list[dict[str, Any]],
+        fold_models: list[list[tuple[FeatureEngineering, Any]]],
+        weights: list[float] | None,
+        scales: list[tuple[float, float]] | None,
+        meta: Any,
+        seed: int,
+    ) -> AutoMLAdapter:
+        desc = {
+            "inner_task": inner_task,
+            "encoder": encoder.spec(),
+            "members": [
+                {
+                    "family": m["family"],
+                    "params": m["params"],
+                    "trial": m["trial"],
+                    "folds": [fe.spec() for fe, _ in folds],
+                }
+                for m, folds in zip(members, fold_models, strict=True)
+            ],
+            "weights": weights,
+            "scales": None if scales is None else [list(s) for s in scales],
+        }
+        task = "classification" if inner_task == "classification" else "regression"
+        adapter = cls(
+            architecture, task, desc, n_classes=n_classes, input_shape=(n_columns,), seed=seed
+        )
+        adapter.members = fold_models
+        adapter.meta = meta
+        return adapter
+
+    def fit(self, x, y, x_val, y_val, *, patience):  # noqa: ANN001 - see Adapter.fit
+        raise ParameterError(
+            "an AutoML model is built by AutoMLHelper.train_automl_pipeline, not by "
+            "ModelManager.train_model"
+        )
+
+    # -- inference -----
+    def _ctx(self, fe: FeatureEngineering) -> FitContext:
+        from .search import mapped_categorical
+
+        enc = ColumnEncoder.from_spec(self.hyperparameters["encoder"])
+        return FitContext(
+            task=self.inner_task,
+            n_classes=self.n_classes,
+            categorical=mapped_categorical(fe, enc.categorical_indices),
+            seed=self.seed,
+        )
+
+    def member_predictions(self, x: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for spec, folds in zip(self.hyperparameters["members"], self.members, strict=True):
+            fam = FAMILIES[spec["family"]]
+            preds = [fam.predict_raw(model, fe.transform(x), self._ctx(fe)) for fe, model in folds]
+            out.append(np.mean(preds, axis=0).astype(np.float32))
+        return out
+
+    def predict_raw(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x.reshape(len(x), -1), dtype=np.float32)
+        preds = self.member_predictions(x)
+        scales = self.hyperparameters.get("scales")
+        if self.architecture == "stacking":
+            z = stacking_features(self.inner_task, preds, scales or [(0.0, 1.0)] * len(preds))
+            if self.inner_task == "classification":
+                return np.asarray(self.meta.predict_proba(z), dtype=np.float32)
+            return np.asarray(self.meta.predict(z), dtype=np.float32)
+        weights = self.hyperparameters.get("weights") or [1.0]
+        if self.inner_task == "ranking" and scales:
+            preds = [(p - m) / (s or 1.0) for p, (m, s) in zip(preds, scales, strict=True)]
+        total = sum(w * p for w, p in zip(weights, preds, strict=True))
+        return np.asarray(total / float(sum(weights)), dtype=np.float32)
+
+    # -- persistence -----
+    def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        for i, (spec, folds) in enumerate(
+            zip(self.hyperparameters["members"], self.members, strict=True)
+        ):
+            fam = FAMILIES[spec["family"]]
+            for j, (_, model) in enumerate(folds):
+                folder = directory / f"member{i}" / f"fold{j}"
+                folder.mkdir(parents=True)
+                fam.save(model, folder)
+        if self.meta is not None:
+            import skops.io as sio
+
+            sio.dump(self.meta, directory / "meta.skops")
+        (directory / "automl.json").write_text(json.dumps({"members": len(self.members)}))
+
+    def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        self.members = []
+        for i, spec in enumerate(self.hyperparameters["members"]):
+            fam = FAMILIES[spec["family"]]
+            folds = []
+            for j, fe_spec in enumerate(spec["folds"]):
+                fe = FeatureEngineering.from_spec(fe_spec)
+                folds.append((fe, fam.load(directory / f"member{i}" / f"fold{j}", self._ctx(fe))))
+            self.members.append(folds)
+        if (directory / "meta.skops").exists():
+            import skops.io as sio
+
+            path = directory / "meta.skops"
+            untrusted = sio.get_untrusted_types(file=path)
+            bad = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
+            if bad:
+                from ..models.errors import ArtifactIntegrityError
+
+                raise ArtifactIntegrityError(f"{path} asks to rebuild foreign types {bad}")
+            self.meta = sio.load(path, trusted=untrusted)
+
+    # -- ONNX -----
+    def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
+        from .onnx_export import export_bag
+
+        if self.architecture == "stacking":
+            raise ParameterError(
+                "a stacking ensemble has no ONNX export (its meta-learner reads the members' "
+                "log-probabilities); serve it natively, or train with "
+                "ensemble_methods=['voting'] for an exportable model"
+            )
+        for spec in self.hyperparameters["members"]:
+            if not FAMILIES[spec["family"]].onnx:
+                raise ParameterError(
+                    f"family {spec['family']!r} has no ONNX export here; exportable families: "
+                    f"{[n for n, f in FAMILIES.items() if f.onnx]}"
+                )
+        return export_bag(self, int(sample.reshape(len(sample), -1).shape[1]), opset)
+
+
+class AutoMLModel(ModelHandle):
+    """A ModelHandle whose inputs may be DataFrames (encoded as in training) and hold NaN.
+
+    Attributes
+    ----------
+    report : AutoMLReport
+        What the search did (also saved in ``training['automl_report']``).
+    """
+
+    report: Any = None
+
+    def _features(self, features: Any) -> np.ndarray:
+        enc = ColumnEncoder.from_spec(self.adapter.hyperparameters["encoder"])
+        return enc.transform(features)
+
+    @classmethod
+    def from_handle(cls, handle: ModelHandle) -> AutoMLModel:
+        """Wrap a ModelHandle loaded from the registry (framework ``automl``)."""
+        from .report import AutoMLReport
+
+        if handle.framework != "automl":
+            raise ParameterError(f"model {handle.name!r} is a {handle.framework} model")
+        out = cls(
+            handle.adapter,
+            name=handle.name,
+            task=handle.task,
+            config=handle.config,
+            codec=handle.codec,
+            metrics=handle.metrics,
+            training=handle.training,
+            signature=handle.signature,
+            fingerprint=handle.fingerprint,
+            holdout=handle.holdout,
+            created_at=handle.created_at,
+        )
+        out.version = handle.version
+        out.report = AutoMLReport(handle.training.get("automl_report", {}))
+        return out
+
+
+register_framework()

@@ -1,0 +1,580 @@
+"""Recommendation: candidate generation, then a learning-to-rank model searched by AutoML.
+
+Protocol (also in ``docs/automl.md``):
+
+1. **Evaluation split.** For every user with at least 2 items, ``holdout_fraction`` (20%) of the
+   user's items, drawn at random (seeded), are held out as the test set; the rest is ``train``.
+2. **Ranker training data, inside ``train`` only.** ``train`` is split the same way again into
+   ``history`` and ``targets``. Candidates and their features are computed from ``history``;
+   a candidate's label is 1 when it is in the user's ``targets``.
+3. **Candidates** per user (items already in the history are excluded): the union of the top
+   items of item-kNN (cosine over users), EASE (Steck, 2019; a closed-form item-item
+   regression over the most popular items), user-kNN (cosine over items) and popularity.
+4. **Features** of a (user, item) pair: each generator's score and rank for the user, the item's
+   popularity (listeners, log plays), the user's activity (items, log plays), and the columns of
+   ``music_features`` (by item) and ``user_features`` (by user) when given.
+5. **Ranker.** :meth:`AutoMLHelper.train_automl_pipeline` with ``task_type='recommendation'``
+   searches LightGBM lambdarank, XGBoost ``rank:ndcg`` and the others on these rows, grouped by
+   user, cross-validated by user.
+6. **Evaluation.** Features are recomputed from all of ``train``, candidates ranked, and the top
+   ``k`` scored against the held-out test items: ndcg@k (binary relevance, ideal DCG over
+   ``min(k, held-out items)``) and recall@k (hits / ``min(k, held-out items)``), averaged over
+   every user with held-out items. Popularity and item-kNN are scored on the same split.
+7. **Serving.** ``recommend(user_id, k)`` ranks the candidates computed from every interaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ParameterError
+from .data import ranking_metric
+
+__all__ = ["RecommendationModel", "train_recommender"]
+
+logger = logging.getLogger(__name__)
+
+TASK_KEYS = (
+    "objective",
+    "metric",
+    "ensemble",
+    "time_budget_hours",
+    "time_budget_seconds",
+    "holdout_fraction",
+    "n_candidates",
+    "algorithms",
+    "seed",
+    "user_column",
+    "item_column",
+    "weight_column",
+    "evaluate",
+    "register",
+    "name",
+    "max_trials",
+    "cv_folds",
+)
+USER_COLUMNS = ("user_id", "userID", "user", "userId")
+ITEM_COLUMNS = ("item_id", "artistID", "artist_id", "track_id", "itemID", "item", "music_id")
+WEIGHT_COLUMNS = ("weight", "plays", "play_count", "count", "rating", "listens")
+#: items EASE models at most (the most listened to); EASE inverts an items x items matrix
+EASE_ITEMS = 2500
+EASE_LAMBDA = 200.0
+#: time kept after the ranker's search for ranking the evaluation candidates: this share of the
+#: budget plus RANK_RESERVE_S
+RANK_RESERVE_SHARE, RANK_RESERVE_S = 0.06, 1.0
+
+
+@dataclass
+class Interactions:
+    users: np.ndarray  # user index per interaction
+    items: np.ndarray
+    weights: np.ndarray
+    n_users: int
+    n_items: int
+
+    def matrix(self) -> Any:
+        import scipy.sparse as sp
+
+        return sp.csr_matrix(
+            (np.ones(len(self.users), dtype=np.float32), (self.users, self.items)),
+            shape=(self.n_users, self.n_items),
+        )
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        return Interactions(
+            self.users[mask], self.items[mask], self.weights[mask], self.n_users, self.n_items
+        )
+
+
+def _pick(frame: Any, given: str | None, names: tuple[str, ...], what: str) -> str:
+    if given is not None:
+        if given not in frame.columns:
+            raise ParameterError(f"{what}={given!r} is not a column of interaction_data")
+        return given
+    for n in names:
+        if n in frame.columns:
+            return n
+    raise ParameterError(
+        f"interaction_data has no {what.replace('_column', '')} column (tried {list(names)}); "
+        f"name it with task_config['{what}']"
+    )
+
+
+def holdout_split(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of held-out interactions: ``fraction`` of each user's items (>= 1 when the
+    user has at least 2 items)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(inter.users), dtype=bool)
+    order = np.argsort(inter.users, kind="stable")
+    u_sorted = inter.users[order]
+    starts = np.flatnonzero(np.r_[True, u_sorted[1:] != u_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends, strict=True):
+        n = e - s
+        if n < 2:
+            continue
+        m = max(1, int(round(fraction * n)))
+        mask[order[s + rng.choice(n, m, replace=False)]] = True
+    return mask
+
+
+class Generators:
+    """Scores of every (user, item) from the interactions: item-kNN, EASE, user-kNN,
+    popularity."""
+
+    def __init__(self, inter: Interactions) -> None:
+        import scipy.sparse as sp
+
+        r = inter.matrix()
+        r.data[:] = 1.0
+        self.seen = r
+        n_u, n_i = r.shape
+        item_norm = np.sqrt(np.asarray(r.sum(axis=0)).ravel())
+        item_norm[item_norm == 0] = 1.0
+        rn = r @ sp.diags(1.0 / item_norm)
+        # item-kNN scores r (rn' rn) computed as (r rn') rn: users x users first, cheap
+        self.itemknn = np.asarray((r @ rn.T).toarray() @ rn, dtype=np.float32)
+        user_norm = np.sqrt(np.asarray(r.sum(axis=1)).ravel())
+        user_norm[user_norm == 0] = 1.0
+        un = sp.diags(1.0 / user_norm) @ r
+        usim = np.asarray((un @ un.T).toarray(), dtype=np.float32)
+        np.fill_diagonal(usim, 0.0)
+        k = min(50, n_u - 1)
+        if k > 0:  # keep each user's 50 nearest neighbours
+            thresh = -np.partition(-usim, k - 1, axis=1)[:, k - 1 : k]
+            usim[usim < thresh] = 0.0
+        self.userknn = np.asarray((sp.csr_matrix(usim) @ r).toarray(), dtype=np.float32)
+        listeners = np.asarray(r.sum(axis=0)).ravel()
+        self.popularity = listeners.astype(np.float32)
+        plays = np.bincount(inter.items, weights=inter.weights, minlength=n_i)
+        self.log_plays = np.log1p(plays).astype(np.float32)
+        self.user_items = np.asarray(r.sum(axis=1)).ravel().astype(np.float32)
+        self.user_log_plays = np.log1p(
+            np.bincount(inter.users, weights=inter.weights, minlength=n_u)
+        ).astype(np.float32)
+        # EASE over the most popular items
+        top = np.argsort(-listeners, kind="stable")[: min(EASE_ITEMS, n_i)]
+        top = top[listeners[top] > 0]
+        x = r[:, top].toarray().astype(np.float64)
+        g = x.T @ x
+        g[np.diag_indices_from(g)] += EASE_LAMBDA
+        p = np.linalg.inv(g)
+        b = -p / np.diag(p)
+        b[np.diag_indices_from(b)] = 0.0
+        self.ease = np.zeros((n_u, n_i), dtype=np.float32)
+        self.ease[:, top] = (x @ b).astype(np.float32)
+        # item-kNN over log play counts, each user's profile scaled to unit sum
+        rw = sp.csr_matrix(
+            (np.log1p(inter.weights).astype(np.float32), (inter.users, inter.items)),
+            shape=(n_u, n_i),
+        )
+        rs = np.asarray(rw.sum(axis=1)).ravel()
+        rs[rs == 0] = 1.0
+        rw = sp.diags(1.0 / rs) @ rw
+        self.itemknn_plays = np.asarray((rw @ rn.T).toarray() @ rn, dtype=np.float32)
+        self.scores = {
+            "itemknn": self.itemknn,
+            "itemknn_plays": self.itemknn_plays,
+            "ease": self.ease,
+            "userknn": self.userknn,
+        }
+        svd = _pure_svd(r, listeners)
+        if svd is not None:
+            self.scores["svd"] = svd
+
+    def masked(self, name: str, users: np.ndarray) -> np.ndarray:
+        """Scores of ``users`` with the items they already have set to -inf."""
+        if name == "popularity":
+            out = np.repeat(self.popularity[None, :], len(users), axis=0)
+        else:
+            out = self.scores[name][users]
+        rows, cols = self.seen[users].nonzero()
+        out[rows, cols] = -np.inf
+        return out
+
+    def candidates(self, users: np.ndarray, n: int) -> list[np.ndarray]:
+        """Up to ``n`` unseen items per user: the generators' top lists merged, ordered by the
+        best rank an item has in any of them (ties by item index), returned sorted by item."""
+        per = {"itemknn": n, "ease": n, "userknn": n, "popularity": max(5, n // 5)}
+        if "svd" in self.scores:
+            per["svd"] = n
+        parts_u, parts_i, parts_r = [], [], []
+        for name, m in per.items():
+            s = self.masked(name, users)
+            m = min(m, s.shape[1] - 1)
+            top = np.argpartition(-s, m, axis=1)[:, :m]
+            vals = np.take_along_axis(s, top, axis=1)
+            order = np.argsort(-vals, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            vals = np.take_along_axis(vals, order, axis=1)
+            ok = np.isfinite(vals)
+            ranks = np.broadcast_to(np.arange(m), top.shape)
+            rows = np.broadcast_to(np.arange(len(users))[:, None], top.shape)
+            parts_u.append(rows[ok])
+            parts_i.append(top[ok])
+            parts_r.append(ranks[ok])
+        u = np.concatenate(parts_u)
+        it = np.concatenate(parts_i).astype(np.int64)
+        rk = np.concatenate(parts_r)
+        # best rank of each (user, item), then each user's n best by (rank, item)
+        order = np.lexsort((rk, it, u))
+        u, it, rk = u[order], it[order], rk[order]
+        first = np.r_[True, (u[1:] != u[:-1]) | (it[1:] != it[:-1])]
+        u, it, rk = u[first], it[first], rk[first]
+        order = np.lexsort((it, rk, u))
+        u, it = u[order], it[order]
+        starts = np.searchsorted(u, np.arange(len(users)))
+        pos = np.arange(len(u)) - starts[u]
+        keep = pos < n
+        u, it = u[keep], it[keep]
+        bounds = np.searchsorted(u, np.arange(len(users) + 1))
+        return [np.sort(it[bounds[j] : bounds[j + 1]]) for j in range(len(users))]
+
+    def features(self, users: np.ndarray, cands: list[np.ndarray]) -> dict[str, np.ndarray]:
+        u = np.concatenate([np.full(len(c), uu) for uu, c in zip(users, cands, strict=True)])
+        i = np.concatenate(cands)
+        cols: dict[str, np.ndarray] = {"user_index": u, "item_index": i}
+        for name, mat in self.scores.items():
+            cols[f"{name}_score"] = mat[u, i]
+            ranks = np.empty(len(u), dtype=np.float32)
+            pos = 0
+            for c, uu in zip(cands, users, strict=True):
+                vals = mat[uu, c]
+                ranks[pos : pos + len(c)] = np.argsort(np.argsort(-vals, kind="stable"))
+                pos += len(c)
+            cols[f"{name}_rank"] = ranks
+            # the same score relative to the user's candidates: raw scores grow with the size
+            # of the history, so the ranker learns on a smaller history than it serves
+            rel, z = _per_user(cols[f"{name}_score"], [len(c) for c in cands])
+            cols[f"{name}_rel"], cols[f"{name}_z"] = rel, z
+        cols["item_listeners"] = self.popularity[i]
+        cols["item_log_plays"] = self.log_plays[i]
+        cols["user_items"] = self.user_items[u]
+        cols["user_log_plays"] = self.user_log_plays[u]
+        return cols
+
+
+#: latent factors of the PureSVD generator, and the popularity damping of its item columns
+SVD_FACTORS, SVD_POPULARITY_EXPONENT = 64, -0.25
+
+
+def _pure_svd(r: Any, listeners: np.ndarray) -> np.ndarray | None:
+    """PureSVD scores (Cremonesi et al. 2010) of the binary matrix, with popular items' columns
+    damped by ``listeners ** -0.25`` (tuned on a validation split of the training data)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    k = min(SVD_FACTORS, min(r.shape) - 1)
+    if k < 2:
+        return None
+    damp = np.power(np.maximum(listeners, 1.0), SVD_POPULARITY_EXPONENT)
+    v0 = np.full(min(r.shape), 1.0 / np.sqrt(min(r.shape)))  # deterministic start
+    u, s, vt = svds((r @ sp.diags(damp)).astype(np.float64), k=k, v0=v0)
+    return ((u * s) @ (vt * damp[None, :])).astype(np.float32)
+
+
+def _per_user(score: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each score divided by its user's largest, and standardised within the user."""
+    rel = np.empty(len(score), dtype=np.float32)
+    z = np.empty(len(score), dtype=np.float32)
+    pos = 0
+    for n in sizes:
+        v = score[pos : pos + n]
+        if n:
+            top = float(np.max(np.abs(v))) or 1.0
+            rel[pos : pos + n] = v / top
+            z[pos : pos + n] = (v - v.mean()) / (float(v.std()) or 1.0)
+        pos += n
+    return rel, z
+
+
+def _dcg_eval(
+    ranked: dict[int, np.ndarray], truth: dict[int, set[int]], k: int
+) -> tuple[float, float]:
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    nd, rc = [], []
+    for u, items in truth.items():
+        top = ranked.get(u, np.array([], dtype=np.int64))[:k]
+        hits = np.array([it in items for it in top], dtype=float)
+        m = min(k, len(items))
+        nd.append(float((hits * disc[: len(hits)]).sum() / disc[:m].sum()))
+        rc.append(float(hits.sum() / m))
+    return float(np.mean(nd)), float(np.mean(rc))
+
+
+class RecommendationModel:
+    """A trained recommender: ``recommend(user_id, k)`` and ``report``."""
+
+    def __init__(
+        self,
+        ranker: Any,
+        gens: Generators | Interactions,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        side: dict[str, Any],
+        n_candidates: int,
+        report: dict[str, Any],
+    ) -> None:
+        self.ranker = ranker
+        self._generators = gens if isinstance(gens, Generators) else None
+        self._interactions = None if isinstance(gens, Generators) else gens
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self._user_index = {_plain(u): i for i, u in enumerate(user_ids)}
+        self.side = side
+        self.n_candidates = n_candidates
+        self.report = report
+        self._lock = threading.Lock()
+
+    @property
+    def generators(self) -> Generators:
+        """The candidate generators; the serving ones (from every interaction) are computed at
+        the first recommendation, not inside the training budget."""
+        if self._generators is None:
+            with self._lock:
+                if self._generators is None:
+                    self._generators = Generators(self._interactions)
+        return self._generators
+
+    def _candidates(self, users: np.ndarray) -> tuple[list[np.ndarray], Any]:
+        cands = self.generators.candidates(users, self.n_candidates)
+        frame = _frame(
+            self.generators.features(users, cands), self.side, self.item_ids, self.user_ids
+        )
+        return cands, frame
+
+    def _rank(
+        self, users: np.ndarray, k: int, prepared: tuple[list[np.ndarray], Any] | None = None
+    ) -> dict[int, np.ndarray]:
+        cands, frame = prepared if prepared is not None else self._candidates(users)
+        scores = self.ranker.adapter.predict_raw(self.ranker._features(frame))
+        out: dict[int, np.ndarray] = {}
+        pos = 0
+        for u, c in zip(users, cands, strict=True):
+            s = scores[pos : pos + len(c)]
+            out[int(u)] = c[np.argsort(-s, kind="stable")[:k]]
+            pos += len(c)
+        return out
+
+    def recommend(self, user_id: Any, k: int = 10) -> list[Any]:
+        """The ``k`` best items for ``user_id`` that the user has not listened to yet.
+
+        An unknown user gets the most popular items.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ParameterError(f"k={k!r}: expected an integer >= 1")
+        u = self._user_index.get(_plain(user_id))
+        if u is None:
+            top = np.argsort(-self.generators.popularity, kind="stable")[:k]
+            return [_plain(v) for v in self.item_ids[top]]
+        return [_plain(v) for v in self.item_ids[self._rank(np.array([u]), k)[u]]]
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _frame(
+    cols: dict[str, np.ndarray], side: dict[str, Any], item_ids: np.ndarray, user_ids: np.ndarray
+) -> Any:
+    import pandas as pd
+
+    frame = pd.DataFrame({k: v for k, v in cols.items() if k != "item_index"})
+    frame = frame.rename(columns={"user_index": "user_id"})
+    for key, ids, idx in (
+        ("music", item_ids, cols["item_index"]),
+        ("user", user_ids, cols["user_index"]),
+    ):
+        table = side.get(key)
+        if table is not None:
+            aligned = table.reindex(ids[idx])
+            aligned.index = frame.index
+            frame = pd.concat([frame, aligned.add_prefix(f"{key}_")], axis=1)
+    return frame
+
+
+def _side_table(table: Any, what: str) -> Any:
+    import pandas as pd
+
+    if table is None:
+        return None
+    if not isinstance(table, pd.DataFrame):
+        raise ParameterError(f"{what} must be a pandas DataFrame indexed by id, or None")
+    return table
+
+
+def train_recommender(
+    helper: Any,
+    user_features: Any,
+    music_features: Any,
+    interaction_data: Any,
+    task_config: dict[str, Any] | None,
+) -> RecommendationModel:
+    """See :meth:`AutoMLHelper.train_recommendation_model` and the module docstring."""
+    import pandas as pd
+
+    from ..config import get_settings
+    from .options import parse_metric
+
+    t0 = time.monotonic()
+    cfg = dict(task_config or {})
+    unknown = sorted(set(cfg) - set(TASK_KEYS))
+    if unknown:
+        raise ParameterError(f"unknown task_config key(s) {unknown}; accepted: {list(TASK_KEYS)}")
+    if cfg.get("objective", "ranking") != "ranking":
+        raise ParameterError(f"objective={cfg['objective']!r}: only 'ranking' is supported")
+    metric, k = parse_metric("recommendation", cfg.get("metric", "ndcg@10"))
+    if k is None:
+        raise ParameterError("metric needs a cut-off, e.g. 'ndcg@10'")
+    if not isinstance(interaction_data, pd.DataFrame) or interaction_data.empty:
+        raise ParameterError(
+            "interaction_data must be a non-empty DataFrame of (user, item[, weight]) rows"
+        )
+    ucol = _pick(interaction_data, cfg.get("user_column"), USER_COLUMNS, "user_column")
+    icol = _pick(interaction_data, cfg.get("item_column"), ITEM_COLUMNS, "item_column")
+    wcol = cfg.get("weight_column")
+    if wcol is None:
+        wcol = next((c for c in WEIGHT_COLUMNS if c in interaction_data.columns), None)
+    elif wcol not in interaction_data.columns:
+        raise ParameterError(f"weight_column={wcol!r} is not a column of interaction_data")
+    frac = cfg.get("holdout_fraction", 0.2)
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+        raise ParameterError(f"holdout_fraction={frac!r}: expected a number in (0, 1)")
+    n_cand = cfg.get("n_candidates", 50)
+    if isinstance(n_cand, bool) or not isinstance(n_cand, int) or n_cand < 10:
+        raise ParameterError(f"n_candidates={n_cand!r}: expected an integer >= 10")
+    seed = cfg.get("seed", 0)
+    if "time_budget_seconds" in cfg:
+        budget = float(cfg["time_budget_seconds"])
+    else:
+        budget = float(cfg.get("time_budget_hours", get_settings().automl_time_budget)) * 3600
+    if not budget > 0:
+        raise ParameterError(f"time budget {budget!r} s: expected > 0")
+    evaluate = cfg.get("evaluate", True)
+    side = {
+        "music": _side_table(music_features, "music_features"),
+        "user": _side_table(user_features, "user_features"),
+    }
+    data = interaction_data.drop_duplicates([ucol, icol])
+    user_ids, u_idx = np.unique(data[ucol].to_numpy(), return_inverse=True)
+    item_ids, i_idx = np.unique(data[icol].to_numpy(), return_inverse=True)
+    w = data[wcol].to_numpy(dtype=np.float64) if wcol else np.ones(len(data))
+    inter_all = Interactions(u_idx, i_idx, w, len(user_ids), len(item_ids))
+
+    def ranker_rows(history: Interactions, targets: Interactions) -> Any:
+        gens = Generators(history)
+        users = np.unique(targets.users)
+        cands = gens.candidates(users, n_cand)
+        cols = gens.features(users, cands)
+        truth = set(zip(targets.users.tolist(), targets.items.tolist(), strict=True))
+        labels = np.array(
+            [(u, i) in truth for u, i in zip(cols["user_index"], cols["item_index"], strict=True)],
+            dtype=np.float64,
+        )
+        frame = _frame(cols, side, item_ids, user_ids)
+        has_pos = pd.Series(labels).groupby(cols["user_index"]).transform("max").to_numpy()
+        keep = has_pos > 0  # users without a positive candidate carry no ranking signal
+        return frame[keep].reset_index(drop=True), labels[keep]
+
+    report: dict[str, Any] = {
+        "protocol": "per-user holdout",
+        "holdout_fraction": frac,
+        "metric": f"{metric}@{k}",
+        "n_users": len(user_ids),
+        "n_items": len(item_ids),
+        "n_interactions": len(data),
+    }
+    test_mask = holdout_split(inter_all, frac, seed) if evaluate else np.zeros(len(data), bool)
+    train = inter_all.subset(~test_mask)
+    inner = holdout_split(train, frac, seed + 1)
+    frame, labels = ranker_rows(train.subset(~inner), train.subset(inner))
+    ens = cfg.get("ensemble", True)
+    if not isinstance(ens, bool):
+        raise ParameterError(f"ensemble={ens!r}: expected True or False")
+    # everything that does not need the ranker comes first, so that the ranker's search gets
+    # exactly the time that is left (less a reserve for scoring the evaluation candidates)
+    prepared = None
+    if evaluate:
+        gens = Generators(train)
+        test = inter_all.subset(test_mask)
+        truth: dict[int, set[int]] = {}
+        for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):
+            truth.setdefault(u, set()).add(i)
+        users = np.array(sorted(truth))
+        probe = RecommendationModel(None, gens, user_ids, item_ids, side, n_cand, report)
+        prepared = probe._candidates(users)
+        pop = gens.masked("popularity", users)
+        knn = gens.masked("itemknn", users)
+        base = {
+            "popularity": {
+                int(u): np.argsort(-pop[j], kind="stable")[:k] for j, u in enumerate(users)
+            },
+            "item_knn": {
+                int(u): np.argsort(-knn[j], kind="stable")[:k] for j, u in enumerate(users)
+            },
+        }
+        del pop, knn
+    reserve = RANK_RESERVE_SHARE * budget + (RANK_RESERVE_S if evaluate else 0.0)
+    ranker_budget = budget - (time.monotonic() - t0) - reserve
+    if ranker_budget < 1.0:
+        raise ParameterError(
+            f"time budget {budget:g} s: candidate generation alone took "
+            f"{time.monotonic() - t0:.1f} s; give a larger budget"
+        )
+    report["preparation_s"] = round(time.monotonic() - t0, 3)
+    automl_config: dict[str, Any] = {
+        "task_type": "recommendation",
+        "optimization_metric": f"ndcg@{k}",
+        "time_budget_seconds": ranker_budget,
+        "ensemble_methods": ["voting", "stacking"] if ens else [],
+        "feature_engineering": {"feature_selection": None},
+        "model_search_space": {
+            "algorithms": cfg.get("algorithms", ["lightgbm", "xgboost"]),
+            "hyperparameter_optimization": "bayesian",
+        },
+        "group_column": "user_id",
+        "seed": seed,
+        "cv_folds": 3,
+        "trial_timeout_seconds": max(5.0, 0.5 * ranker_budget),
+        "register": bool(cfg.get("register", False)),
+    }
+    for key in ("max_trials", "cv_folds", "name"):
+        if key in cfg:
+            automl_config[key] = cfg[key]
+    ranker = helper.train_automl_pipeline_sync(frame, labels, automl_config)
+    report["ranker"] = {
+        key: ranker.report.get(key)
+        for key in (
+            "best_model",
+            "best_score",
+            "final_model",
+            "final_score",
+            "ensemble_performance",
+            "models_evaluated",
+            "training_time_s",
+        )
+    }
+    if evaluate:
+        model = RecommendationModel(ranker, gens, user_ids, item_ids, side, n_cand, report)
+        ranked = model._rank(users, k, prepared)
+        ours = _dcg_eval(ranked, truth, k)
+        report["evaluation"] = {
+            "model": {f"ndcg@{k}": ours[0], f"recall@{k}": ours[1]},
+            **{
+                name: dict(zip((f"ndcg@{k}", f"recall@{k}"), _dcg_eval(r, truth, k), strict=True))
+                for name, r in base.items()
+            },
+            "n_test_users": len(users),
+        }
+    report["training_time_s"] = round(time.monotonic() - t0, 3)
+    report["budget_s"] = budget
+    return RecommendationModel(ranker, inter_all, user_ids, item_ids, side, n_cand, report)
+
+
+_ = ranking_metric  # the same metric family scores the ranker's cross-validation
