@@ -4,7 +4,6 @@ faked, latency SLA enforced with numbers, every attempt recorded in the registry
 from __future__ import annotations
 
 import asyncio
-import os
 
 import numpy as np
 import pytest
@@ -168,7 +167,7 @@ def test_the_specification_example_runs_as_written(sqlite_manager, sequences):
     """The specification's ModelManager example, verbatim but for the transformer's size.
 
     The size as written (768 hidden, 12 layers, 12 heads: 85 M parameters) is trained in
-    ``test_the_specification_example_at_full_size`` when MLU_FULL_SPEC_TEST=1.
+    ``test_the_specification_example_at_full_size``.
     """
     training_features, training_labels = sequences
     manager = sqlite_manager
@@ -220,12 +219,7 @@ def test_the_specification_example_runs_as_written(sqlite_manager, sequences):
     assert model.adapter.net.config.num_heads == 12
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("MLU_FULL_SPEC_TEST") != "1",
-    reason="trains an 85 M-parameter transformer (minutes on CPU); "
-    "set MLU_FULL_SPEC_TEST=1 to run it",
-)
+@pytest.mark.slow  # trains an 85 M-parameter transformer: about 4 minutes on 2 cores
 def test_the_specification_example_at_full_size(sqlite_manager, sequences):
     x, y = sequences
     model = asyncio.run(
