@@ -230,6 +230,41 @@ def test_redis_hashes_json_and_streams(redis_url):
     r.close()
 
 
+class _RedisJsonModule:
+    """What redis-py's pipeline answers for RedisJSON documents (Debian's Redis has no
+    module): TYPE gives ``ReJSON-RL`` and ``JSON.GET key $`` the JSON text of a 1-list."""
+
+    def __init__(self, docs):
+        self.docs, self.calls = docs, []
+
+    def pipeline(self, transaction=True):
+        return self
+
+    def type(self, key):
+        self.calls.append(("TYPE", key))
+
+    def execute_command(self, *args):
+        self.calls.append(args)
+
+    def execute(self):
+        out = ["ReJSON-RL" if c[0] == "TYPE" else json.dumps([self.docs[c[1]]]) for c in self.calls]
+        self.calls = []
+        return out
+
+
+def test_redis_json_module_documents():
+    from ml_utilities.pipeline.sources import _redis_records
+
+    client = _RedisJsonModule(
+        {"track:7:meta": {"tempo": 120.5, "key": "F"}, "track:9:meta": {"tempo": 88.0}}
+    )
+    rows = _redis_records(client, ["track:7:meta", "track:9:meta"], {"key_pattern": "track:*:meta"})
+    assert rows == [
+        {"track_id": "7", "tempo": 120.5, "key": "F"},
+        {"track_id": "9", "tempo": 88.0},
+    ]
+
+
 def test_redis_bad_inputs(redis_url):
     import redis
 

@@ -210,19 +210,7 @@ class AutoMLModel(ModelHandle):
 
         if handle.framework != "automl":
             raise ParameterError(f"model {handle.name!r} is a {handle.framework} model")
-        out = cls(
-            handle.adapter,
-            name=handle.name,
-            task=handle.task,
-            config=handle.config,
-            codec=handle.codec,
-            metrics=handle.metrics,
-            training=handle.training,
-            signature=handle.signature,
-            fingerprint=handle.fingerprint,
-            holdout=handle.holdout,
-            created_at=handle.created_at,
-        )
+        out = cls(**handle.init_kwargs())
         out.version = handle.version
         out.report = AutoMLReport(handle.training.get("automl_report", {}))
         return out

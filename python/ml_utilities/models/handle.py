@@ -73,6 +73,23 @@ class ModelHandle:
         self.holdout = holdout
         self.created_at = time.time() if created_at is None else created_at
 
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor's arguments that rebuild this handle (a subclass's ``cls(**...)``
+        wraps the same trained model; ``version`` is set apart, after registration)."""
+        return {
+            "adapter": self.adapter,
+            "name": self.name,
+            "task": self.task,
+            "config": self.config,
+            "codec": self.codec,
+            "metrics": self.metrics,
+            "training": self.training,
+            "signature": self.signature,
+            "fingerprint": self.fingerprint,
+            "holdout": self.holdout,
+            "created_at": self.created_at,
+        }
+
     @property
     def framework(self) -> str:
         return self.adapter.framework

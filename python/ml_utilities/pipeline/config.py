@@ -185,6 +185,8 @@ def check_config(config: Any, *, need_sources: bool = True) -> dict[str, Any]:
     if model is not None and not isinstance(model, dict):
         raise PipelineConfigError(f"model={model!r}: expected a ModelManager config dict")
     cfg["model"] = dict(model) if model else None  # None: DEFAULT_MODELS[task]
+    if cfg["model"] is not None and cfg["model"].get("framework") == "automl":
+        cfg["model"] = check_automl_model(cfg["model"])
     reg = config.get("register", True)
     if isinstance(reg, dict):
         unknown = sorted(set(reg) - set(_REGISTER_KEYS))
@@ -201,3 +203,38 @@ def check_config(config: Any, *, need_sources: bool = True) -> dict[str, Any]:
     cfg["progress"] = progress
     cfg["seed"] = _int("seed", config.get("seed", 0), 0)
     return cfg
+
+
+def check_automl_model(model: dict[str, Any]) -> dict[str, Any]:
+    """Check ``model={'framework': 'automl', **automl_config}`` before any data is read.
+
+    The keys besides ``framework`` are the AutoMLHelper's ``automl_config``
+    (:func:`ml_utilities.automl.options.parse_config` checks them, so an unknown key or value
+    fails here, not after ingestion). ``task`` is accepted as a synonym of ``task_type``;
+    ``recommendation`` is refused: the pipeline's folds are over rows, not users. ``register``
+    is the pipeline's own key (the pipeline registers the fitted pipeline, not the bare model).
+    """
+    from ..automl.options import parse_config
+
+    rest = {k: v for k, v in model.items() if k != "framework"}
+    if "task" in rest:
+        task = rest.pop("task")
+        if rest.setdefault("task_type", task) != task:
+            raise PipelineConfigError(
+                f"model: task={task!r} and task_type={rest['task_type']!r} disagree"
+            )
+    if "register" in rest:
+        raise PipelineConfigError(
+            "model['register'] is not accepted with framework='automl': the pipeline registers "
+            "the fitted pipeline (configure it with the pipeline's 'register' key)"
+        )
+    if rest.get("task_type") == "recommendation":
+        raise PipelineConfigError(
+            "model: task_type='recommendation' is not a pipeline task (its folds split rows, "
+            "not users); use AutoMLHelper.train_recommendation_model"
+        )
+    try:
+        parse_config({**rest, "register": False})
+    except ValueError as err:
+        raise PipelineConfigError(f"model (framework='automl'): {err}") from None
+    return {"framework": "automl", **rest}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._jsonable import jsonable
 from ..exceptions import ParameterError
 from .config import DEFAULT_MODELS, check_config
 from .errors import PipelineConfigError
@@ -49,7 +50,7 @@ def _progress(total: int, desc: str, enabled: bool | None) -> Any:
 
 
 def _infer_task(y: pd.Series, model_config: dict[str, Any]) -> str:
-    task = model_config.get("task")
+    task = model_config.get("task", model_config.get("task_type"))
     if task is not None:
         return "regression" if task == "regression" else "classification"
     if pd.api.types.is_float_dtype(y):
@@ -60,6 +61,22 @@ def _infer_task(y: pd.Series, model_config: dict[str, Any]) -> str:
     if pd.api.types.is_integer_dtype(y) and y.nunique() > 20:
         return "regression"
     return "classification"
+
+
+def _is_automl(model_config: dict[str, Any]) -> bool:
+    return model_config.get("framework") == "automl"
+
+
+def _share_automl_budget(model_config: dict[str, Any], n_fits: int) -> dict[str, Any]:
+    """The AutoMLHelper's time budget is the whole run's: each of the ``n_fits`` searches (one
+    per fold and the final one) gets an equal share, so the pipeline ends within it."""
+    from ..automl.options import parse_config
+
+    search = {k: v for k, v in model_config.items() if k != "framework"}
+    total = parse_config({**search, "register": False}).budget_s
+    out = {k: v for k, v in model_config.items() if k != "time_budget_hours"}
+    out["time_budget_seconds"] = total / n_fits
+    return out
 
 
 def _summary(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -239,7 +256,7 @@ class DataPipeline:
         task = _infer_task(data[target_column], model_cfg)
         if cfg["model"] is None:
             model_cfg = copy.deepcopy(DEFAULT_MODELS[task])
-        model_cfg.setdefault("task", task)
+        model_cfg.setdefault("task_type" if _is_automl(model_cfg) else "task", task)
         model_cfg.setdefault("seed", cfg["seed"])
 
         t = time.perf_counter()
@@ -288,6 +305,8 @@ class DataPipeline:
         folds: list[dict[str, Any]] = []
         fold_models: list[PipelineModel] = []
         n_fits = (val["cv_folds"] if val["cv_folds"] >= 2 else 0) + 1
+        if _is_automl(model_cfg):
+            model_cfg = _share_automl_budget(model_cfg, n_fits)
         bar = _progress(n_fits, "pipeline", cfg["progress"])
         eval_s = 0.0
         with bar if bar is not None else nullcontext():
@@ -410,7 +429,7 @@ class DataPipeline:
         fe = cfg["feature_engineering"]
         seed = cfg["seed"]
         builder = FeatureBuilder(**plan["builder"], seed=seed)
-        task = "regression" if model_cfg["task"] == "regression" else "classification"
+        task = _infer_task(pd.Series([], dtype=object), model_cfg)
         ct = build_column_transformer(cfg["preprocessing"], seed, task, len(x))
         expansion = None
         if fe["polynomial_degree"] > 1 or fe["interaction_depth"] > 1:
@@ -614,14 +633,4 @@ def _model_name(target: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+    return jsonable(value, str)

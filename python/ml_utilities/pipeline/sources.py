@@ -500,6 +500,10 @@ def _redis_scan(client: Any, spec: dict[str, Any]) -> Iterator[list[str]]:
         yield sorted(batch)
 
 
+#: the type name ``TYPE`` gives a RedisJSON module document
+_REDISJSON_TYPE = "ReJSON-RL"
+
+
 def _redis_records(client: Any, keys: list[str], spec: dict[str, Any]) -> list[dict[str, Any]]:
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -513,10 +517,13 @@ def _redis_records(client: Any, keys: list[str], spec: dict[str, Any]) -> list[d
             pipe.get(key)
         elif kind == "stream":
             pipe.xrange(key)
+        elif kind == _REDISJSON_TYPE:
+            # a RedisJSON document (the module's type): its root, as JSON text of a 1-list
+            pipe.execute_command("JSON.GET", key, "$")
         else:
             raise SourceError(
-                f"Redis key {key!r} is a {kind}; the redis source reads hashes, JSON strings "
-                "and streams"
+                f"Redis key {key!r} is a {kind}; the redis source reads hashes, JSON strings, "
+                "RedisJSON documents and streams"
             )
     values = pipe.execute()
     key_re = _redis_key_regex(spec["key_pattern"])
@@ -528,9 +535,11 @@ def _redis_records(client: Any, keys: list[str], spec: dict[str, Any]) -> list[d
         base = {key_col: ident} if key_col else {}
         if kind == "hash":
             records.append({**base, **value})
-        elif kind == "string":
+        elif kind in ("string", _REDISJSON_TYPE):
             try:
                 obj = json.loads(value)
+                if kind == _REDISJSON_TYPE:  # JSON.GET with a JSONPath answers a list
+                    obj = obj[0] if isinstance(obj, list) and len(obj) == 1 else obj
             except json.JSONDecodeError as err:
                 raise SourceError(
                     f"Redis key {key!r} holds a string that is not JSON ({err.msg} at "

@@ -92,10 +92,38 @@ def fit_split(
         times["preprocessing"] += time.perf_counter() - t
         if keep.sum() >= 2:
             b, y = b[keep], y[keep]
+    pipe = Pipeline(steps)
     t = time.perf_counter()
-    handle = manager.train_model_sync(b, y, model_config, validation_split)
+    if model_config.get("framework") == "automl":
+        handle = _train_automl(manager, pipe, b, y, model_config)
+    else:
+        handle = manager.train_model_sync(b, y, model_config, validation_split)
     times["training"] += time.perf_counter() - t
-    return FoldResult(Pipeline(steps), handle, n_outliers, times)
+    return FoldResult(pipe, handle, n_outliers, times)
+
+
+def _train_automl(
+    manager: Any, pipe: Any, b: np.ndarray, y: np.ndarray, model_config: dict[str, Any]
+) -> ModelHandle:
+    """One AutoMLHelper search (its own inner CV, ensembles, refit) on the preprocessed rows.
+
+    The rows go in as a DataFrame named by the preprocessing's output names where it has them,
+    so the search's report lists importances by feature; the model itself is not registered
+    (the pipeline registers the fitted pipeline around it).
+    """
+    from ..automl import AutoMLHelper
+
+    try:
+        names = [str(n) for n in pipe.get_feature_names_out()]
+    except (AttributeError, ValueError):
+        names = []
+    features: Any = b
+    if len(names) == b.shape[1] and len(set(names)) == len(names):
+        features = pd.DataFrame(b, columns=names)
+    config = {k: v for k, v in model_config.items() if k != "framework"}
+    return AutoMLHelper(manager).train_automl_pipeline_sync(
+        features, y, {**config, "register": False}
+    )
 
 
 def evaluate(handle: ModelHandle, z: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
@@ -156,21 +184,7 @@ class PipelineModel(ModelHandle):
 
     @classmethod
     def wrap(cls, handle: ModelHandle, preprocessor: Any, info: dict[str, Any]) -> PipelineModel:
-        return cls(
-            handle.adapter,
-            name=handle.name,
-            task=handle.task,
-            config=handle.config,
-            codec=handle.codec,
-            metrics=handle.metrics,
-            training=handle.training,
-            signature=handle.signature,
-            fingerprint=handle.fingerprint,
-            holdout=handle.holdout,
-            created_at=handle.created_at,
-            preprocessor=preprocessor,
-            pipeline_info=info,
-        )
+        return cls(**handle.init_kwargs(), preprocessor=preprocessor, pipeline_info=info)
 
     @property
     def input_columns(self) -> list[str]:

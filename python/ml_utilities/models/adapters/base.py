@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..._jsonable import jsonable
 from ..errors import BackendUnavailableError, ParameterError
 
 __all__ = ["Adapter", "OnnxExport", "TrainingResult", "require"]
@@ -175,15 +176,7 @@ class Adapter(ABC):
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+    return jsonable(value)
 
 
 def check_hyperparameters(
