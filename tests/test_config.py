@@ -65,7 +65,15 @@ BAD_VALUES = {
     "ML_UTILITIES_PREDICTION_CACHE_TTL": ["-1", "forever", "inf"],
     "ML_UTILITIES_MAX_LATENCY_MS": ["0", "-10", "fast"],
     "ML_UTILITIES_LOG_LEVEL": ["LOUD", "5"],
+    "ML_UTILITIES_POSTGRES_URL": ["localhost:5432/db", "mysql://u@h/db"],
+    "ML_UTILITIES_REDIS_URL": ["127.0.0.1:6379", "http://h:6379"],
+    "ML_UTILITIES_S3_ENDPOINT_URL": ["minio:9000", "s3://bucket"],
 }
+STORE_VARIABLES = [
+    "ML_UTILITIES_POSTGRES_URL",
+    "ML_UTILITIES_REDIS_URL",
+    "ML_UTILITIES_S3_ENDPOINT_URL",
+]
 
 
 @pytest.fixture
@@ -97,6 +105,7 @@ def test_defaults():
     assert s.max_latency_ms == 10.0
     assert s.home == Path("~/.ml_utilities").expanduser()
     assert s.log_level is None
+    assert s.postgres_url is None and s.redis_url is None and s.s3_endpoint_url is None
     assert s == Settings()
 
 
@@ -112,10 +121,11 @@ def test_spec_example_parses():
 
 def test_every_spec_variable_is_read():
     variables = Settings.variables()
-    for name in [*SPEC_EXAMPLE, "ML_UTILITIES_HOME", "ML_UTILITIES_LOG_LEVEL"]:
+    extra = ["ML_UTILITIES_HOME", "ML_UTILITIES_LOG_LEVEL", *STORE_VARIABLES]
+    for name in [*SPEC_EXAMPLE, *extra]:
         assert name in variables, name
     assert all(name.startswith("ML_UTILITIES_") for name in variables)
-    assert len(variables) == len(SPEC_EXAMPLE) + 2
+    assert len(variables) == len(SPEC_EXAMPLE) + len(extra)
 
 
 def test_field_types():
@@ -199,6 +209,19 @@ def test_other_values():
     assert s.log_level == "DEBUG"
     assert s.cache_size_gb == 0.0 and s.prediction_cache_ttl == 0.0
     assert s.memory_limit_gb == 0.5 and s.automl_time_budget == 0.1
+
+
+def test_store_urls():
+    s = Settings.from_env(
+        {
+            "ML_UTILITIES_POSTGRES_URL": "postgresql+psycopg://u@db:5432/music",
+            "ML_UTILITIES_REDIS_URL": " rediss://cache:6380/1 ",
+            "ML_UTILITIES_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        }
+    )
+    assert s.postgres_url == "postgresql+psycopg://u@db:5432/music"
+    assert s.redis_url == "rediss://cache:6380/1"
+    assert s.s3_endpoint_url == "http://127.0.0.1:9000"
 
 
 def test_settings_are_frozen():

@@ -177,6 +177,16 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _url_parser(*schemes: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if not scheme.startswith(schemes):
+            raise _bad(name, raw, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse
+
+
 def _default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -230,6 +240,11 @@ class Settings:
     log_level : str or None
         Level of the ``ml_utilities`` logger (``ML_UTILITIES_LOG_LEVEL``: DEBUG, INFO, WARNING,
         ERROR or CRITICAL); None, the default, leaves the logger as the application set it.
+    postgres_url, redis_url, s3_endpoint_url : str or None
+        The stores the DataPipeline's sources read when a source gives no ``url``
+        (``ML_UTILITIES_POSTGRES_URL``: ``postgresql://user@host:5432/db``,
+        ``ML_UTILITIES_REDIS_URL``: ``redis://host:6379/0``, ``ML_UTILITIES_S3_ENDPOINT_URL``:
+        an S3-compatible endpoint such as ``http://127.0.0.1:9000``; None: AWS's).
     """
 
     pytorch_enabled: bool = _field("PYTORCH_ENABLED", _parse_bool, "use PyTorch", default=True)
@@ -276,6 +291,15 @@ class Settings:
         default_factory=lambda: Path("~/.ml_utilities").expanduser(),
     )
     log_level: str | None = _field("LOG_LEVEL", _parse_log_level, "log level", default=None)
+    postgres_url: str | None = _field(
+        "POSTGRES_URL", _url_parser("postgres"), "PostgreSQL URL", default=None
+    )
+    redis_url: str | None = _field(
+        "REDIS_URL", _url_parser("redis", "rediss", "unix"), "Redis URL", default=None
+    )
+    s3_endpoint_url: str | None = _field(
+        "S3_ENDPOINT_URL", _url_parser("http", "https"), "S3 endpoint URL", default=None
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -52,6 +52,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: the :class:`~ml_utilities.config.Settings` field read from each ``ENV_URLS`` variable
+_SETTING = {"postgresql": "postgres_url", "redis": "redis_url", "s3": "s3_endpoint_url"}
 #: default environment variable holding each store's URL
 ENV_URLS = {
     "postgresql": "ML_UTILITIES_POSTGRES_URL",
@@ -208,7 +210,14 @@ def _url(spec: dict[str, Any], kind: str, required: bool = True) -> str | None:
     if spec.get("url"):
         return str(spec["url"])
     var = spec.get("url_env") or ENV_URLS.get(kind)
-    value = os.environ.get(var, "").strip() if var else ""
+    if spec.get("url_env"):
+        value = os.environ.get(var, "").strip()
+    elif var:  # the store's ML_UTILITIES_* variable, parsed and checked with the settings
+        from ..config import Settings
+
+        value = getattr(Settings.from_env(), _SETTING[kind]) or ""
+    else:
+        value = ""
     if value:
         return value
     if required:
