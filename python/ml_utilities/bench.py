@@ -37,6 +37,7 @@ __all__ = [
     "BenchCase",
     "BenchResult",
     "OPERATIONS",
+    "cmd_bench_cuda",
     "environment",
     "find_reference_clip",
     "format_header",
@@ -414,3 +415,56 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "build_info": ml_utilities.build_info(),
     }
+
+
+# -- the CUDA backend (``ml-utilities bench --device cuda``) ---------------------------------
+
+
+def cmd_bench_cuda(args: Any) -> int:
+    """``ml-utilities bench --device cuda``: the CUDA backend against torchaudio and a torch.stft
+    pipeline on this machine's GPU (see :mod:`ml_utilities.gpu.bench`); prints the table and the
+    issue's targets, and writes them as JSON with ``--json``."""
+    import json
+    import sys
+
+    try:
+        from ml_utilities.gpu import bench as gpu_bench
+
+        gpu_bench._torch()
+    except (ImportError, RuntimeError) as exc:
+        print(f"ml-utilities bench --device cuda: {exc}", file=sys.stderr)
+        return 2
+    from ml_utilities import build_info
+
+    info = build_info()
+    if not info["cuda_loads"]:
+        print(f"ml-utilities bench --device cuda: {info['cuda_error']}", file=sys.stderr)
+        return 2
+    repeat = max(int(getattr(args, "repeat", 3)), 3)
+    print(f"median of {repeat} runs after one warm-up, on {info['cuda_devices']} device(s)")
+    header_printed = False
+
+    def show(row: Any) -> None:
+        nonlocal header_printed
+        table = gpu_bench.format_device_table([row]).splitlines()
+        if not header_printed:
+            print(table[0], flush=True)
+            header_printed = True
+        print(table[1], flush=True)
+
+    results = gpu_bench.run_device_bench(quick=bool(getattr(args, "quick", False)),
+                                         repeat=repeat, on_result=show)
+    goals = gpu_bench.targets(results)
+    for key, value in goals.items():
+        print(f"{key}: {value}")
+    out = getattr(args, "json", None)
+    if out is not None:
+        payload = {
+            "environment": environment(),
+            "build_info": info,
+            "results": [row.as_dict() for row in results],
+            "targets": goals,
+        }
+        Path(out).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        print(f"wrote {out}")
+    return 0

@@ -490,6 +490,10 @@ def plot_features(
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time librosa against ml_utilities and print the table."""
+    if getattr(args, "device", "cpu") == "cuda":
+        from ml_utilities.bench import cmd_bench_cuda
+
+        return cmd_bench_cuda(args)
     if importlib.util.find_spec("librosa") is None:
         print(
             f"{PROG} bench: librosa is not installed, and the benchmark compares against it; "
@@ -603,6 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=_positive_int, default=3, metavar="N", help="timed runs")
     bench.add_argument("--json", type=Path, metavar="OUT", help="save the results as JSON")
     bench.add_argument("--clip", type=Path, metavar="PATH", help="audio to benchmark on")
+    bench.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu: against librosa; cuda: the CUDA backend against torchaudio and torch.stft",
+    )
     bench.set_defaults(run=cmd_bench)
 
     from ml_utilities.serving.cli import add_serve_command

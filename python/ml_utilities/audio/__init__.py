@@ -1,8 +1,9 @@
 """librosa-compatible audio functions on a compiled core.
 
 Every function takes numpy arrays of shape ``(..., n)`` (leading axes are independent channels)
-and returns what librosa 0.11 returns: same shapes, dtypes and exceptions. Submodules are
-imported on first use so that ``import ml_utilities`` stays fast.
+and returns what librosa 0.11 returns: same shapes, dtypes and exceptions. The functions with a
+CUDA twin also take CuPy arrays and torch CUDA tensors (:mod:`ml_utilities.gpu.dispatch`).
+Submodules are imported on first use so that ``import ml_utilities`` stays fast.
 """
 
 from __future__ import annotations
@@ -77,12 +78,39 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+#: the functions with a CUDA twin (ml_utilities.gpu.dispatch.GPU_FUNCTIONS, checked by a test)
+_GPU_CAPABLE = frozenset(
+    (
+        "stft",
+        "melspectrogram",
+        "mfcc",
+        "chroma_stft",
+        "spectral_centroid",
+        "spectral_bandwidth",
+        "spectral_rolloff",
+        "spectral_contrast",
+        "spectral_flatness",
+        "spectral_flux",
+        "zero_crossing_rate",
+        "rms",
+        "onset_strength",
+        "tempo",
+        "beat_track",
+    )
+)
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ml_utilities.audio' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name in _GPU_CAPABLE:
+        # numpy input goes straight to the CPU function; a CuPy array or torch CUDA tensor runs
+        # the CUDA twin in ml_utilities.gpu.features and comes back as the same kind of array
+        from ..gpu.dispatch import dispatching
+
+        value = dispatching(value, name)
     globals()[name] = value
     return value
 

@@ -43,8 +43,17 @@ def _magnitude(
     """librosa's ``_spectrogram(power=1)``: the magnitude spectrogram and the n_fft behind it."""
     if S is not None:
         S = np.asarray(S)
-    return _spectrogram(y=y, S=S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                        window=window, center=center, pad_mode=pad_mode, power=1.0)
+    return _spectrogram(
+        y=y,
+        S=S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+        power=1.0,
+    )
 
 
 def _check_energies(S: np.ndarray, name: str) -> None:
@@ -116,8 +125,16 @@ def spectral_centroid(
     ParameterError
         For complex or negative ``S`` and every STFT parameter error.
     """
-    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     _check_energies(S, "centroid")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None:
@@ -148,8 +165,16 @@ def spectral_bandwidth(
     -------
     np.ndarray [shape=(..., 1, t)], float64
     """
-    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     _check_energies(S, "bandwidth")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None:
@@ -159,7 +184,9 @@ def spectral_bandwidth(
         cen = module.spectral_centroid(flat, f)
     else:
         cen = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(centroid, dtype=np.float64)[..., 0, :], (*lead, flat.shape[-1]))
+            np.broadcast_to(
+                np.asarray(centroid, dtype=np.float64)[..., 0, :], (*lead, flat.shape[-1])
+            )
         ).reshape(flat.shape[0], flat.shape[-1])
     return _frames_out(module.spectral_bandwidth(flat, f, cen, float(p), bool(norm)), lead)
 
@@ -186,8 +213,16 @@ def spectral_rolloff(
     """
     if not 0.0 < roll_percent < 1.0:
         raise ParameterError("roll_percent must lie in the range (0, 1)")
-    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     _check_energies(S, "rolloff")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None or np.any(np.diff(f) < 0):
@@ -217,8 +252,16 @@ def spectral_flatness(
     """
     if amin <= 0:
         raise ParameterError("amin must be strictly positive")
-    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     _check_energies(S, "flatness")
     module, flat, lead = _native(S)
     return _frames_out(module.spectral_flatness(flat, float(amin), float(power)), lead)
@@ -244,8 +287,16 @@ def spectral_flux(
     -------
     np.ndarray [shape=(..., 1, t)], the spectrogram's dtype
     """
-    S, n_fft = _magnitude(y, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     _check_energies(S, "flux")
     module, flat, lead = _native(S)
     return _frames_out(module.spectral_flux(flat), lead)
@@ -280,39 +331,22 @@ def spectral_contrast(
         # The valleys are the quietest bins, where a float32 FFT's rounding noise shows in dB;
         # librosa transforms in float64 and rounds the magnitudes, and so do we here.
         y_spec = y.astype(np.float64)
-    S, n_fft = _magnitude(y_spec, S, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=window, center=center, pad_mode=pad_mode)
+    S, n_fft = _magnitude(
+        y_spec,
+        S,
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        window=window,
+        center=center,
+        pad_mode=pad_mode,
+    )
     if y_spec is not y:
         S = S.astype(np.float32)
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None:
         raise ParameterError(f"freq.shape mismatch: expected ({S.shape[-2]:d},)")
-    if n_bands < 1 or not isinstance(n_bands, (int, np.integer)):
-        raise ParameterError("n_bands must be a positive integer")
-    if not 0.0 < quantile < 1.0:
-        raise ParameterError("quantile must lie in the range (0, 1)")
-    if fmin <= 0:
-        raise ParameterError("fmin must be a positive number")
-    octa = np.zeros(n_bands + 2)
-    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
-    if np.any(octa[:-1] >= 0.5 * sr):
-        raise ParameterError("Frequency band exceeds Nyquist. Reduce either fmin or n_bands.")
-    # librosa's band edges: each band takes one bin below its range, the last runs to Nyquist,
-    # and all but the last drop their top bin.
-    bands = []
-    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
-        current = np.logical_and(f >= f_low, f <= f_high)
-        idx = np.flatnonzero(current)
-        if k > 0:
-            current[idx[0] - 1] = True
-        if k == n_bands:
-            current[idx[-1] + 1 :] = True
-        where = np.flatnonzero(current)
-        begin, end = int(where[0]), int(where[-1]) + 1
-        if k < n_bands:
-            end -= 1
-        q = int(np.maximum(np.rint(quantile * np.sum(current)), 1))
-        bands.append((begin, end, q))
+    bands = contrast_bands(f, sr, fmin, n_bands, quantile)
     module, flat, lead = _native(np.asarray(S))
     peak, valley = module.spectral_contrast(flat, bands)
     peak = peak.reshape(*lead, n_bands + 1, flat.shape[-1])
@@ -362,13 +396,15 @@ def zero_crossing_rate(
     dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
     flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]), dtype=dtype)
     module = core.features.f32 if dtype == np.float32 else core.features.f64
-    out = module.zero_crossing_rate(flat, frame_length, hop_length, bool(center), float(threshold),
-                                    bool(zero_pos))
+    out = module.zero_crossing_rate(
+        flat, frame_length, hop_length, bool(center), float(threshold), bool(zero_pos)
+    )
     return _frames_out(out, lead)
 
 
-def _rms_energy(y: np.ndarray, frame_length: int, hop_length: int, center: bool, pad_mode: Any,
-                dtype: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _rms_energy(
+    y: np.ndarray, frame_length: int, hop_length: int, center: bool, pad_mode: Any, dtype: Any
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     valid_audio(y)
     _frame_args(frame_length, hop_length)
     dtype = np.dtype(dtype)
@@ -440,3 +476,39 @@ def frame_energy(
     """
     _, energy, lead = _rms_energy(y, frame_length, hop_length, center, pad_mode, dtype)
     return _frames_out(energy, lead)
+
+
+def contrast_bands(
+    freq: np.ndarray, sr: float, fmin: float, n_bands: int, quantile: float
+) -> list[tuple[int, int, int]]:
+    """librosa.feature.spectral_contrast's bands as ``(begin, end, quantile_bins)`` over the
+    frequency axis ``freq`` (shared by the CPU and CUDA backends).
+
+    librosa's band edges: each band takes one bin below its octave, the last runs to Nyquist,
+    and all but the last drop their top bin.
+    """
+    if n_bands < 1 or not isinstance(n_bands, (int, np.integer)):
+        raise ParameterError("n_bands must be a positive integer")
+    if not 0.0 < quantile < 1.0:
+        raise ParameterError("quantile must lie in the range (0, 1)")
+    if fmin <= 0:
+        raise ParameterError("fmin must be a positive number")
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    if np.any(octa[:-1] >= 0.5 * sr):
+        raise ParameterError("Frequency band exceeds Nyquist. Reduce either fmin or n_bands.")
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=True)):
+        current = np.logical_and(freq >= f_low, freq <= f_high)
+        idx = np.flatnonzero(current)
+        if k > 0:
+            current[idx[0] - 1] = True
+        if k == n_bands:
+            current[idx[-1] + 1 :] = True
+        where = np.flatnonzero(current)
+        begin, end = int(where[0]), int(where[-1]) + 1
+        if k < n_bands:
+            end -= 1
+        q = int(np.maximum(np.rint(quantile * np.sum(current)), 1))
+        bands.append((begin, end, q))
+    return bands

@@ -95,6 +95,50 @@ def _shared_pass(
     return S[0], mel[0]
 
 
+def _is_device_array(audio_data: Any) -> bool:
+    """True for a CuPy / torch CUDA / ``__cuda_array_interface__`` array (numpy: one type test)."""
+    if type(audio_data) is np.ndarray:
+        return False
+    from ..gpu import is_device_array
+
+    return is_device_array(audio_data)
+
+
+def _device_pass(
+    audio_data: Any, sr: float, cfg: dict[str, dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shared pass of a device clip on the GPU: ``(y, S, mel)`` on the host, where the
+    magnitude and mel spectrograms come from one CUDA plan and ``y`` is the mono clip copied
+    once for the features computed on the host (temporal, tonnetz, HPSS)."""
+    from ..gpu import _arrays
+    from ..gpu._spec import PlanSpec
+    from ..gpu.features import run
+
+    desc = _arrays.describe(audio_data)
+    if len(desc.lead) > 1:
+        raise ParameterError(
+            f"audio_data must be (n,) or (channels, n), got shape {(*desc.lead, desc.n)}"
+        )
+    mono = audio_data.mean(0) if desc.lead else audio_data
+    st, mf = cfg["stft"], cfg["mfcc"]
+    spec = PlanSpec(
+        sr=sr,
+        n_fft=st["n_fft"],
+        hop_length=st["hop_length"],
+        window=st["window"],
+        center=st["center"],
+        n_mels=mf["n_mels"],
+        fmin=mf["fmin"],
+        fmax=mf["fmax"],
+    )
+    res, _ = run(mono, spec, ["spectrum", "mel"], spectrum_power=1.0)
+    y = _as_mono(_arrays.to_host(mono))
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    S = np.ascontiguousarray(_arrays.to_host(res["spectrum"]), dtype=dtype)
+    mel = np.ascontiguousarray(_arrays.to_host(res["mel"]), dtype=dtype)
+    return y, S, mel
+
+
 _SIDE_POOL: ThreadPoolExecutor | None = None
 _SIDE_LOCK = threading.Lock()
 
@@ -173,8 +217,10 @@ class FeatureExtractor:
 
         Parameters
         ----------
-        audio_data : np.ndarray [shape=(n,) or (channels, n)], float
-            The clip (several channels are averaged to mono first).
+        audio_data : np.ndarray or device array [shape=(n,) or (channels, n)], float
+            The clip (several channels are averaged to mono first). A CuPy array or torch
+            CUDA tensor has its STFT, magnitude and mel spectrograms computed by the CUDA
+            backend (one plan); the dictionary is on the host either way.
         sample_rate : float > 0
             Its sample rate (features are computed at this rate; nothing is resampled).
         feature_config : dict or None
@@ -198,12 +244,14 @@ class FeatureExtractor:
 
         cfg = resolve_config(feature_config if feature_config is not None else self.feature_config)
         sr = _check_rate(sample_rate)
-        y = _as_mono(audio_data)
         st = cfg["stft"]
         n_fft, hop = st["n_fft"], st["hop_length"]
         started = time.perf_counter()
-
-        S, mel = _shared_pass(y, sr, cfg)
+        if _is_device_array(audio_data):
+            y, S, mel = _device_pass(audio_data, sr, cfg)
+        else:
+            y = _as_mono(audio_data)
+            S, mel = _shared_pass(y, sr, cfg)
         mel_db = power_to_db(mel)
 
         # timbre
