@@ -1,7 +1,8 @@
 // _core.serving: the dynamic batcher's Python face. Rows are converted to float32 with the GIL,
 // then wait in the C++ queue without it; the model callable runs on a batcher thread that takes
 // the GIL only for the call; completion callbacks (for asyncio futures) run once per batch under
-// one GIL acquisition.
+// one GIL acquisition. Rows submitted with a token (submit_token) are answered together: once per
+// batch, the batcher's on_batch callable gets the batch's tokens and its output rows as one array.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -30,19 +31,26 @@ namespace {
 std::int64_t to_us(const py::object& seconds, const char* name) {
   if (seconds.is_none()) return -1;
   const double s = seconds.cast<double>();
-  require(std::isfinite(s) && s >= 0.0,
-          std::string(name) + "=" + std::string(py::repr(seconds)) + ": expected seconds >= 0");
+  if (!(std::isfinite(s) && s >= 0.0)) {  // repr only on failure: this runs per request
+    throw ParameterError(std::string(name) + "=" + std::string(py::repr(seconds)) +
+                         ": expected seconds >= 0");
+  }
   const double us = s * 1e6;
   return us >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(us);
 }
 
 const char* state_name(RequestState s) {
   switch (s) {
-    case RequestState::pending: return "pending";
-    case RequestState::done: return "done";
-    case RequestState::failed: return "failed";
-    case RequestState::timed_out: return "timed_out";
-    case RequestState::cancelled: return "cancelled";
+    case RequestState::pending:
+      return "pending";
+    case RequestState::done:
+      return "done";
+    case RequestState::failed:
+      return "failed";
+    case RequestState::timed_out:
+      return "timed_out";
+    case RequestState::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -53,13 +61,14 @@ const char* state_name(RequestState s) {
 class PythonError : public std::runtime_error {
  public:
   PythonError(const std::string& what, py::object value)
-      : std::runtime_error(what),
-        value_(new py::object(std::move(value)), [](py::object* p) {
+      : std::runtime_error(what), value_(new py::object(std::move(value)), [](py::object* p) {
           py::gil_scoped_acquire gil;
           delete p;
         }) {}
   // Sets the Python error indicator to this exception (GIL held).
   void restore() const { PyErr_SetObject(PyExceptionInstance_Class(value_->ptr()), value_->ptr()); }
+  // The exception object (GIL held).
+  const py::object& value() const { return *value_; }
 
  private:
   std::shared_ptr<py::object> value_;
@@ -87,6 +96,163 @@ class Callbacks {
   std::unordered_map<std::uint64_t, py::object> fns_;
 };
 
+// The exception a failed request raises, as a Python exception object (GIL held).
+py::object exception_object(const std::exception_ptr& error) {
+  auto make = [](const char* module, const char* name, const char* what) {
+    return py::module_::import(module).attr(name)(what);
+  };
+  const char* errors = "ml_utilities.serving.errors";
+  try {
+    std::rethrow_exception(error);
+  } catch (const PythonError& e) {
+    return e.value();
+  } catch (const Overloaded& e) {
+    return make(errors, "Overloaded", e.what());
+  } catch (const RequestTimeout& e) {
+    return make(errors, "RequestTimeoutError", e.what());
+  } catch (const BatcherClosed& e) {
+    return make(errors, "BatcherClosedError", e.what());
+  } catch (const BatchError& e) {
+    return make(errors, "BatchError", e.what());
+  } catch (const ParameterError& e) {
+    return make("ml_utilities.exceptions", "ParameterError", e.what());
+  } catch (const std::exception& e) {
+    return make(errors, "ServingError", e.what());
+  } catch (...) {
+    return make(errors, "ServingError", "unknown C++ error in the batcher");
+  }
+}
+
+// Requests submitted with a token, by id, until they are answered or cancelled. Touched with the
+// GIL held (and a mutex, for free-threaded Python).
+class Tokens {
+ public:
+  void add(const RequestPtr& req, py::object token) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.emplace(req->id(), Entry{req, std::move(token)});
+  }
+  // Removes the request's entry; its token, or None if there was none.
+  py::object take(std::uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return py::none();
+    py::object token = std::move(it->second.token);
+    entries_.erase(it);
+    return token;
+  }
+  RequestPtr find(std::uint64_t id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = entries_.find(id);
+    return it == entries_.end() ? nullptr : it->second.req;
+  }
+
+ private:
+  struct Entry {
+    RequestPtr req;
+    py::object token;
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::uint64_t, Entry> entries_;
+};
+
+// Hands finished token requests to on_batch(tokens, out, queue_us, failed) in one call (GIL
+// held): `tokens` the answered requests' tokens, `out` their output rows (float32, rows x cols),
+// `queue_us` their queue times (int64), `failed` (token, exception) pairs.
+void deliver(Tokens& tokens, const py::object& on_batch, const std::vector<RequestPtr>& finished) {
+  py::list done, failed;
+  std::vector<const Request*> rows;
+  std::size_t cols = 0;
+  for (const auto& r : finished) {
+    py::object token = tokens.take(r->id());
+    if (token.is_none()) continue;
+    if (r->state() == RequestState::done) {
+      if (rows.empty()) cols = r->output().size();
+      if (r->output().size() == cols) {
+        done.append(std::move(token));
+        rows.push_back(r.get());
+        continue;
+      }
+      failed.append(py::make_tuple(
+          token,
+          exception_object(std::make_exception_ptr(BatchError(
+              "request " + std::to_string(r->id()) + " got " + std::to_string(r->output().size()) +
+              " output values, its batch " + std::to_string(cols))))));
+      continue;
+    }
+    failed.append(py::make_tuple(token, exception_object(r->error())));
+  }
+  if (rows.empty() && failed.empty()) return;
+  py::array_t<float> out({static_cast<py::ssize_t>(rows.size()), static_cast<py::ssize_t>(cols)});
+  py::array_t<std::int64_t> queue_us(static_cast<py::ssize_t>(rows.size()));
+  float* o = out.mutable_data();
+  std::int64_t* q = queue_us.mutable_data();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(o + i * cols, rows[i]->output().data(), cols * sizeof(float));
+    q[i] = rows[i]->queue_time_us();
+  }
+  try {
+    on_batch(done, out, queue_us, failed);
+  } catch (py::error_already_set& e) {
+    e.discard_as_unraisable("ml_utilities batcher on_batch callback");
+  }
+}
+
+// A row given as a list or tuple of numbers (the JSON-decoded form) or as an array, converted to
+// float32 and checked finite. Anything else raises ParameterError naming the bad value.
+void row_values(const py::handle& row, std::size_t n_features, std::vector<float>& values) {
+  values.resize(n_features);
+  if (PyList_Check(row.ptr()) || PyTuple_Check(row.ptr())) {
+    const bool list = PyList_Check(row.ptr());
+    const Py_ssize_t n = list ? PyList_GET_SIZE(row.ptr()) : PyTuple_GET_SIZE(row.ptr());
+    if (static_cast<std::size_t>(n) != n_features) {
+      throw ParameterError(
+          "a row has " + std::to_string(n) +
+          " values; this batcher expects n_features=" + std::to_string(n_features));
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* item = list ? PyList_GET_ITEM(row.ptr(), i) : PyTuple_GET_ITEM(row.ptr(), i);
+      double v;
+      if (PyFloat_CheckExact(item)) {
+        v = PyFloat_AS_DOUBLE(item);
+      } else if (PyLong_CheckExact(item)) {
+        v = PyLong_AsDouble(item);
+        if (v == -1.0 && PyErr_Occurred()) {
+          PyErr_Clear();
+          throw ParameterError("row value " + std::to_string(i) + " is " +
+                               std::string(py::repr(item)) + ": too large for float32");
+        }
+      } else {
+        throw ParameterError("row value " + std::to_string(i) + " is " +
+                             std::string(py::repr(item)) + ": expected a number");
+      }
+      const float f = static_cast<float>(v);
+      if (!std::isfinite(f)) {  // the message only when needed: repr costs a microsecond
+        throw ParameterError("row value " + std::to_string(i) + " is " +
+                             std::string(py::repr(item)) + ": expected a finite number");
+      }
+      values[static_cast<std::size_t>(i)] = f;
+    }
+    return;
+  }
+  auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(row);
+  require(static_cast<bool>(arr), "row must be a numeric array or a list of numbers");
+  if (arr.ndim() != 1) {
+    throw ParameterError("row must be 1-D (n_features,), got shape " + shape_str(arr));
+  }
+  if (static_cast<std::size_t>(arr.size()) != n_features) {
+    throw ParameterError("a row has " + std::to_string(arr.size()) +
+                         " values; this batcher expects n_features=" + std::to_string(n_features));
+  }
+  const float* d = arr.data();
+  for (std::size_t i = 0; i < n_features; ++i) {
+    if (!std::isfinite(d[i])) {
+      throw ParameterError("row value " + std::to_string(i) + " is " + std::to_string(d[i]) +
+                           ": expected a finite number");
+    }
+    values[i] = d[i];
+  }
+}
+
 class Ticket {
  public:
   Ticket(RequestPtr req, std::shared_ptr<Callbacks> callbacks)
@@ -101,8 +267,7 @@ class Ticket {
   py::array result(const py::object& timeout) {
     if (!req_->finished()) {
       std::int64_t us = to_us(timeout, "timeout");
-      if (timeout.is_none() &&
-          req_->deadline() != std::chrono::steady_clock::time_point::max()) {
+      if (timeout.is_none() && req_->deadline() != std::chrono::steady_clock::time_point::max()) {
         // wait until the request's own deadline
         const auto left = req_->deadline() - std::chrono::steady_clock::now();
         us = std::max<std::int64_t>(
@@ -141,8 +306,14 @@ class Ticket {
 class PyBatcher {
  public:
   PyBatcher(py::object model, std::size_t n_features, std::size_t max_batch_size,
-            double max_queue_delay_us, std::size_t max_queue_size, std::size_t n_workers)
-      : model_(std::move(model)), callbacks_(std::make_shared<Callbacks>()) {
+            double max_queue_delay_us, std::size_t max_queue_size, std::size_t n_workers,
+            py::object on_batch)
+      : model_(std::move(model)),
+        on_batch_(std::move(on_batch)),
+        callbacks_(std::make_shared<Callbacks>()),
+        tokens_(std::make_shared<Tokens>()) {
+    require(on_batch_.is_none() || PyCallable_Check(on_batch_.ptr()) != 0,
+            "on_batch must be callable or None, got " + std::string(py::repr(on_batch_)));
     require(PyCallable_Check(model_.ptr()) != 0,
             "model must be callable (a 2-D float32 batch -> a 2-D array of rows), got " +
                 std::string(py::repr(model_)));
@@ -184,8 +355,11 @@ class PyBatcher {
       out.assign(arr.data(), arr.data() + arr.size());
     };
     std::shared_ptr<Callbacks> callbacks = callbacks_;
-    auto completion = [callbacks](const std::vector<RequestPtr>& finished) {
+    std::shared_ptr<Tokens> tokens = tokens_;
+    py::object* on_batch_ptr = &on_batch_;
+    auto completion = [callbacks, tokens, on_batch_ptr](const std::vector<RequestPtr>& finished) {
       py::gil_scoped_acquire gil;
+      if (!on_batch_ptr->is_none()) deliver(*tokens, *on_batch_ptr, finished);
       for (const auto& r : finished) {
         py::object fn = callbacks->take(r->id());
         if (fn.is_none()) continue;
@@ -196,7 +370,12 @@ class PyBatcher {
         }
       }
     };
-    batcher_ = std::make_unique<DynamicBatcher>(opt, std::move(run), std::move(completion));
+    // A due batch waits for the GIL before it is cut (see DynamicBatcher::Hold).
+    auto hold = []() -> std::shared_ptr<void> {
+      return std::make_shared<py::gil_scoped_acquire>();
+    };
+    batcher_ = std::make_unique<DynamicBatcher>(opt, std::move(run), std::move(completion),
+                                                std::move(hold));
   }
 
   ~PyBatcher() {
@@ -209,14 +388,15 @@ class PyBatcher {
   Ticket submit(const py::array& row, const py::object& timeout, const py::object& callback) {
     auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(row);
     require(static_cast<bool>(arr), "row must be a numeric array");
-    require(arr.ndim() == 1, "row must be 1-D (n_features,), got shape " + shape_str(arr));
+    if (arr.ndim() != 1) {
+      throw ParameterError("row must be 1-D (n_features,), got shape " + shape_str(arr));
+    }
     const std::int64_t us = to_us(timeout, "timeout");
     const bool notify = !callback.is_none();
     if (notify) {
       require(PyCallable_Check(callback.ptr()) != 0, "callback must be callable or None");
     }
-    RequestPtr req =
-        batcher_->submit(arr.data(), static_cast<std::size_t>(arr.size()), us, notify);
+    RequestPtr req = batcher_->submit(arr.data(), static_cast<std::size_t>(arr.size()), us, notify);
     Ticket ticket(std::move(req), callbacks_);
     if (notify) {
       callbacks_->add(ticket.req_->id(), callback);
@@ -225,6 +405,28 @@ class PyBatcher {
       if (ticket.req_->finished()) ticket.fire();
     }
     return ticket;
+  }
+
+  // Queues one row whose answer goes to on_batch with `token`; returns the request id.
+  std::uint64_t submit_token(const py::handle& row, py::object token, const py::object& timeout) {
+    require(!on_batch_.is_none(), "submit_token needs a batcher created with on_batch");
+    row_values(row, batcher_->options().n_features, scratch_);
+    const std::int64_t us = to_us(timeout, "timeout");
+    RequestPtr req = batcher_->submit(scratch_.data(), scratch_.size(), us, true);
+    tokens_->add(req, std::move(token));
+    // With the GIL held from submit to add, the batch cannot have finished unseen (its completion
+    // takes the GIL); without a GIL (free-threaded Python) it can: answer it here.
+    if (req->finished()) deliver(*tokens_, on_batch_, {req});
+    return req->id();
+  }
+
+  // Cancels a request of submit_token that has not started; True if it was cancelled (its
+  // token is then never handed to on_batch).
+  bool cancel_token(std::uint64_t id) {
+    RequestPtr req = tokens_->find(id);
+    if (!req || !req->cancel()) return false;
+    tokens_->take(id);
+    return true;
   }
 
   void close(bool drain) {
@@ -252,7 +454,10 @@ class PyBatcher {
 
  private:
   py::object model_;
+  py::object on_batch_;
   std::shared_ptr<Callbacks> callbacks_;
+  std::shared_ptr<Tokens> tokens_;
+  std::vector<float> scratch_;  // submit_token's row (the GIL serialises its callers)
   std::unique_ptr<DynamicBatcher> batcher_;
 };
 
@@ -286,17 +491,20 @@ void register_batcher(py::module_& m) {
       .def("done", [](const Ticket& t) { return t.req_->finished(); })
       .def_property_readonly("state", [](const Ticket& t) { return state_name(t.req_->state()); })
       .def_property_readonly("id", [](const Ticket& t) { return t.req_->id(); })
-      .def_property_readonly("queue_time_us", [](const Ticket& t) { return t.req_->queue_time_us(); },
-                             "Microseconds queued before its batch ran (-1 before it ran).")
-      .def_property_readonly("batch_size", [](const Ticket& t) { return t.req_->batch_size(); },
-                             "Rows of the batch it ran in (0 before it ran).");
+      .def_property_readonly(
+          "queue_time_us", [](const Ticket& t) { return t.req_->queue_time_us(); },
+          "Microseconds queued before its batch ran (-1 before it ran).")
+      .def_property_readonly(
+          "batch_size", [](const Ticket& t) { return t.req_->batch_size(); },
+          "Rows of the batch it ran in (0 before it ran).");
 
   py::class_<PyBatcher>(m, "DynamicBatcher",
                         "Gathers rows from many threads into batches for one model callable.")
-      .def(py::init<py::object, std::size_t, std::size_t, double, std::size_t, std::size_t>(),
+      .def(py::init<py::object, std::size_t, std::size_t, double, std::size_t, std::size_t,
+                    py::object>(),
            py::arg("model"), py::arg("n_features"), py::arg("max_batch_size") = 64,
            py::arg("max_queue_delay_us") = 1000.0, py::arg("max_queue_size") = 4096,
-           py::arg("n_workers") = 1)
+           py::arg("n_workers") = 1, py::arg("on_batch") = py::none())
       .def("submit", &PyBatcher::submit, py::arg("row"), py::arg("timeout") = py::none(),
            py::arg("callback") = py::none(),
            "Queue one row; returns a Ticket. callback(ticket) runs on a batcher thread when the "
@@ -308,11 +516,20 @@ void register_batcher(py::module_& m) {
             return t.result(py::none());
           },
           py::arg("row"), py::arg("timeout") = py::none(), "submit(row, timeout).result()")
+      .def("submit_token", &PyBatcher::submit_token, py::arg("row"), py::arg("token"),
+           py::arg("timeout") = py::none(),
+           "Queue one row (a list or tuple of numbers, or a 1-D array; finite) whose answer "
+           "goes to on_batch(tokens, out, queue_us, failed) with `token`, once per batch; "
+           "returns the request id. Raises ParameterError for a bad row, Overloaded when the "
+           "queue is full.")
+      .def("cancel_token", &PyBatcher::cancel_token, py::arg("id"),
+           "Cancel a submit_token request that has not started; False if it already has.")
       .def("close", &PyBatcher::close, py::arg("drain") = true,
            "Stop accepting rows; run (drain=True) or fail (drain=False) the queued ones; join.")
       .def("stats", &PyBatcher::stats)
       .def_property_readonly("closed", &PyBatcher::closed)
-      .def_property_readonly("n_features", [](const PyBatcher& b) { return b.options().n_features; })
+      .def_property_readonly("n_features",
+                             [](const PyBatcher& b) { return b.options().n_features; })
       .def_property_readonly("max_batch_size",
                              [](const PyBatcher& b) { return b.options().max_batch_size; })
       .def_property_readonly("max_queue_delay_us",

@@ -79,8 +79,12 @@ RequestState Request::wait(std::int64_t timeout_us) {
 
 // ------------------------------------------------------------------------------ DynamicBatcher
 
-DynamicBatcher::DynamicBatcher(BatcherOptions options, RunBatch run, Completion completion)
-    : options_(options), run_(std::move(run)), completion_(std::move(completion)) {
+DynamicBatcher::DynamicBatcher(BatcherOptions options, RunBatch run, Completion completion,
+                               Hold hold)
+    : options_(options),
+      run_(std::move(run)),
+      completion_(std::move(completion)),
+      hold_(std::move(hold)) {
   require(options_.n_features > 0, "n_features must be > 0");
   require(options_.max_batch_size > 0, "max_batch_size must be > 0");
   require(options_.max_queue_delay_us >= 0,
@@ -99,9 +103,11 @@ DynamicBatcher::~DynamicBatcher() { shutdown(false); }
 
 RequestPtr DynamicBatcher::submit(const float* row, std::size_t n, std::int64_t timeout_us,
                                   bool notify_on_finish) {
-  require(n == options_.n_features, "a row has " + std::to_string(n) +
-                                        " values; this batcher expects n_features=" +
-                                        std::to_string(options_.n_features));
+  if (n != options_.n_features) {  // the message only on failure: this is the hot path
+    throw ParameterError("a row has " + std::to_string(n) +
+                         " values; this batcher expects n_features=" +
+                         std::to_string(options_.n_features));
+  }
   std::vector<float> input(row, row + n);
   const auto now = Clock::now();
   const auto deadline =
@@ -153,6 +159,13 @@ void DynamicBatcher::worker_loop() {
         if (queue_.empty()) continue;  // another worker took them
         if (stopping_ && !drain_) return;
       }
+    }
+    // The batch is due: take the hold (the GIL, in the bindings) first, then cut the batch,
+    // so that every row submitted while waiting for it joins this batch.
+    std::shared_ptr<void> held = hold_ ? hold_() : nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_ && !drain_) return;  // shutdown() failed the queue
       const auto now = Clock::now();
       while (!queue_.empty() && batch.size() < options_.max_batch_size) {
         RequestPtr r = std::move(queue_.front());
@@ -176,6 +189,7 @@ void DynamicBatcher::worker_loop() {
     }
     if (!batch.empty()) run_batch(batch, notify_list);
     notify(notify_list);
+    held.reset();
   }
 }
 

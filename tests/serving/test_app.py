@@ -224,8 +224,17 @@ def test_error_statuses_of_the_predict_route() -> None:
     from ml_utilities.serving import Overloaded, RequestTimeoutError
 
     class Failing:
+        """Raises from the fast path (predict_json) or, when that declines, predict_batch."""
+
         def __init__(self) -> None:
             self.error: Exception = Overloaded("queue full")
+            self.fast = False
+
+        async def predict_json(self, name: str, doc: dict) -> bytes | None:
+            assert name == "m" and doc == {"features": [[1.0]]}
+            if self.fast:
+                raise self.error
+            return None
 
         async def predict_batch(self, **kwargs: object) -> dict:
             assert kwargs["model_name"] == "m" and kwargs["features"] == [[1.0]]
@@ -234,16 +243,17 @@ def test_error_statuses_of_the_predict_route() -> None:
     service = Failing()
     app = create_app(service, close_service=False)
 
-    async def status(err: Exception) -> httpx.Response:
-        service.error = err
+    async def status(err: Exception, fast: bool) -> httpx.Response:
+        service.error, service.fast = err, fast
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             return await client.post("/v1/models/m:predict", json={"features": [[1.0]]})
 
-    r = asyncio.run(status(Overloaded("queue full")))
-    assert r.status_code == 503 and r.headers["retry-after"] == "1"
-    assert r.json() == {"error": "Overloaded", "detail": "queue full"}
-    r = asyncio.run(status(RequestTimeoutError("too slow")))
-    assert r.status_code == 504 and r.json()["error"] == "RequestTimeoutError"
-    r = asyncio.run(status(KeyError("bug")))
-    assert r.status_code == 500
+    for fast in (False, True):
+        r = asyncio.run(status(Overloaded("queue full"), fast))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json() == {"error": "Overloaded", "detail": "queue full"}
+        r = asyncio.run(status(RequestTimeoutError("too slow"), fast))
+        assert r.status_code == 504 and r.json()["error"] == "RequestTimeoutError"
+        r = asyncio.run(status(KeyError("bug"), fast))
+        assert r.status_code == 500

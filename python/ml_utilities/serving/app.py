@@ -20,9 +20,11 @@ Errors are JSON ``{"error": <class>, "detail": <reason>}``: 404 unknown model, v
 422 wrong feature count, NaN or inf, bad shape; 400 other bad parameters; 503 overloaded
 (with ``Retry-After``); 504 timeout.
 
-The predict route is the hot path: it is a raw ASGI handler in front of FastAPI (no request
-model, no ``jsonable_encoder``), with ``orjson`` for the body and the answer when it is
-installed. The other routes go through FastAPI.
+The predict route is the hot path: :class:`ServingApp` answers it in its own ``__call__``,
+before FastAPI's middleware stack (no request model, no ``jsonable_encoder``), with ``orjson``
+for the body and the answer when it is installed; the common request (one row, no options)
+takes :meth:`PredictionService.predict_json`, whose answers are encoded once per batch. The
+other routes go through FastAPI.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ except ImportError:  # pragma: no cover - orjson is optional
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-__all__ = ["create_app"]
+__all__ = ["ServingApp", "create_app", "predict_response", "status_of"]
 
 logger = logging.getLogger(__name__)
 
 
 def create_app(service: Any, *, close_service: bool = True) -> Any:
-    """A FastAPI app serving ``service`` (a :class:`PredictionService`).
+    """A FastAPI app (a :class:`ServingApp`) serving ``service`` (a :class:`PredictionService`).
 
     ``close_service``: drain and close the service when the app shuts down.
     """
@@ -71,9 +73,8 @@ def create_app(service: Any, *, close_service: bool = True) -> Any:
         if close_service:
             await service.close()
 
-    app = FastAPI(title="ml_utilities prediction service", lifespan=lifespan)
+    app = ServingApp(service, title="ml_utilities prediction service", lifespan=lifespan)
     app.state.service = service
-    app.add_middleware(PredictRoute, service=service)
 
     def error(status: int, err: BaseException, headers: dict[str, str] | None = None) -> Any:
         return JSONResponse(
@@ -152,24 +153,21 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class PredictRoute:
-    """ASGI middleware answering ``POST /v1/models/{name}:predict`` itself; everything else
-    goes on to ``app``.
+class ServingApp(FastAPI):
+    """The FastAPI app of :func:`create_app`, which answers ``POST /v1/models/{name}:predict``
+    itself, ahead of FastAPI's routing and middleware; every other request goes to FastAPI.
 
     Parameters
     ----------
-    app : ASGI app
-        The rest of the routes (FastAPI).
     service : PredictionService
-        Whose ``predict_batch`` answers.
+        Whose ``predict_json`` / ``predict_batch`` answer.
+    **kwargs
+        For :class:`fastapi.FastAPI`.
     """
 
-    def __init__(self, app: Any, service: Any) -> None:
-        from ..models.errors import ModelNotFoundError
-
-        self.app = app
+    def __init__(self, service: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.service = service
-        self.status = {ModelNotFoundError: 404, **_STATUS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -181,49 +179,76 @@ class PredictRoute:
                         await self.predict(name, receive, send)
                     else:
                         doc = {"detail": "Method Not Allowed"}
-                        await _answer(send, 405, doc, [(b"allow", b"POST")])
+                        await _answer(send, 405, _dumps(doc), [(b"allow", b"POST")])
                     return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
     async def predict(self, name: str, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        body = message.get("body", b"")
+        while message.get("more_body", False):
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
+            if message["type"] != "http.request":
                 return
             body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        try:
-            result = await self.service.predict_batch(**_request(name, body))
-        except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
-            status = self.status_of(err)
-            if status is None:
-                raise
-            headers = [(b"retry-after", b"1")] if status == 503 else None
-            await _answer(send, status, {"error": type(err).__name__, "detail": str(err)}, headers)
-            return
-        await _answer(send, 200, result)
-
-    def status_of(self, err: BaseException) -> int | None:
-        for cls in type(err).__mro__:
-            status = self.status.get(cls)
-            if status is not None:
-                return status
-        return None
+        status, payload, headers = await predict_response(self.service, name, body)
+        await _answer(send, status, payload, headers)
 
 
-def _request(name: str, body: bytes) -> dict[str, Any]:
-    """``predict_batch``'s keyword arguments from the request body."""
+async def predict_response(
+    service: Any, name: str, body: bytes
+) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None]:
+    """``(status, JSON payload, extra headers)`` answering a predict request's ``body`` for
+    model ``name`` (the predict route of :class:`ServingApp`, and of the Ray Serve replicas).
+    Errors of the service become their status with ``{"error", "detail"}``; any other
+    exception propagates (a 500 from the server)."""
     try:
-        doc = _loads(body)
+        doc = _decode(body)
+        payload = await service.predict_json(name, doc)
+        if payload is None:
+            payload = _dumps(await service.predict_batch(**_arguments(name, doc)))
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
+        status = status_of(err)
+        if status is None:
+            raise
+        headers = [(b"retry-after", b"1")] if status == 503 else None
+        return status, _dumps({"error": type(err).__name__, "detail": str(err)}), headers
+    return 200, payload, None
+
+
+_status_by_class: dict[type[BaseException], int] = {}
+
+
+def status_of(err: BaseException) -> int | None:
+    """The HTTP status of a service error (the most derived class registered wins), or None."""
+    if not _status_by_class:
+        from ..models.errors import ModelNotFoundError
+
+        _status_by_class.update({ModelNotFoundError: 404, **_STATUS})
+    for cls in type(err).__mro__:
+        status = _status_by_class.get(cls)
+        if status is not None:
+            return status
+    return None
+
+
+def _decode(body: bytes) -> Any:
+    """The request body as JSON."""
+    try:
+        return _loads(body)
     except ValueError:
         # orjson is strict JSON; the standard library also reads NaN and Infinity, which then
         # fail validation with the row and feature named (422) rather than as "not JSON"
         try:
-            doc = json.loads(body)
+            return json.loads(body)
         except ValueError as err:
             raise ParameterError(f"the request body is not JSON ({err})") from None
+
+
+def _arguments(name: str, doc: Any) -> dict[str, Any]:
+    """``predict_batch``'s keyword arguments from the decoded request body."""
     if not isinstance(doc, dict):
         raise ParameterError("the request body must be a JSON object with 'features'")
     if not _FIELDS.issuperset(doc):
@@ -241,10 +266,9 @@ def _request(name: str, body: bytes) -> dict[str, Any]:
 
 
 async def _answer(
-    send: Send, status: int, document: Any, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    payload = _dumps(document)
-    head = [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    head = [*_JSON_HEADERS, (b"content-length", b"%d" % len(payload))]
     if headers:
         head.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": head})

@@ -22,7 +22,6 @@ import heapq
 import threading
 import weakref
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -51,48 +50,48 @@ def _close_all() -> None:
 class _Waker:
     """Completes the futures of one event loop from batcher threads, and times them out.
 
-    Completions wake the loop once per burst: the first schedules :meth:`_drain` through
-    ``call_soon_threadsafe`` (one write to the loop's self-pipe), the others of the same batch
-    only join the pending list. Deadlines wait in one heap with a single loop timer armed for
-    the earliest (instead of a timer handle per request).
+    A batch's answers reach the loop in one ``call_soon_threadsafe`` (one write to the loop's
+    self-pipe) that resolves all of that loop's futures of the batch. Deadlines wait in one heap
+    with a single loop timer armed for the earliest (instead of a timer handle per request); a
+    future whose deadline passes resolves to :data:`_TIMED_OUT`.
     """
 
-    __slots__ = ("_deadlines", "_lock", "_pending", "_seq", "_timer", "_timer_at", "loop")
+    __slots__ = ("_deadlines", "_seq", "_timer", "_timer_at", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._pending: list[asyncio.Future[bool]] = []
-        self._lock = threading.Lock()
-        self._deadlines: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self._deadlines: list[tuple[float, int, asyncio.Future[Any]]] = []
         self._seq = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
-    def __call__(self, fut: asyncio.Future[bool], ticket: Any) -> None:
-        """The request's completion callback (a batcher thread, or ``submit`` itself)."""
-        with self._lock:
-            first = not self._pending
-            self._pending.append(fut)
-        if first:
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # the loop is closed: nobody awaits these futures any more
-                with self._lock:
-                    self._pending.clear()
-
-    def _drain(self) -> None:
-        with self._lock:
-            done, self._pending = self._pending, []
-        for fut in done:
+    def resolve(self, tokens: list[tuple[asyncio.Future[Any], Any]], values: Any) -> None:
+        """On the loop: future ``i`` of ``tokens`` gets ``values[i]``."""
+        for (fut, _), value in zip(tokens, values, strict=True):
             if not fut.done():
-                fut.set_result(True)
+                fut.set_result(value)
         heap = self._deadlines
         while heap and heap[0][2].done():
             heapq.heappop(heap)
 
-    def watch(self, fut: asyncio.Future[bool], timeout: float) -> None:
-        """Resolve ``fut`` with False if it is still pending ``timeout`` seconds from now
-        (called on the loop's thread)."""
+    @staticmethod
+    def fail(failed: list[tuple[tuple[asyncio.Future[Any], Any], BaseException]]) -> None:
+        """On the loop: each future raises its request's exception."""
+        for (fut, _), err in failed:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def post(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop (from any thread); dropped if the loop is closed, since
+        nobody awaits its futures any more."""
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass
+
+    def watch(self, fut: asyncio.Future[Any], timeout: float) -> None:
+        """Resolve ``fut`` with :data:`_TIMED_OUT` if it is still pending ``timeout`` seconds
+        from now (called on the loop's thread)."""
         deadline = self.loop.time() + timeout
         self._seq += 1
         heapq.heappush(self._deadlines, (deadline, self._seq, fut))
@@ -112,11 +111,13 @@ class _Waker:
         while heap and (heap[0][0] <= now or heap[0][2].done()):
             fut = heapq.heappop(heap)[2]
             if not fut.done():
-                fut.set_result(False)
+                fut.set_result(_TIMED_OUT)
         if heap:
             self._arm(heap[0][0])
 
 
+#: what a future watched by :meth:`_Waker.watch` resolves to when its deadline passes
+_TIMED_OUT = object()
 #: loop timers may fire this early (event loops with millisecond clocks)
 _TIMER_SLACK_S = 1e-3
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
@@ -128,6 +129,19 @@ def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
         with _open_lock:
             waker = _wakers.setdefault(loop, _Waker(loop))
     return waker
+
+
+def _weak_on_batch(batcher: DynamicBatcher) -> Callable[..., None]:
+    """``batcher._on_batch`` through a weak reference: the native batcher must not keep its
+    Python face alive (a cycle would delay closing an abandoned batcher to a GC pass)."""
+    ref = weakref.WeakMethod(batcher._on_batch)
+
+    def on_batch(*args: Any) -> None:
+        method = ref()
+        if method is not None:
+            method(*args)
+
+    return on_batch
 
 
 class DynamicBatcher:
@@ -152,8 +166,15 @@ class DynamicBatcher:
         Batcher threads (more than one lets a model that releases the GIL run batches in
         parallel).
     observe : callable, optional
-        ``observe(ticket)`` after each request answered through :meth:`predict` or
-        :meth:`predict_async` (for metrics: ``ticket.queue_time_us``, ``ticket.batch_size``).
+        ``observe(queue_us)`` with the queue times (int64 microseconds, one per request) of
+        requests answered through :meth:`predict`, :meth:`predict_async` or
+        :meth:`submit_async`: once per batch for the coroutines (for metrics).
+    encode : callable, optional
+        ``encode(tokens, out) -> values``, run once per batch on the batcher thread for the
+        requests of :meth:`submit_async`: ``tokens`` are their ``(future, tag)`` pairs, ``out``
+        their output rows ``(k, n_outputs)`` float32; ``values[i]`` is what request ``i``'s
+        coroutine returns. It must return ``out[i]`` for a tag of None (:meth:`predict_async`).
+        Without it every request gets its output row.
     """
 
     def __init__(
@@ -165,7 +186,8 @@ class DynamicBatcher:
         max_queue_delay_us: float = 1000.0,
         max_queue_size: int = 4096,
         n_workers: int = 1,
-        observe: Callable[[Any], None] | None = None,
+        observe: Callable[[np.ndarray], None] | None = None,
+        encode: Callable[[list[Any], np.ndarray], Any] | None = None,
     ) -> None:
         for name, value, low in (
             ("n_features", n_features, 1),
@@ -182,11 +204,13 @@ class DynamicBatcher:
             max_queue_delay_us=float(max_queue_delay_us),
             max_queue_size=int(max_queue_size),
             n_workers=int(n_workers),
+            on_batch=_weak_on_batch(self),
         )
         self.n_features = int(n_features)
         self.max_batch_size = int(max_batch_size)
         self.max_queue_delay_us = float(max_queue_delay_us)
         self._observe = observe
+        self._encode = encode
         with _open_lock:
             _open.add(self)
 
@@ -228,29 +252,88 @@ class DynamicBatcher:
         try:
             return ticket.result()
         finally:
-            self._observe(ticket)
+            self.observe_tickets([ticket])
 
-    async def predict_async(self, row: np.ndarray, *, timeout: float | None = None) -> np.ndarray:
-        """Coroutine of :meth:`predict`: the event loop never blocks; the batcher thread
-        completes an :class:`asyncio.Future`, waking the loop once per batch (one
-        ``loop.call_soon_threadsafe`` for all the batch's requests of that loop)."""
+    def observe_tickets(self, tickets: list[Any]) -> None:
+        """Report the queue times of finished tickets to ``observe``."""
+        if self._observe is not None:
+            queued = np.fromiter((t.queue_time_us for t in tickets), np.int64, len(tickets))
+            queued = queued[queued >= 0]
+            if len(queued):
+                self._observe(queued)
+
+    async def predict_async(self, row: Any, *, timeout: float | None = None) -> np.ndarray:
+        """Coroutine of :meth:`predict`: the event loop never blocks; once per batch, the
+        batcher thread hands the loop all of its requests' answers in one
+        ``loop.call_soon_threadsafe``."""
+        return await self.submit_async(row, None, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def submit_async(self, row: Any, tag: Any, *, timeout: float | None = None) -> Any:
+        """Queue one row (``(n_features,)`` array, or a list of numbers) and await its answer:
+        ``encode``'s value for it (see the class), or its output row when ``tag`` is None or
+        the batcher has no ``encode``.
+
+        Raises
+        ------
+        ParameterError
+            A row of the wrong length, or with a value that is not a finite number.
+        Overloaded
+            The queue is full.
+        RequestTimeoutError
+            No answer ``timeout`` seconds after submission.
+        """
         loop = asyncio.get_running_loop()
-        waker = _waker(loop)
-        fut: asyncio.Future[bool] = loop.create_future()
-        ticket = self._native.submit(row, timeout=timeout, callback=partial(waker, fut))
+        fut = loop.create_future()
+        rid = self._native.submit_token(row, (fut, tag), timeout)
         if timeout is not None:
             # the queue enforces the deadline for queued rows; this bounds a running batch
-            waker.watch(fut, timeout)
+            _waker(loop).watch(fut, timeout)
         try:
-            finished = await fut
+            value = await fut
         except asyncio.CancelledError:
-            ticket.cancel()
+            self._native.cancel_token(rid)
             raise
-        if not finished and ticket.cancel():
-            raise RequestTimeoutError(f"request {ticket.id} timed out after {timeout:g} s")
-        if self._observe is not None:
-            self._observe(ticket)
-        return ticket.result(0.0)
+        if value is _TIMED_OUT:
+            self._native.cancel_token(rid)
+            raise RequestTimeoutError(f"request {rid} timed out after {timeout:g} s")
+        return value
+
+    def _on_batch(
+        self,
+        tokens: list[tuple[asyncio.Future[Any], Any]],
+        out: np.ndarray,
+        queue_us: np.ndarray,
+        failed: list[tuple[tuple[asyncio.Future[Any], Any], BaseException]],
+    ) -> None:
+        # batcher thread, GIL held: once per batch
+        if tokens:
+            if self._observe is not None:
+                self._observe(queue_us)
+            try:
+                values = self._encode(tokens, out) if self._encode is not None else out
+            except Exception as err:  # noqa: BLE001 - the batch's requests raise it
+                failed = [*failed, *((token, err) for token in tokens)]
+                tokens = []
+        if tokens:
+            loop = tokens[0][0].get_loop()
+            if all(t[0].get_loop() is loop for t in tokens):
+                waker = _waker(loop)
+                waker.post(waker.resolve, tokens, values)
+            else:  # requests of several event loops (threads) in one batch
+                by_loop: dict[Any, tuple[list[Any], list[Any]]] = {}
+                for token, value in zip(tokens, values, strict=True):
+                    pair = by_loop.setdefault(token[0].get_loop(), ([], []))
+                    pair[0].append(token)
+                    pair[1].append(value)
+                for lp, (toks, vals) in by_loop.items():
+                    waker = _waker(lp)
+                    waker.post(waker.resolve, toks, vals)
+        if failed:
+            groups: dict[Any, list[Any]] = {}
+            for item in failed:
+                groups.setdefault(item[0][0].get_loop(), []).append(item)
+            for lp, items in groups.items():
+                _waker(lp).post(_Waker.fail, items)
 
     def close(self, drain: bool = True) -> None:
         """Stop accepting rows; run (``drain=True``) or fail with :class:`BatcherClosedError`

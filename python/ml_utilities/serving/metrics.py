@@ -23,9 +23,12 @@ the batcher's own:
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["REGISTRY", "ServingMetrics", "metrics", "render"]
+__all__ = ["REGISTRY", "ServingMetrics", "metrics", "observe_many", "render"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -124,3 +127,35 @@ metrics = ServingMetrics()
 def render() -> bytes:
     """The registry in Prometheus' text exposition format."""
     return generate_latest(REGISTRY)
+
+
+#: up to this many values, observe_many calls observe() for each
+_FEW = 4
+
+
+def observe_many(child: Any, values: np.ndarray) -> None:
+    """Observe every value of ``values`` in one labelled :class:`Histogram` child, as that many
+    ``child.observe(v)`` calls would, but with one increment per bucket touched and one of the
+    sum (the batcher reports a whole batch's times at once).
+
+    Uses the child's bucket values (``_upper_bounds``, ``_buckets``, ``_sum``); where a
+    ``prometheus_client`` version lacks them, it observes the values one by one.
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(values) <= _FEW:  # a handful: one observe() each costs less than the numpy calls
+        for v in values.tolist():
+            child.observe(v)
+        return
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in values.tolist():
+            child.observe(v)
+        return
+    # observe() counts a value in the first bucket whose bound is >= it (the last is +Inf)
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left")
+    counts = np.bincount(np.minimum(index, len(bounds) - 1), minlength=len(bounds))
+    total.inc(float(values.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))

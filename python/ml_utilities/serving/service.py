@@ -36,7 +36,18 @@ from .cache import InProcessResultCache, LRUCache, RedisResultCache, result_key
 from .conformal import SplitConformal
 from .errors import ModelInputError, Overloaded, RequestTimeoutError
 from .explain import Explainer, top_features
-from .metrics import metrics
+from .metrics import metrics, observe_many
+
+try:  # orjson writes the answers of the JSON fast path several times faster than json
+    import orjson
+
+    _dumps: Callable[[Any], bytes] = orjson.dumps
+except ImportError:  # pragma: no cover - orjson is optional
+    import json
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
 
 __all__ = ["OPTION_KEYS", "LoadedModel", "PredictionService", "ServiceConfig"]
 
@@ -45,6 +56,7 @@ logger = logging.getLogger(__name__)
 #: keys of ``predict_batch``'s ``options``
 OPTION_KEYS = ("explain_predictions", "confidence_intervals", "feature_importance")
 _OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: how long a name/alias -> version resolution is reused before asking the registry again (s)
 _RESOLVE_TTL_S = 2.0
 
@@ -249,11 +261,74 @@ class LoadedModel:
     observers: _ModelMetrics = dataclasses.field(init=False, repr=False)
     #: ``handle.classes`` as an array, to decode class indices without converting the list
     classes: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
+    #: whether a row is the model's sample (1-D input shape): the JSON fast path applies
+    flat_input: bool = dataclasses.field(init=False, repr=False, default=True)
 
     def __post_init__(self) -> None:
         self.observers = _ModelMetrics(self.name, self.version)
         if self.task == "classification":
             self.classes = np.asarray(self.handle.codec.classes)
+        self.flat_input = len(tuple(self.handle.adapter.input_shape)) == 1
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata every answer of this model carries (before timing and options)."""
+        meta: dict[str, Any] = {
+            "model_name": self.name,
+            "model_version": self.version_label,
+            "registry_version": self.version,
+            "task": self.task,
+            "backend": self.backend,
+            "device": self.device,
+        }
+        if self.fallback:
+            meta["fallback"] = self.fallback
+        return meta
+
+    def encode(self, tokens: list[tuple[Any, Any]], out: np.ndarray) -> list[Any]:
+        """The JSON answers (bytes) of single-row requests without options, for a whole batch
+        at once: ``tokens`` are ``(future, start)`` pairs (``start`` the request's
+        ``time.perf_counter()``; None: answer the raw output row instead), ``out`` the batch's
+        output rows. The documents are those of :meth:`PredictionService.predict_batch` for
+        one row; the metrics are updated once for the batch."""
+        now = time.perf_counter()
+        if self.task == "classification":
+            probs = out.reshape(len(out), -1)
+            labels = self.classes[np.argmax(probs, axis=1)].tolist()  # type: ignore[index]
+            first: list[Any] = labels
+            second: list[Any] | None = np.round(probs.astype(np.float64), 7).tolist()
+        else:
+            first = out.reshape(len(out), -1)[:, 0].astype(np.float64).tolist()
+            second = None
+        meta = self.metadata()
+        batching = self.batcher is not None
+        values: list[Any] = []
+        elapsed: list[float] = []
+        for i, (_, start) in enumerate(tokens):
+            if start is None:
+                values.append(out[i])
+                continue
+            took = now - start
+            elapsed.append(took)
+            doc: dict[str, Any] = {"predictions": [first[i]]}
+            if second is not None:
+                doc["probabilities"] = [second[i]]
+            doc["confidence_intervals"] = None
+            doc["explanations"] = None
+            doc["feature_importance"] = None
+            doc["metadata"] = {
+                **meta,
+                "inference_time_ms": round(took * 1000.0, 3),
+                "batch_size": 1,
+                "cache_hit": False,
+                "dynamic_batching": batching,
+            }
+            values.append(_dumps(doc))
+        if elapsed:
+            obs = self.observers
+            observe_many(obs.duration, np.asarray(elapsed))
+            obs.rows_miss.inc(len(elapsed))
+            obs.ok.inc(len(elapsed))
+        return values
 
     def batch_fn(self, x: np.ndarray) -> np.ndarray:
         """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``: one model
@@ -448,17 +523,21 @@ class PredictionService:
         self, model_name: str, version: int | str | None = None
     ) -> LoadedModel:
         """Coroutine of :meth:`get_model`: answers from the cache without leaving the loop."""
+        model = self._loaded(model_name, version)
+        if model is not None:
+            return model
+        return await asyncio.to_thread(self.get_model, model_name, version)
+
+    def _loaded(self, model_name: str, version: int | str | None) -> LoadedModel | None:
+        """The model if it is loaded and its name or alias was resolved within the last
+        ``_RESOLVE_TTL_S`` (no registry call), else None."""
         name, ver = _split_name(model_name, version)
         if isinstance(ver, int) and not isinstance(ver, bool):
             v: int | None = ver
         else:
             hit = self._resolved.get((name, str(ver)))
             v = hit[1] if hit is not None and time.monotonic() - hit[0] < _RESOLVE_TTL_S else None
-        if v is not None:
-            model = self._models.get((name, v))
-            if model is not None:
-                return model
-        return await asyncio.to_thread(self.get_model, model_name, version)
+        return None if v is None else self._models.get((name, v))
 
     def _load(self, name: str, version: int) -> LoadedModel:
         cfg = self._config
@@ -498,6 +577,7 @@ class PredictionService:
                 max_queue_size=cfg.max_queue_size,
                 n_workers=cfg.batcher_workers,
                 observe=self._observer(name),
+                encode=model.encode,
             )
         labels = (name, str(version))
         metrics.memory.labels(*labels).set(model.size_bytes)
@@ -517,12 +597,11 @@ class PredictionService:
         return model
 
     @staticmethod
-    def _observer(name: str) -> Callable[[Any], None]:
+    def _observer(name: str) -> Callable[[np.ndarray], None]:
         hist = metrics.queue_time.labels(name)  # the same child as LoadedModel.observers
 
-        def observe(ticket: Any) -> None:
-            if ticket.queue_time_us >= 0:
-                hist.observe(ticket.queue_time_us * 1e-6)
+        def observe(queue_us: np.ndarray) -> None:
+            observe_many(hist, queue_us * 1e-6)
 
         return observe
 
@@ -682,8 +761,7 @@ class PredictionService:
             return model.batcher.predict(x[0], timeout=timeout)[None]
         tickets = [model.batcher.submit(row, timeout=timeout) for row in x]
         out = [t.result() for t in tickets]
-        for t in tickets:
-            model.batcher._observe(t)  # type: ignore[misc]
+        model.batcher.observe_tickets(tickets)
         return np.stack(out)
 
     async def _raw_async(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
@@ -790,16 +868,7 @@ class PredictionService:
             result["feature_importance"] = {
                 model.feature_names[i]: round(float(mean_abs[i]), 6) for i in order
             }
-        meta: dict[str, Any] = {
-            "model_name": model.name,
-            "model_version": model.version_label,
-            "registry_version": model.version,
-            "task": model.task,
-            "backend": model.backend,
-            "device": model.device,
-        }
-        if model.fallback:
-            meta["fallback"] = model.fallback
+        meta = model.metadata()
         if opts["confidence_intervals"]:
             meta["confidence_level"] = self._config.confidence_level
             meta["calibration"] = model.calibration_source
@@ -932,6 +1001,68 @@ class PredictionService:
             if key is not None:
                 await self._results.aset(key, result)  # type: ignore[union-attr]
             return self._finish(model, result, start, len(x), False)
+
+    async def predict_json(self, model_name: str, doc: Any) -> bytes | None:
+        """The JSON answer (bytes) to a decoded HTTP request body ``doc``, through the fast
+        path, or None where the fast path does not apply (the caller then uses
+        :meth:`predict_batch`, which also gives every error its message).
+
+        The fast path serves the common request: one row of a flat-input model that is
+        already loaded, no options (or all False), no ``version`` field, and no result cache.
+        The row goes as the decoded list to the native batcher, which checks it and converts
+        it; the answers of a whole batch are encoded and counted in the metrics at once
+        (:meth:`LoadedModel.encode`). Without dynamic batching, the model is called once for
+        the request, as :meth:`predict_batch` does. The document is that of
+        :meth:`predict_batch`.
+        """
+        if self._results is not None or type(doc) is not dict:
+            return None
+        size = 1
+        if "options" in doc:
+            size = 2
+            options = doc["options"]
+            if options is not None:
+                if type(options) is not dict:
+                    return None
+                for key, value in options.items():
+                    if value is not False or key not in OPTION_KEYS:
+                        return None
+        features = doc.get("features")
+        if features is None:
+            features = doc.get("instances")
+        if len(doc) != size or type(features) is not list or len(features) != 1:
+            return None
+        row = features[0]
+        if type(row) is not list:
+            return None
+        model = self._loaded(model_name, None)
+        if model is None or not model.flat_input or len(row) != model.n_features:
+            return None
+        batcher = model.batcher
+        if batcher is None:  # the values the native batcher would take: ints and floats
+            if not all(type(v) is float or type(v) is int for v in row):
+                return None
+            try:
+                x64 = np.array(features, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):  # predict_batch says why
+                return None
+            if not (np.abs(x64) <= _FLOAT32_MAX).all():  # NaN, inf, or inf once in float32
+                return None
+            x = x64.astype(np.float32)
+        start = time.perf_counter()
+        try:
+            if batcher is None:  # one model call for this request, off the loop
+                raw = await asyncio.to_thread(model.batch_fn, x)
+                return model.encode([(None, start)], raw)[0]  # type: ignore[no-any-return]
+            try:
+                return await batcher.submit_async(  # type: ignore[no-any-return]
+                    row, start, timeout=self._config.request_timeout_s
+                )
+            except ParameterError:  # not a row of finite numbers: predict_batch says why
+                return None
+        except Exception as err:
+            metrics.requests.labels(model.name, _outcome_name(err)).inc()
+            raise
 
     def predict_sync(
         self,
