@@ -1,0 +1,229 @@
+"""Recommender parts: EASE/DLAE, RP3beta and item-kNN against direct computations, candidates,
+the LambdaMART ranker, and no leakage of held-out interactions into candidates or features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from ml_utilities.automl import AutoMLHelper
+from ml_utilities.automl import recommend as rec
+from ml_utilities.automl.generators import (
+    Generators,
+    Interactions,
+    ease_weights,
+    item_knn_scores,
+    rp3beta_weights,
+)
+from ml_utilities.automl.lambdamart import LambdaMARTRanker
+from ml_utilities.exceptions import ParameterError
+
+
+def _binary(seed=0, n_users=30, n_items=12, density=0.35):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n_users, n_items)) < density).astype(np.float64)
+    x[0, :] = 1.0  # every item has a listener
+    return x
+
+
+@pytest.mark.parametrize(("lam", "dropout"), [(5.0, 0.0), (2.0, 0.6)])
+def test_ease_weights_equal_a_ridge_regression_of_each_item_on_the_others(lam, dropout):
+    x = _binary()
+    b = ease_weights(x, lam, dropout)
+    g = x.T @ x
+    penalty = lam + dropout / (1 - dropout) * np.diag(g)
+    for j in range(x.shape[1]):
+        o = [i for i in range(x.shape[1]) if i != j]
+        direct = np.linalg.solve(g[np.ix_(o, o)] + np.diag(penalty[o]), x[:, o].T @ x[:, j])
+        np.testing.assert_allclose(b[o, j], direct, rtol=1e-9, atol=1e-12)
+        assert b[j, j] == 0.0
+    np.testing.assert_array_equal(ease_weights(sp.csr_matrix(x), lam, dropout), b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"lam": 0.0}, "lam=0.0"), ({"lam": True}, "lam=True"), ({"dropout": 1.0}, "dropout=1.0")],
+)
+def test_ease_weights_bad_values_are_named(kwargs, match):
+    args = {"lam": 1.0, "dropout": 0.0} | kwargs
+    with pytest.raises(ParameterError, match=match):
+        ease_weights(_binary(), **args)
+    with pytest.raises(ParameterError, match="shape"):
+        ease_weights(np.ones(5), 1.0)
+
+
+def test_rp3beta_weights_follow_the_random_walk_formula():
+    x = _binary(1)
+    alpha, beta = 0.8, 0.3
+    w = rp3beta_weights(sp.csr_matrix(x), alpha, beta)
+    listeners, items = x.sum(axis=0), x.sum(axis=1)
+    direct = np.zeros_like(w, dtype=np.float64)
+    for i in range(x.shape[1]):
+        for j in range(x.shape[1]):
+            if i != j:
+                walk = (x[:, i] / listeners[i]) ** alpha * (x[:, j] / items) ** alpha
+                direct[i, j] = walk.sum() / listeners[j] ** beta
+    np.testing.assert_allclose(w, direct, rtol=1e-5)
+    cols = np.array([1, 4, 7])
+    sub = rp3beta_weights(sp.csr_matrix(x), alpha, beta, cols=cols)
+    assert sub.shape == (3, 3)
+
+
+def test_item_knn_scores_are_sums_of_cosine_similarities():
+    x = _binary(2)
+    s = item_knn_scores(sp.csr_matrix(x))
+    norm = np.sqrt(x.sum(axis=0))
+    cos = (x.T @ x) / np.outer(norm, norm)
+    np.testing.assert_allclose(s, x @ cos, rtol=1e-5)
+    cols = np.array([0, 5])
+    np.testing.assert_allclose(item_knn_scores(sp.csr_matrix(x), cols), (x @ cos)[:, cols], 1e-5)
+
+
+def _interactions(seed=0, n_users=40, n_items=60):
+    rng = np.random.default_rng(seed)
+    u, i = np.nonzero(rng.random((n_users, n_items)) < 0.2)
+    return Interactions(u, i, rng.integers(1, 100, len(u)).astype(float), n_users, n_items)
+
+
+def test_candidates_are_unseen_scored_items_and_features_align():
+    inter = _interactions()
+    gens = Generators(inter)
+    users = np.arange(inter.n_users)
+    cands = gens.candidates(users, 15)
+    seen = inter.matrix().tolil().rows
+    for u, c in zip(users, cands, strict=True):
+        assert 0 < len(c) <= 15
+        assert np.all(np.diff(c) > 0)  # sorted, no duplicates
+        assert not set(c.tolist()) & set(seen[u])
+        assert np.all(gens.col_of[c] >= 0)
+    cols = gens.features(users, cands)
+    n = sum(len(c) for c in cands)
+    assert all(len(v) == n for v in cols.values())
+    j = 7
+    start = sum(len(c) for c in cands[:j])
+    item = cands[j][0]
+    own = gens.ease[j, gens.col_of[cands[j]]]
+    assert cols["ease_rel"][start] == pytest.approx(own[0] / np.max(np.abs(own)))
+    assert cols["ease_rank"][start] == np.sum(own > own[0])
+    assert not any(name.endswith("_score") for name in cols)  # raw scores drift with history
+    assert cols["item_listeners"][start] == np.sum(inter.items == item)
+    # an item with a single listener is not scored, so it is never a candidate
+    lone = Interactions(
+        np.r_[inter.users, 0],
+        np.r_[inter.items, inter.n_items],
+        np.r_[inter.weights, 1.0],
+        inter.n_users,
+        inter.n_items + 1,
+    )
+    g2 = Generators(lone)
+    assert g2.col_of[inter.n_items] == -1
+    assert all(inter.n_items not in c for c in g2.candidates(users, 15))
+    with pytest.raises(ParameterError, match="candidates"):
+        g2.features(users[1:2], [np.array([inter.n_items])])
+
+
+def test_generators_use_only_the_history_they_are_given():
+    """Scores, candidates and features of a history do not move when interactions outside
+    it (held-out items) change: the generators see nothing but their argument."""
+    inter = _interactions(3)
+    held = rec.holdout_split(inter, 0.2, 0)
+    history = inter.subset(~held)
+    a = Generators(history)
+    other = Interactions(
+        np.r_[history.users, inter.users[held]],
+        np.r_[history.items, (inter.items[held] + 1) % inter.n_items],
+        np.r_[history.weights, inter.weights[held]],
+        inter.n_users,
+        inter.n_items,
+    )
+    b = Generators(history)
+    users = np.arange(inter.n_users)
+    for name in a.scores:
+        np.testing.assert_array_equal(a.scores[name], b.scores[name])
+    assert [c.tolist() for c in a.candidates(users, 10)] == [
+        c.tolist() for c in b.candidates(users, 10)
+    ]
+    # and a history that does contain the held-out pairs scores differently
+    assert not np.array_equal(Generators(other).scores["itemknn"], a.scores["itemknn"])
+
+
+def test_train_recommender_never_builds_generators_from_held_out_pairs(monkeypatch):
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    rows = [
+        (u, int(i), int(rng.integers(1, 300)))
+        for u in range(50)
+        for i in rng.choice(70, 12, replace=False)
+    ]
+    data = pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+    seen_histories: list[set[tuple[int, int]]] = []
+    real = rec.Generators
+
+    class Recording(real):
+        def __init__(self, inter):
+            seen_histories.append(set(zip(inter.users.tolist(), inter.items.tolist(), strict=True)))
+            super().__init__(inter)
+
+    monkeypatch.setattr(rec, "Generators", Recording)
+    model = AutoMLHelper().train_recommendation_model_sync(
+        interaction_data=data, task_config={"time_budget_seconds": 20, "n_candidates": 15}
+    )
+    _, u = np.unique(data.userID, return_inverse=True)
+    _, i = np.unique(data.artistID, return_inverse=True)
+    inter = Interactions(u, i, data.weight.to_numpy(float), u.max() + 1, i.max() + 1)
+    test = rec.holdout_split(inter, 0.2, 0)
+    held = set(zip(u[test].tolist(), i[test].tolist(), strict=True))
+    assert len(seen_histories) == rec.RANKER_SPLITS + 1  # ranker rows, then evaluation
+    for history in seen_histories:
+        assert not history & held
+    # the ranker's histories also lack their own targets: each is smaller than train
+    train = set(zip(u[~test].tolist(), i[~test].tolist(), strict=True))
+    assert seen_histories[-1] == train
+    assert all(h < train for h in seen_histories[:-1])
+    assert model.report["ranker"]["rounds"] >= 1
+
+
+def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n_users, per = 120, 20
+    signal = rng.normal(size=n_users * per)
+    frame = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.arange(n_users), per),
+            "signal": signal,
+            "noise": rng.normal(size=n_users * per),
+            "genre": rng.choice(["rock", "jazz"], n_users * per),
+        }
+    )
+    labels = (signal + 0.3 * rng.normal(size=len(signal)) > 1.0).astype(float)
+    ranker = LambdaMARTRanker(seed=0).fit(frame, labels)
+    scores = ranker.predict(frame)
+    assert np.corrcoef(scores, signal)[0, 1] > 0.8
+    assert ranker.feature_importance_["signal"] > ranker.feature_importance_["noise"]
+    assert ranker.report["rounds"] >= 1
+    with pytest.raises(ParameterError, match="sorted"):
+        LambdaMARTRanker().fit(frame.iloc[::-1], labels[::-1])
+    with pytest.raises(ParameterError, match="labels"):
+        LambdaMARTRanker().fit(frame, -labels - 1)
+    with pytest.raises(ParameterError, match="'signal'"):
+        ranker.predict(frame.drop(columns=["signal"]))
+    with pytest.raises(ParameterError, match="not fitted"):
+        LambdaMARTRanker().predict(frame)
+
+
+def test_ranker_option_is_checked_by_name():
+    import pandas as pd
+
+    data = pd.DataFrame({"userID": [0, 0, 1, 1], "artistID": [0, 1, 0, 2]})
+    with pytest.raises(ParameterError, match="ranker='catboost'"):
+        AutoMLHelper().train_recommendation_model_sync(
+            interaction_data=data, task_config={"ranker": "catboost"}
+        )
+    with pytest.raises(ParameterError, match="register=True needs ranker='automl'"):
+        AutoMLHelper().train_recommendation_model_sync(
+            interaction_data=data, task_config={"register": True}
+        )
