@@ -15,6 +15,11 @@ Correctness is a separate pass per case: 64 concurrent clients send each of the 
 and every answer is compared with the model's own prediction for its row (``predict_proba``,
 atol 1e-5). Any mismatched, missing or non-200 answer, and any wrk error (non-2xx, timeout,
 socket error), is counted and reported; ``--strict`` makes them fail the run.
+
+``--result-cache`` runs the servers as ``ml-utilities serve`` does by default, with the
+in-process result cache on (one hour), and sends 200,000 distinct rows, the measured run
+starting past those of the warm-up, so that hits are rare (their count is reported, from the
+server's ``ml_serving_cache_requests_total``); the correctness pass then checks cached answers.
 """
 
 from __future__ import annotations
@@ -72,13 +77,18 @@ class Server:
     """``ml-utilities serve`` in a subprocess."""
 
     def __init__(
-        self, reg: Any, batching: bool, cpu: int | None, launcher: str | None = None
+        self,
+        reg: Any,
+        batching: bool,
+        cpu: int | None,
+        launcher: str | None = None,
+        result_cache: bool = False,
     ) -> None:
         import httpx
 
         self.port = _free_port()
-        cfg = {
-            "prediction_cache_ttl": 0,
+        cfg: dict[str, Any] = {} if result_cache else {"prediction_cache_ttl": 0}
+        cfg |= {
             "gpu_enabled": False,
             "batch_size": 64,
             "max_queue_delay_us": 1000,
@@ -120,9 +130,10 @@ class Server:
 
 
 def wrk(
-    url: str, bodies: Path, seconds: float, connections: int, cpu: int | None
+    url: str, bodies: Path, seconds: float, connections: int, cpu: int | None, start: int = 0
 ) -> dict[str, Any]:
-    """One wrk run (one thread, ``connections`` connections); wrk's summary as a dict."""
+    """One wrk run (one thread, ``connections`` connections) sending the bodies from line
+    ``start`` on; wrk's summary as a dict."""
     cmd = [
         *_pin(cpu),
         "wrk",
@@ -136,6 +147,7 @@ def wrk(
         url,
         "--",
         str(bodies),
+        str(start),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = [ln for ln in out.splitlines() if ln.startswith("{")][-1]
@@ -181,6 +193,24 @@ async def correctness(
     }
 
 
+def _cache_lookups(base: str) -> dict[str, float]:
+    """The server's result-cache lookups so far, by result (hit/miss)."""
+    import httpx
+
+    out = {"hit": 0.0, "miss": 0.0}
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("ml_serving_cache_requests_total{"):
+            for key in out:
+                if f'result="{key}"' in line:
+                    out[key] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+#: distinct rows sent with ``--result-cache``, and the first of the measured run
+CACHE_ROWS = 200_000
+CACHE_MEASURED_START = 50_000
+
+
 def run_case(
     reg: Any,
     handles: dict[str, Any],
@@ -189,13 +219,15 @@ def run_case(
     tmp: Path,
 ) -> dict[str, Any]:
     model, batching, explain = case
-    rows = query_rows()
+    rows = query_rows(CACHE_ROWS if args.result_cache else 2048)
     options = {"explain_predictions": explain}
     bodies = tmp / f"{model}-{explain}.jsonl"
-    bodies.write_text(
-        "".join(json.dumps({"features": [r.tolist()], "options": options}) + "\n" for r in rows)
-    )
-    server = Server(reg, batching, args.server_cpu, args.launcher)
+    if not bodies.exists():
+        bodies.write_text(
+            "".join(json.dumps({"features": [r.tolist()], "options": options}) + "\n" for r in rows)
+        )
+    start = CACHE_MEASURED_START if args.result_cache else 0
+    server = Server(reg, batching, args.server_cpu, args.launcher, args.result_cache)
     try:
         url = f"{server.base}/v1/models/{model}:predict"
         import httpx
@@ -204,11 +236,16 @@ def run_case(
         first = json.loads(bodies.read_text().split("\n", 1)[0])
         httpx.post(url, json=first, timeout=120).raise_for_status()
         wrk(url, bodies, args.warmup, args.connections, args.client_cpu)
+        lookups0 = _cache_lookups(server.base)
         cpu0 = server.cpu_seconds()
-        res = wrk(url, bodies, args.seconds, args.connections, args.client_cpu)
+        res = wrk(url, bodies, args.seconds, args.connections, args.client_cpu, start)
         cpu = server.cpu_seconds() - cpu0
+        lookups = _cache_lookups(server.base)
+        check_rows = rows[:2048]  # with the cache on, the warm-up sent them: answered from it
         check = asyncio.run(
-            correctness(server.base, model, rows, handles[model].predict_proba(rows), options)
+            correctness(
+                server.base, model, check_rows, handles[model].predict_proba(check_rows), options
+            )
         )
     finally:
         server.stop()
@@ -228,6 +265,8 @@ def run_case(
         "mismatched": check["mismatched"] + (check["checked"] - check["answered"]),
         "failures": check["failures"],
         "max_batch_seen": check["max_batch_seen"],
+        "cache_hits": lookups["hit"] - lookups0["hit"],
+        "cache_misses": lookups["miss"] - lookups0["miss"],
     }
 
 
@@ -237,11 +276,17 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"wrk, {args.connections} connections (one request of one row in flight each), "
         f"{args.seconds:g} s per run after {args.warmup:g} s of warm-up; server pinned to CPU "
         f"{args.server_cpu}, wrk to CPU {args.client_cpu}; {os.cpu_count()} CPUs, load average "
-        f"{load[0]:.1f} / {load[1]:.1f} at the end (a machine shared with other jobs).",
+        f"{load[0]:.1f} / {load[1]:.1f} at the end (a machine shared with other jobs); result "
+        + (
+            f"cache on ({CACHE_ROWS:,} distinct rows)."
+            if args.result_cache
+            else "cache off (2,048 rows in turn)."
+        ),
         "",
         "| model | explanations | dynamic batching | requests/s | p50 (ms) | p99 (ms) "
-        "| server CPU / request (us) | speed-up | wrk errors | mismatched / checked |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU / request (us) | speed-up | wrk errors | mismatched / checked "
+        "| cache hits / lookups |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = {(r["model"], r["explanations"]): r["throughput"] for r in results if not r["batching"]}
     for r in results:
@@ -251,7 +296,8 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"| {r['model']} | {'on' if r['explanations'] else 'off'} | "
             f"{'on' if r['batching'] else 'off'} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['cpu_us_per_request']:.0f} | {ratio} | {r['wrk_errors']} | "
-            f"{r['mismatched']} / {r['checked']} |"
+            f"{r['mismatched']} / {r['checked']} | "
+            f"{r['cache_hits']:.0f} / {r['cache_hits'] + r['cache_misses']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -272,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a Python script run as the server instead of -m ml_utilities.serving.cli "
         "(to measure another checkout, for before/after comparisons)",
+    )
+    p.add_argument(
+        "--result-cache",
+        action="store_true",
+        help="run the servers with the default in-process result cache, on distinct rows",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 on any error or mismatch")
     args = p.parse_args(argv)
@@ -294,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['model']} batching={r['batching']} explain={r['explanations']}: "
                     f"{r['throughput']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 "
                     f"{r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} us CPU/request, "
-                    f"wrk errors {r['wrk_errors']}, mismatched {r['mismatched']}/{r['checked']}"
+                    f"wrk errors {r['wrk_errors']}, mismatched {r['mismatched']}/{r['checked']}, "
+                    f"cache hits {r['cache_hits']:.0f}/{r['cache_hits'] + r['cache_misses']:.0f}"
                     + (f" {r['failures']}" if r["failures"] else ""),
                     flush=True,
                 )

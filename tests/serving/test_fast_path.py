@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 
 import httpx
 import numpy as np
@@ -162,14 +163,9 @@ def test_fast_path_declines_what_it_does_not_serve(fast_service, doc) -> None:
     assert asyncio.run(main()) is None
 
 
-def test_fast_path_off_with_a_result_cache_or_an_unloaded_model(serving_registry) -> None:
+def test_fast_path_off_for_an_unloaded_model(serving_registry) -> None:
     registry, _ = serving_registry
     row = [0.5] * N_FEATURES
-    svc = PredictionService(registry=registry, config={"gpu_enabled": False})
-    try:
-        assert asyncio.run(svc.predict_json("xgb-clf", {"features": [row]})) is None  # cache on
-    finally:
-        svc.close_sync()
     svc = PredictionService(
         registry=registry, config={"gpu_enabled": False, "prediction_cache_ttl": 0}
     )
@@ -179,6 +175,108 @@ def test_fast_path_off_with_a_result_cache_or_an_unloaded_model(serving_registry
         assert isinstance(asyncio.run(svc.predict_json("xgb-clf", {"features": [row]})), bytes)
     finally:
         svc.close_sync()
+
+
+def _cache_lookups(result: str) -> float:
+    return _sample("ml_serving_cache_requests_total", {"result": result})
+
+
+@pytest.fixture(params=[True, False], ids=["batching", "no-batching"])
+def cached_service(request, serving_registry):
+    """A service with the default in-process result cache (one hour)."""
+    registry, _ = serving_registry
+    svc = PredictionService(
+        registry=registry,
+        config={
+            "gpu_enabled": False,
+            "dynamic_batching": request.param,
+            "batch_size": 16,
+            "max_queue_delay_us": 2000,
+        },
+    )
+    yield svc
+    svc.close_sync()
+
+
+@pytest.mark.parametrize("model", ["xgb-clf", "xgb-reg", "mlp-clf"])
+def test_fast_path_with_the_result_cache_answers_as_predict_batch(cached_service, model) -> None:
+    svc = cached_service
+    x, _ = make_data(8, seed=53, task="regression")
+
+    async def main() -> tuple[list[bytes | None], list[bytes | None], list[dict]]:
+        svc.get_model(model)  # the fast path needs the model loaded
+        first = list(
+            await asyncio.gather(
+                *(svc.predict_json(model, {"features": [row.tolist()]}) for row in x[:4])
+            )
+        )
+        for row in x[4:]:  # cached by predict_batch, then asked through the fast path
+            await svc.predict_batch(model, row[None])
+        again = list(
+            await asyncio.gather(
+                *(svc.predict_json(model, {"features": [row.tolist()]}) for row in x)
+            )
+        )
+        slow = [await svc.predict_batch(model, row[None]) for row in x]
+        return first, again, slow
+
+    hits, misses = _cache_lookups("hit"), _cache_lookups("miss")
+    first, again, slow = asyncio.run(main())
+    # 4 fast misses, 4 slow misses; then 8 fast hits and 8 slow hits
+    assert _cache_lookups("miss") - misses == 8
+    assert _cache_lookups("hit") - hits == 16
+    assert all(isinstance(b, bytes) for b in first + again)
+    for f in first:
+        assert orjson.loads(f)["metadata"]["cache_hit"] is False
+    for i, (a, s) in enumerate(zip(again, slow, strict=True)):
+        got, want = _without_timing(orjson.loads(a)), _without_timing(s)
+        assert got["metadata"]["cache_hit"] is True
+        assert got == want  # a hit is exactly predict_batch's hit, byte for byte in the values
+        if i < 4:  # the miss answered the same document, but for cache_hit
+            miss = _without_timing(orjson.loads(first[i]))
+            miss["metadata"]["cache_hit"] = True
+            assert miss == got
+
+
+def test_fast_path_cache_entries_expire(serving_registry) -> None:
+    registry, _ = serving_registry
+    svc = PredictionService(
+        registry=registry, config={"gpu_enabled": False, "prediction_cache_ttl": 1.0}
+    )
+    row = make_data(1, seed=54, task="regression")[0][0].tolist()
+
+    async def ask() -> bool:
+        out = await svc.predict_json("xgb-clf", {"features": [row]})
+        assert isinstance(out, bytes)
+        return bool(orjson.loads(out)["metadata"]["cache_hit"])
+
+    try:
+        svc.get_model("xgb-clf")
+        assert asyncio.run(ask()) is False
+        assert asyncio.run(ask()) is True
+        time.sleep(1.1)  # past the TTL: the entry is gone, the model runs again
+        assert asyncio.run(ask()) is False
+        assert asyncio.run(ask()) is True
+        # another model version is another key
+        svc.get_model("xgb-reg")
+        out = asyncio.run(svc.predict_json("xgb-reg", {"features": [row]}))
+        assert orjson.loads(out)["metadata"]["cache_hit"] is False
+    finally:
+        svc.close_sync()
+
+
+def test_fast_path_with_the_cache_declines_bad_rows(cached_service) -> None:
+    svc = cached_service
+    bad = [[0.5] * (N_FEATURES - 1) + [v] for v in (math.nan, math.inf, 1e39, "1", True)]
+
+    async def main() -> list[bytes | None]:
+        svc.get_model("xgb-clf")
+        return [await svc.predict_json("xgb-clf", {"features": [row]}) for row in bad]
+
+    assert asyncio.run(main()) == [None] * len(bad)  # predict_batch says why
+    for row in bad[:2]:
+        with pytest.raises(ParameterError, match="non-finite"):
+            svc.predict_batch_sync("xgb-clf", [row])
 
 
 def test_http_errors_through_the_fast_route(serving_registry) -> None:
@@ -378,3 +476,15 @@ def test_observe_many_matches_one_observe_per_value(n) -> None:
         ln for ln in texts[1] if not ln.startswith("t_sum")
     ]
     assert f't_count{{m="a"}} {float(n)}' in texts[1]
+
+
+def test_kept_key_prefix_gives_the_full_key() -> None:
+    from ml_utilities.serving.cache import features_key, key_hasher, result_key
+
+    opts = {"explain_predictions": False, "top_k": 5}
+    rows = np.arange(2 * N_FEATURES, dtype=np.float32).reshape(2, 1, N_FEATURES)
+    hasher = key_hasher("m", 3, opts, rows[0])
+    keys = [features_key(hasher, r) for r in rows]
+    assert keys == [result_key("m", 3, opts, r) for r in rows]  # the state is copied, not used
+    assert keys[0] != keys[1]
+    assert result_key("m", 4, opts, rows[0]) != keys[0]  # another version, another key

@@ -398,3 +398,37 @@ def test_metrics_are_exported(service) -> None:
         "ml_serving_models_loaded",
     ):
         assert name in text, name
+
+
+def test_freeze_gc_moves_a_loaded_models_objects_out_of_full_collections(
+    serving_registry,
+) -> None:
+    import gc
+
+    registry, _ = serving_registry
+    gc.collect()
+    gc.freeze()  # as ml-utilities serve does at start-up
+    try:
+        plain = PredictionService(registry=registry, config={"gpu_enabled": False})
+        frozen_before = gc.get_freeze_count()
+        plain.get_model("xgb-reg:1")
+        # off by default (the process is not the service's): nothing more is frozen
+        assert gc.get_freeze_count() <= frozen_before
+        plain.close_sync()
+        svc = PredictionService(registry=registry, config={"gpu_enabled": False}, freeze_gc=True)
+        try:
+            model = svc.get_model("xgb-clf")
+            # the load's survivors are frozen: a full collection no longer walks them (frozen
+            # objects live in the permanent generation, which gc.get_objects leaves out)
+            # (the count itself may drop: the unfreeze-collect-freeze also frees garbage that
+            # the start-up freeze had kept, such as the closed service's model)
+            assert gc.get_freeze_count() > 0
+            tracked = {id(o) for o in gc.get_objects()}
+            assert id(model) not in tracked and id(vars(model)) not in tracked
+            assert model.name == "xgb-clf"
+            x, _ = make_data(2, seed=27, task="regression")
+            assert len(svc.predict_batch_sync("xgb-clf", x)["predictions"]) == 2
+        finally:
+            svc.close_sync()
+    finally:
+        gc.unfreeze()

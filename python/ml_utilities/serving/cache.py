@@ -17,16 +17,37 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["InProcessResultCache", "LRUCache", "RedisResultCache", "result_key"]
+__all__ = [
+    "InProcessResultCache",
+    "LRUCache",
+    "RedisResultCache",
+    "features_key",
+    "key_hasher",
+    "result_key",
+]
 
 KEY_PREFIX = "mlu:pred:"
 
 
 def result_key(name: str, version: int, options: dict[str, Any], features: np.ndarray) -> str:
     """Cache key of a request: model name and version, options, features' dtype, shape, bytes."""
+    return features_key(key_hasher(name, version, options, features), features)
+
+
+def key_hasher(name: str, version: int, options: dict[str, Any], like: np.ndarray) -> Any:
+    """The sha256 state of :func:`result_key` after the model, the options and the dtype and
+    shape of ``like``: computed once, then copied for each request's features of that dtype
+    and shape by :func:`features_key`."""
     h = hashlib.sha256()
     h.update(json.dumps([name, int(version), options], sort_keys=True).encode())
-    h.update(str(features.dtype).encode() + repr(features.shape).encode())
+    h.update(str(like.dtype).encode() + repr(like.shape).encode())
+    return h
+
+
+def features_key(hasher: Any, features: np.ndarray) -> str:
+    """:func:`result_key` from :func:`key_hasher`'s state (left unchanged) and the features,
+    whose dtype and shape are those the state was made for."""
+    h = hasher.copy()
     h.update(np.ascontiguousarray(features).tobytes())
     return KEY_PREFIX + h.hexdigest()
 

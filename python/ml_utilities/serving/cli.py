@@ -80,10 +80,11 @@ def build_app_from_env() -> Any:
         registry_url=os.environ.get("MLU_SERVE_REGISTRY_URL") or None,
         artifact_root=os.environ.get("MLU_SERVE_ARTIFACT_ROOT") or None,
     )
-    app = create_app(PredictionService(manager, config=config))
+    app = create_app(PredictionService(manager, config=config, freeze_gc=True))
     # Everything imported so far (torch, xgboost, FastAPI: hundreds of thousands of objects)
     # lives as long as the process: keep it out of the collector's full passes, whose pauses
-    # would otherwise land in the latency tail.
+    # would otherwise land in the latency tail. Each model load does the same for what it
+    # imports (``freeze_gc=True``).
     gc.collect()
     gc.freeze()
     return app

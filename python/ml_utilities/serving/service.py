@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import math
 import threading
@@ -32,7 +33,14 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from .batching import DynamicBatcher
-from .cache import InProcessResultCache, LRUCache, RedisResultCache, result_key
+from .cache import (
+    InProcessResultCache,
+    LRUCache,
+    RedisResultCache,
+    features_key,
+    key_hasher,
+    result_key,
+)
 from .conformal import SplitConformal
 from .errors import ModelInputError, Overloaded, RequestTimeoutError
 from .explain import Explainer, top_features
@@ -42,8 +50,11 @@ try:  # orjson writes the answers of the JSON fast path several times faster tha
     import orjson
 
     _dumps: Callable[[Any], bytes] = orjson.dumps
+    _loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover - orjson is optional
     import json
+
+    _loads = json.loads
 
     def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
@@ -57,6 +68,10 @@ logger = logging.getLogger(__name__)
 OPTION_KEYS = ("explain_predictions", "confidence_intervals", "feature_importance")
 _OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: the options of a request without any (``_options(None)``), as the fast path's cache key has
+_NO_OPTIONS = dict.fromkeys(OPTION_KEYS, False)
+#: the metadata keys a cached result gets on its way out (``PredictionService._finish``)
+_TIMING_KEYS = ("inference_time_ms", "batch_size", "cache_hit", "dynamic_batching")
 #: how long a name/alias -> version resolution is reused before asking the registry again (s)
 _RESOLVE_TTL_S = 2.0
 
@@ -263,6 +278,8 @@ class LoadedModel:
     classes: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
     #: whether a row is the model's sample (1-D input shape): the JSON fast path applies
     flat_input: bool = dataclasses.field(init=False, repr=False, default=True)
+    #: the result cache key's hash state for one float32 row without options (set on first use)
+    key_hasher: Any = dataclasses.field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.observers = _ModelMetrics(self.name, self.version)
@@ -387,10 +404,22 @@ class PredictionService:
         A registry to use instead of ``manager``'s.
     config : dict, optional
         Initial configuration (as :meth:`configure`).
+    freeze_gc : bool, default False
+        After each model load, collect garbage once and move every surviving object into the
+        collector's permanent generation (``gc.freeze``). For a server process that has frozen
+        its start-up objects: a model load imports its framework (XGBoost brings scikit-learn,
+        SciPy, pandas: over 100,000 objects), and without this every full collection walks
+        them again, a pause of 50-90 ms on a loaded core that lands in the latency tail. It
+        acts on the whole process, so only the process's owner (``ml-utilities serve``) sets it.
     """
 
     def __init__(
-        self, manager: Any = None, *, registry: Any = None, config: dict[str, Any] | None = None
+        self,
+        manager: Any = None,
+        *,
+        registry: Any = None,
+        config: dict[str, Any] | None = None,
+        freeze_gc: bool = False,
     ) -> None:
         if manager is not None and registry is not None:
             raise ParameterError("pass either manager or registry, not both")
@@ -404,6 +433,7 @@ class PredictionService:
         self._calibration: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._results: InProcessResultCache | RedisResultCache | None = None
         self._closed = False
+        self._freeze_gc = bool(freeze_gc)
         self._apply(self._config)
         if config:
             self.configure_sync(config)
@@ -517,6 +547,8 @@ class PredictionService:
                 model = self._load(name, v)
                 self._models.put((name, v), model)
                 metrics.models_loaded.inc()
+                if self._freeze_gc:
+                    _refreeze_gc()
         return model
 
     async def get_model_async(
@@ -740,14 +772,25 @@ class PredictionService:
         return out
 
     def _cache_key(self, model: LoadedModel, opts: dict[str, bool], x: np.ndarray) -> str:
+        if opts == _NO_OPTIONS and x.shape == (1, model.n_features) and x.dtype == np.float32:
+            # the common request (one row, no options): the hash of its prefix is kept
+            if model.key_hasher is None:
+                model.key_hasher = key_hasher(
+                    model.name, model.version, self._key_extra(model, opts), x
+                )
+            return features_key(model.key_hasher, x)
+        return result_key(model.name, model.version, self._key_extra(model, opts), x)
+
+    def _key_extra(self, model: LoadedModel, opts: dict[str, bool]) -> dict[str, Any]:
+        """The options of a cache key, with what else changes the answer (``configure``
+        drops the loaded models, so a kept prefix never outlives these settings)."""
         c = self._config
-        extra = {
+        return {
             **opts,
             "confidence_level": c.confidence_level,
             "top_k": c.explanation_top_k,
             "backend": model.backend,
         }
-        return result_key(model.name, model.version, extra, x)
 
     # -- prediction ------------------------------------------------------------------------------
     def _raw_direct(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
@@ -1008,14 +1051,20 @@ class PredictionService:
         :meth:`predict_batch`, which also gives every error its message).
 
         The fast path serves the common request: one row of a flat-input model that is
-        already loaded, no options (or all False), no ``version`` field, and no result cache.
-        The row goes as the decoded list to the native batcher, which checks it and converts
-        it; the answers of a whole batch are encoded and counted in the metrics at once
-        (:meth:`LoadedModel.encode`). Without dynamic batching, the model is called once for
-        the request, as :meth:`predict_batch` does. The document is that of
-        :meth:`predict_batch`.
+        already loaded, no options (or all False), no ``version`` field, and no result cache
+        or the in-process one. The row goes as the decoded list to the native batcher, which
+        checks it and converts it; the answers of a whole batch are encoded and counted in the
+        metrics at once (:meth:`LoadedModel.encode`). Without dynamic batching, the model is
+        called once for the request, as :meth:`predict_batch` does. With the in-process result
+        cache, the row is converted here to look up its key (that of :meth:`predict_batch`:
+        model name and version, options, the float32 bytes); a hit is answered from the cache,
+        a miss runs the model, and its document is cached, as :meth:`predict_batch` does. The
+        document is that of :meth:`predict_batch`.
         """
-        if self._results is not None or type(doc) is not dict:
+        results = self._results
+        if (results is not None and type(results) is not InProcessResultCache) or type(
+            doc
+        ) is not dict:
             return None
         size = 1
         if "options" in doc:
@@ -1038,6 +1087,8 @@ class PredictionService:
         model = self._loaded(model_name, None)
         if model is None or not model.flat_input or len(row) != model.n_features:
             return None
+        if results is not None:
+            return await self._predict_json_cached(model, results, features)
         batcher = model.batcher
         if batcher is None:  # the values the native batcher would take: ints and floats
             if not all(type(v) is float or type(v) is int for v in row):
@@ -1063,6 +1114,47 @@ class PredictionService:
         except Exception as err:
             metrics.requests.labels(model.name, _outcome_name(err)).inc()
             raise
+
+    async def _predict_json_cached(
+        self, model: LoadedModel, results: InProcessResultCache, features: list[Any]
+    ) -> bytes | None:
+        """:meth:`predict_json` with the in-process result cache: the steps of
+        :meth:`predict_batch` for one row without options, minus its validation's messages
+        (None where the row is not one of finite float32 numbers: :meth:`predict_batch` says
+        why).
+
+        Per request, only Python and numpy calls that keep the GIL run here: a numpy call that
+        lets it go (``argmax``, reductions) hands it to the batcher thread waiting to cut its
+        batch, which then cuts one of a few rows. So the range check is in Python, and a miss
+        is answered by the batcher's per-batch :meth:`LoadedModel.encode`, whose document
+        (less its timing) is what gets cached."""
+        row = features[0]
+        if not all(
+            (type(v) is float or type(v) is int) and -_FLOAT32_MAX <= v <= _FLOAT32_MAX for v in row
+        ):  # NaN fails both comparisons
+            return None
+        x = np.asarray(features, dtype=np.float32)  # as predict_batch converts it
+        start = time.perf_counter()
+        with _outcome(model.name):
+            key = self._cache_key(model, _NO_OPTIONS, x)
+            cached = results.get(key)
+            (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
+            if cached is not None:
+                return _dumps(self._finish(model, cached, start, 1, True))
+            batcher = model.batcher
+            if batcher is None:  # one model call for this request, off the loop
+                raw = await asyncio.to_thread(model.batch_fn, x)
+                answer: bytes = model.encode([(None, start)], raw)[0]
+            else:
+                answer = await batcher.submit_async(
+                    row, start, timeout=self._config.request_timeout_s
+                )
+            doc = _loads(answer)
+            meta = doc["metadata"]
+            for timing in _TIMING_KEYS:  # added to every answer, hit or miss, by _finish
+                del meta[timing]
+            results.set(key, doc)
+            return answer
 
     def predict_sync(
         self,
@@ -1143,6 +1235,15 @@ class PredictionService:
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _refreeze_gc() -> None:
+    """One full collection over everything, frozen objects included (so the cycles of an
+    evicted model are freed too), then every survivor frozen again: one pause per model load
+    instead of one per full collection while serving."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def _split_name(model_name: Any, version: int | str | None) -> tuple[str, int | str | None]:
     if not isinstance(model_name, str) or not model_name:
         raise ParameterError(f"model_name={model_name!r}: expected a registered model name")
