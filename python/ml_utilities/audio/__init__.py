@@ -78,38 +78,16 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-#: the functions with a CUDA twin (ml_utilities.gpu.dispatch.GPU_FUNCTIONS, checked by a test)
-_GPU_CAPABLE = frozenset(
-    (
-        "stft",
-        "melspectrogram",
-        "mfcc",
-        "chroma_stft",
-        "spectral_centroid",
-        "spectral_bandwidth",
-        "spectral_rolloff",
-        "spectral_contrast",
-        "spectral_flatness",
-        "spectral_flux",
-        "zero_crossing_rate",
-        "rms",
-        "onset_strength",
-        "tempo",
-        "beat_track",
-    )
-)
-
-
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ml_utilities.audio' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    if name in _GPU_CAPABLE:
+    from ..gpu.dispatch import GPU_FUNCTIONS, dispatching  # imports neither CuPy nor torch
+
+    if name in GPU_FUNCTIONS:
         # numpy input goes straight to the CPU function; a CuPy array or torch CUDA tensor runs
         # the CUDA twin in ml_utilities.gpu.features and comes back as the same kind of array
-        from ..gpu.dispatch import dispatching
-
         value = dispatching(value, name)
     globals()[name] = value
     return value

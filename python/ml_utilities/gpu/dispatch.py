@@ -20,29 +20,31 @@ from ._arrays import ensure_backend, is_device_array
 
 __all__ = ["GPU_FUNCTIONS", "dispatching", "function"]
 
-# name in ml_utilities.audio -> the argument that carries the audio
-GPU_FUNCTIONS: dict[str, str] = {
-    "stft": "y",
-    "melspectrogram": "y",
-    "mfcc": "y",
-    "chroma_stft": "y",
-    "spectral_centroid": "y",
-    "spectral_bandwidth": "y",
-    "spectral_rolloff": "y",
-    "spectral_contrast": "y",
-    "spectral_flatness": "y",
-    "spectral_flux": "y",
-    "zero_crossing_rate": "y",
-    "rms": "y",
-    "onset_strength": "y",
-    "tempo": "y",
-    "beat_track": "y",
-}
+#: the functions of ml_utilities.audio with a CUDA twin; each takes its audio as ``y``
+GPU_FUNCTIONS: frozenset[str] = frozenset(
+    (
+        "stft",
+        "melspectrogram",
+        "mfcc",
+        "chroma_stft",
+        "spectral_centroid",
+        "spectral_bandwidth",
+        "spectral_rolloff",
+        "spectral_contrast",
+        "spectral_flatness",
+        "spectral_flux",
+        "zero_crossing_rate",
+        "rms",
+        "onset_strength",
+        "tempo",
+        "beat_track",
+    )
+)
 
 
-def _audio_argument(arg: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if arg in kwargs:
-        return kwargs[arg]
+def _audio_argument(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if "y" in kwargs:
+        return kwargs["y"]
     return args[0] if args else None
 
 
@@ -55,11 +57,12 @@ def dispatching(cpu_function: Callable[..., Any], name: str | None = None) -> Ca
         A device array arrived and the CUDA module is not built or cannot load here.
     """
     fname = name or cpu_function.__name__
-    arg = GPU_FUNCTIONS[fname]
+    if fname not in GPU_FUNCTIONS:
+        raise AttributeError(f"{fname!r} has no CUDA twin; those that do: {sorted(GPU_FUNCTIONS)}")
 
     @functools.wraps(cpu_function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        y = _audio_argument(arg, args, kwargs)
+        y = _audio_argument(args, kwargs)
         if type(y) is np.ndarray or y is None or not is_device_array(y):
             return cpu_function(*args, **kwargs)
         ensure_backend()

@@ -213,6 +213,7 @@ def check_automl_model(model: dict[str, Any]) -> dict[str, Any]:
     fails here, not after ingestion). ``task`` is accepted as a synonym of ``task_type``;
     ``recommendation`` is refused: the pipeline's folds are over rows, not users. ``register``
     is the pipeline's own key (the pipeline registers the fitted pipeline, not the bare model).
+    The budget comes back as ``time_budget_seconds`` (the settings' default where none is given).
     """
     from ..automl.options import parse_config
 
@@ -234,7 +235,10 @@ def check_automl_model(model: dict[str, Any]) -> dict[str, Any]:
             "not users); use AutoMLHelper.train_recommendation_model"
         )
     try:
-        parse_config({**rest, "register": False})
+        budget_s = parse_config({**rest, "register": False}).budget_s
     except ValueError as err:
         raise PipelineConfigError(f"model (framework='automl'): {err}") from None
+    # the budget in one unit from here on: the run shares it out among its searches
+    rest.pop("time_budget_hours", None)
+    rest["time_budget_seconds"] = budget_s
     return {"framework": "automl", **rest}

@@ -29,7 +29,7 @@ from .features import (
 )
 from .preprocessing import build_column_transformer, build_outlier_detector
 from .sources import join_frames, read_source, read_source_async
-from .training import PipelineModel, evaluate, fit_split
+from .training import PipelineModel, evaluate, feature_names, fit_split
 from .validation import validate_frame
 
 __all__ = ["DataPipeline"]
@@ -49,10 +49,18 @@ def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="fit")
 
 
-def _infer_task(y: pd.Series, model_config: dict[str, Any]) -> str:
+def _configured_task(model_config: dict[str, Any]) -> str | None:
+    """The task the model configuration names (``task`` or ``task_type``), if any."""
     task = model_config.get("task", model_config.get("task_type"))
+    if task is None:
+        return None
+    return "regression" if task == "regression" else "classification"
+
+
+def _infer_task(y: pd.Series, model_config: dict[str, Any]) -> str:
+    task = _configured_task(model_config)
     if task is not None:
-        return "regression" if task == "regression" else "classification"
+        return task
     if pd.api.types.is_float_dtype(y):
         vals = y.dropna()
         if len(vals) and np.all(np.mod(vals, 1) == 0) and vals.nunique() <= 20:
@@ -69,14 +77,9 @@ def _is_automl(model_config: dict[str, Any]) -> bool:
 
 def _share_automl_budget(model_config: dict[str, Any], n_fits: int) -> dict[str, Any]:
     """The AutoMLHelper's time budget is the whole run's: each of the ``n_fits`` searches (one
-    per fold and the final one) gets an equal share, so the pipeline ends within it."""
-    from ..automl.options import parse_config
-
-    search = {k: v for k, v in model_config.items() if k != "framework"}
-    total = parse_config({**search, "register": False}).budget_s
-    out = {k: v for k, v in model_config.items() if k != "time_budget_hours"}
-    out["time_budget_seconds"] = total / n_fits
-    return out
+    per fold and the final one) gets an equal share, so the pipeline ends within it.
+    ``check_automl_model`` has already put the budget in ``time_budget_seconds``."""
+    return {**model_config, "time_budget_seconds": model_config["time_budget_seconds"] / n_fits}
 
 
 def _summary(folds: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -351,7 +354,7 @@ class DataPipeline:
         stage.update(times)
         stage["model_validation"] = eval_s
 
-        names = self._feature_names(final.preprocessor)
+        names = feature_names(final.preprocessor)
         info = {
             "target_column": target_column,
             "input_columns": plan["input_columns"],
@@ -429,7 +432,8 @@ class DataPipeline:
         fe = cfg["feature_engineering"]
         seed = cfg["seed"]
         builder = FeatureBuilder(**plan["builder"], seed=seed)
-        task = _infer_task(pd.Series([], dtype=object), model_cfg)
+        task = _configured_task(model_cfg)  # always set by run_complete_pipeline
+        assert task is not None
         ct = build_column_transformer(cfg["preprocessing"], seed, task, len(x))
         expansion = None
         if fe["polynomial_degree"] > 1 or fe["interaction_depth"] > 1:
@@ -447,13 +451,6 @@ class DataPipeline:
             model_config=model_cfg,
             validation_split=cfg["validation"]["early_stopping_split"],
         )
-
-    @staticmethod
-    def _feature_names(pre: Any) -> list[str]:
-        try:
-            return [str(n) for n in pre.get_feature_names_out()]
-        except (AttributeError, ValueError):  # a step that cannot name its outputs
-            return []
 
     def _plan(
         self, x: pd.DataFrame, target: str, cfg: dict[str, Any], report: dict[str, Any]

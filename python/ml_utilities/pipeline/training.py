@@ -102,6 +102,14 @@ def fit_split(
     return FoldResult(pipe, handle, n_outliers, times)
 
 
+def feature_names(pre: Any) -> list[str]:
+    """The output names of a fitted preprocessing step, or [] where a step cannot name them."""
+    try:
+        return [str(n) for n in pre.get_feature_names_out()]
+    except (AttributeError, ValueError):
+        return []
+
+
 def _train_automl(
     manager: Any, pipe: Any, b: np.ndarray, y: np.ndarray, model_config: dict[str, Any]
 ) -> ModelHandle:
@@ -113,10 +121,7 @@ def _train_automl(
     """
     from ..automl import AutoMLHelper
 
-    try:
-        names = [str(n) for n in pipe.get_feature_names_out()]
-    except (AttributeError, ValueError):
-        names = []
+    names = feature_names(pipe)
     features: Any = b
     if len(names) == b.shape[1] and len(set(names)) == len(names):
         features = pd.DataFrame(b, columns=names)
