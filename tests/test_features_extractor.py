@@ -110,11 +110,15 @@ def test_sync_and_async_agree_and_config_switches():
     y = chirp()
     ex = FeatureExtractor()
     a = ex.extract_comprehensive_features_sync(y, 22050, {"rhythm": {"beat_tracking": False}})
-    b = asyncio.run(ex.extract_comprehensive_features(y, 22050, {"rhythm": {"beat_tracking": False}}))
+    b = asyncio.run(
+        ex.extract_comprehensive_features(y, 22050, {"rhythm": {"beat_tracking": False}})
+    )
     np.testing.assert_array_equal(a["timbre"]["mfcc"], b["timbre"]["mfcc"])
     assert a["rhythm"]["beats"] is None and a["rhythm"]["tempo"] is not None
     c = ex.extract_comprehensive_features_sync(
-        y, 22050, {"spectral": {"features": ["contrast", "flatness", "flux"]}, "mfcc": {"n_mfcc": 20}}
+        y,
+        22050,
+        {"spectral": {"features": ["contrast", "flatness", "flux"]}, "mfcc": {"n_mfcc": 20}},
     )
     assert c["spectral"]["contrast"].shape[0] == 7 and c["spectral"]["centroid"] is None
     assert c["timbre"]["mfcc"].shape[0] == 20
@@ -144,7 +148,9 @@ def test_bad_audio_and_rate():
     with pytest.raises(ParameterError, match="sample_rate"):
         ex.extract_comprehensive_features_sync(chirp(), 0)
     with pytest.raises(ParameterError, match="not finite"):
-        ex.extract_comprehensive_features_sync(np.array([0.0, np.nan] * 2000, dtype=np.float32), 22050)
+        ex.extract_comprehensive_features_sync(
+            np.array([0.0, np.nan] * 2000, dtype=np.float32), 22050
+        )
 
 
 def test_summary_vector_has_stable_named_columns():
@@ -160,7 +166,8 @@ def test_perceptual_features():
     ex = FeatureExtractor()
     rows = asyncio.run(
         ex.extract_perceptual_features(
-            [chirp(), chirp(seconds=2.0)], features=["chroma_cqt", "tonnetz", "mfcc", "spectral_contrast"]
+            [chirp(), chirp(seconds=2.0)],
+            features=["chroma_cqt", "tonnetz", "mfcc", "spectral_contrast"],
         )
     )
     assert len(rows) == 2
@@ -175,7 +182,9 @@ def mixed_folder(tmp_path, audio_dir):
     folder = tmp_path / "music"
     folder.mkdir()
     shutil.copy(audio_dir / "sorohanro_-_solo-trumpet-06.hq.ogg", folder / "stereo44k.ogg")
-    shutil.copy(audio_dir / "456440__inspectorj__bird-whistling-robin-single-13.ogg", folder / "bird.ogg")
+    shutil.copy(
+        audio_dir / "456440__inspectorj__bird-whistling-robin-single-13.ogg", folder / "bird.ogg"
+    )
     sf.write(folder / "tone.wav", chirp(seconds=2.0), 22050)
     (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
     sf.write(folder / "empty.flac", np.zeros(0, dtype=np.float32), 22050)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from helpers import CLIPS, chirp, relative_error
 
-from ml_utilities import ParameterError
-from ml_utilities import audio
+from ml_utilities import ParameterError, audio
 
 SPECTRAL = ["spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "spectral_contrast"]
 

@@ -21,7 +21,7 @@ def test_eight_threads_give_identical_results(signals):
     sequential = [mfcc(y=y, sr=22050, n_mfcc=13) for y in signals]
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(lambda y: mfcc(y=y, sr=22050, n_mfcc=13), signals))
-    for a, b in zip(sequential, concurrent):
+    for a, b in zip(sequential, concurrent, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -34,7 +34,7 @@ def test_pool_size_does_not_change_results(signals):
         four = [stft(y) for y in signals[:4]] + [melspectrogram(y=y) for y in signals[:4]]
     finally:
         _core.set_threads(before)
-    for a, b in zip(one, four):
+    for a, b in zip(one, four, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -2,7 +2,8 @@
 
 Used by ``ml-utilities bench`` and importable by ``benchmarks/``. Three inputs (a 30 s clip, a
 10 min signal, a batch of 64 x 30 s; smaller with ``quick=True``) and three operations (the STFT
-power (librosa: ``np.abs(stft(y))**2``; ml_utilities: ``audio.spectrogram(y)``), ``melspectrogram``, ``mfcc`` with deltas of order 1 and 2). Each
+power (librosa: ``np.abs(stft(y))**2``; ml_utilities: ``audio.spectrogram(y)``),
+``melspectrogram``, ``mfcc`` with deltas of order 1 and 2). Each
 timing is the median of ``repeat`` runs after one warm-up, with :func:`time.perf_counter`; each
 row also reports the largest relative Frobenius error between the two libraries' results.
 
@@ -452,8 +453,9 @@ def cmd_bench_cuda(args: Any) -> int:
             header_printed = True
         print(table[1], flush=True)
 
-    results = gpu_bench.run_device_bench(quick=bool(getattr(args, "quick", False)),
-                                         repeat=repeat, on_result=show)
+    results = gpu_bench.run_device_bench(
+        quick=bool(getattr(args, "quick", False)), repeat=repeat, on_result=show
+    )
     goals = gpu_bench.targets(results)
     for key, value in goals.items():
         print(f"{key}: {value}")

@@ -118,7 +118,9 @@ def _dct(S: np.ndarray, n_mfcc: int, dct_type: int, norm: str | None, lifter: fl
         return M
     S = np.asarray(S)
     if S.ndim < 2:
-        raise ParameterError(f"MFCC input must be at least 2-d (..., n_mels, t), got shape {S.shape}")
+        raise ParameterError(
+            f"MFCC input must be at least 2-d (..., n_mels, t), got shape {S.shape}"
+        )
     dtype = S.dtype if S.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     n_in = S.shape[-2]
     n_out = len(range(n_in)[:n_mfcc])

@@ -27,7 +27,6 @@ __all__ = [
 _UNSUPPORTED_PAD = ("wrap", "maximum", "mean", "median", "minimum")
 
 
-
 # Set (per thread / task) by callers that knowingly analyse signals shorter than n_fft, such as
 # the low octaves of a CQT on a short clip: the warning librosa gives there is then noise.
 # A context variable rather than warnings.catch_warnings, which is not thread-safe.
@@ -52,9 +51,10 @@ def _dtype_r2c(dtype: np.dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind == "c":
         return dtype
-    return {np.dtype(np.float32): np.dtype(np.complex64), np.dtype(np.float64): np.dtype(np.complex128)}.get(
-        dtype, np.dtype(np.complex64)
-    )
+    return {
+        np.dtype(np.float32): np.dtype(np.complex64),
+        np.dtype(np.float64): np.dtype(np.complex128),
+    }.get(dtype, np.dtype(np.complex64))
 
 
 def _stft_window(window: Any, win_length: int, n_fft: int) -> np.ndarray:

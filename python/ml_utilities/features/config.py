@@ -20,8 +20,14 @@ DEFAULT_FEATURE_CONFIG: dict[str, dict[str, Any]] = {
     "harmonic": {"tonnetz": True, "harmonicity": True},
     "chroma": {"n_chroma": 12, "harmonic": False, "tuning": None},
     "rhythm": {"tempo_estimation": True, "beat_tracking": True, "onset_detection": True},
-    "mfcc": {"n_mfcc": 13, "n_mels": 128, "fmin": 0.0, "fmax": None, "lifter": 0.0,
-             "delta_width": 9},
+    "mfcc": {
+        "n_mfcc": 13,
+        "n_mels": 128,
+        "fmin": 0.0,
+        "fmax": None,
+        "lifter": 0.0,
+        "delta_width": 9,
+    },
 }
 
 # Keys a section may set that change the STFT shared by the whole extraction.
@@ -30,16 +36,36 @@ _STFT_KEYS = ("n_fft", "hop_length")
 _TYPES: dict[str, dict[str, tuple[type, ...]]] = {
     "stft": {"n_fft": (int,), "hop_length": (int,), "window": (str, tuple), "center": (bool,)},
     "temporal": {"features": (list, tuple), "frame_length": (int,), "hop_length": (int,)},
-    "spectral": {"features": (list, tuple), "roll_percent": (float, int), "n_fft": (int,),
-                 "hop_length": (int,)},
+    "spectral": {
+        "features": (list, tuple),
+        "roll_percent": (float, int),
+        "n_fft": (int,),
+        "hop_length": (int,),
+    },
     "harmonic": {"tonnetz": (bool,), "harmonicity": (bool,)},
-    "chroma": {"n_chroma": (int,), "harmonic": (bool,), "tuning": (float, int, type(None)),
-               "n_fft": (int,), "hop_length": (int,)},
-    "rhythm": {"tempo_estimation": (bool,), "beat_tracking": (bool,), "onset_detection": (bool,),
-               "hop_length": (int,)},
-    "mfcc": {"n_mfcc": (int,), "n_mels": (int,), "fmin": (float, int),
-             "fmax": (float, int, type(None)), "lifter": (float, int), "delta_width": (int,),
-             "n_fft": (int,), "hop_length": (int,)},
+    "chroma": {
+        "n_chroma": (int,),
+        "harmonic": (bool,),
+        "tuning": (float, int, type(None)),
+        "n_fft": (int,),
+        "hop_length": (int,),
+    },
+    "rhythm": {
+        "tempo_estimation": (bool,),
+        "beat_tracking": (bool,),
+        "onset_detection": (bool,),
+        "hop_length": (int,),
+    },
+    "mfcc": {
+        "n_mfcc": (int,),
+        "n_mels": (int,),
+        "fmin": (float, int),
+        "fmax": (float, int, type(None)),
+        "lifter": (float, int),
+        "delta_width": (int,),
+        "n_fft": (int,),
+        "hop_length": (int,),
+    },
 }
 
 
@@ -75,7 +101,9 @@ def resolve_config(feature_config: dict[str, Any] | None) -> dict[str, dict[str,
                     f"expected one of {sorted(_TYPES[section])}"
                 )
             if isinstance(value, bool) and bool not in allowed:
-                raise ParameterError(f"feature_config[{section!r}][{key!r}]={value!r} has the wrong type")
+                raise ParameterError(
+                    f"feature_config[{section!r}][{key!r}]={value!r} has the wrong type"
+                )
             if not isinstance(value, allowed):
                 raise ParameterError(
                     f"feature_config[{section!r}][{key!r}]={value!r} must be of type "
@@ -121,6 +149,10 @@ def _check_values(config: dict[str, dict[str, Any]]) -> None:
         )
     width = config["mfcc"]["delta_width"]
     if width < 3 or width % 2 != 1:
-        raise ParameterError(f"feature_config['mfcc']['delta_width']={width} must be an odd integer >= 3")
+        raise ParameterError(
+            f"feature_config['mfcc']['delta_width']={width} must be an odd integer >= 3"
+        )
     if config["mfcc"]["lifter"] < 0:
-        raise ParameterError(f"feature_config['mfcc']['lifter']={config['mfcc']['lifter']} must be >= 0")
+        raise ParameterError(
+            f"feature_config['mfcc']['lifter']={config['mfcc']['lifter']} must be >= 0"
+        )

@@ -192,7 +192,8 @@ class FeatureExtractor:
     >>> import asyncio, numpy as np
     >>> from ml_utilities.features import FeatureExtractor
     >>> y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
-    >>> feats = FeatureExtractor().extract_comprehensive_features_sync(audio_data=y, sample_rate=22050)
+    >>> fx = FeatureExtractor()
+    >>> feats = fx.extract_comprehensive_features_sync(audio_data=y, sample_rate=22050)
     >>> sorted(feats)
     ['harmonic', 'rhythm', 'spectral', 'temporal', 'timbre']
     """
@@ -415,7 +416,8 @@ class FeatureExtractor:
         unknown = [f for f in names if f not in PERCEPTUAL_FEATURES]
         if unknown:
             raise ParameterError(
-                f"unknown perceptual feature(s) {unknown}; expected some of {list(PERCEPTUAL_FEATURES)}"
+                f"unknown perceptual feature(s) {unknown}; "
+                f"expected some of {list(PERCEPTUAL_FEATURES)}"
             )
         sr = _check_rate(sample_rate)
         out = []
@@ -517,7 +519,9 @@ class FeatureExtractor:
 
     async def extract_user_features(self, listening_history: Any, **options: Any) -> Any:
         """Async twin of :meth:`extract_user_features_sync`."""
-        return await asyncio.to_thread(self.extract_user_features_sync, listening_history, **options)
+        return await asyncio.to_thread(
+            self.extract_user_features_sync, listening_history, **options
+        )
 
     def summarize(self, features: dict[str, dict[str, Any]]) -> tuple[list[str], np.ndarray]:
         """Column names and values of one clip's summary vector (see :func:`summarize`)."""

@@ -27,7 +27,9 @@ def _row_stats(matrix: np.ndarray) -> np.ndarray:
     return np.stack([m.mean(axis=-1), m.std(axis=-1), p10, p50, p90], axis=-1)
 
 
-def summarize(features: dict[str, dict[str, Any]], duration: float | None = None) -> tuple[list[str], np.ndarray]:
+def summarize(
+    features: dict[str, dict[str, Any]], duration: float | None = None
+) -> tuple[list[str], np.ndarray]:
     """Flatten the nested feature dictionary into named columns and a float64 vector.
 
     Frame-level features give ``group.feature.row.stat`` columns (``STATS`` per row); scalars
@@ -76,7 +78,9 @@ class TrackFeatures:
     def to_pandas(self) -> Any:
         import pandas as pd
 
-        return pd.DataFrame(self.values, index=pd.Index(self.ids, name="track"), columns=self.columns)
+        return pd.DataFrame(
+            self.values, index=pd.Index(self.ids, name="track"), columns=self.columns
+        )
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per track (column ``track`` first), atomically: a temporary file in the
@@ -85,9 +89,14 @@ class TrackFeatures:
         import pyarrow.parquet as pq
 
         path = Path(path)
-        table = pa.table({"track": pa.array(self.ids, pa.string()),
-                          **{c: pa.array(self.values[:, i], pa.float64())
-                             for i, c in enumerate(self.columns)}})
+        table = pa.table(
+            {
+                "track": pa.array(self.ids, pa.string()),
+                **{
+                    c: pa.array(self.values[:, i], pa.float64()) for i, c in enumerate(self.columns)
+                },
+            }
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -106,5 +115,13 @@ class TrackFeatures:
         table = pq.read_table(path)
         ids = [str(v) for v in table.column("track").to_pylist()]
         columns = [c for c in table.column_names if c != "track"]
-        values = np.column_stack([table.column(c).to_numpy() for c in columns]) if columns else np.zeros((len(ids), 0))
-        return cls(ids=ids, columns=columns, values=np.asarray(values, dtype=np.float64).reshape(len(ids), len(columns)))
+        values = (
+            np.column_stack([table.column(c).to_numpy() for c in columns])
+            if columns
+            else np.zeros((len(ids), 0))
+        )
+        return cls(
+            ids=ids,
+            columns=columns,
+            values=np.asarray(values, dtype=np.float64).reshape(len(ids), len(columns)),
+        )
