@@ -4,12 +4,16 @@
         --out /tmp/serving-http.md
 
 For each case (XGBoost and an MLP, dynamic batching on and off, XGBoost with TreeSHAP
-explanations), the server runs alone in its own process (one uvicorn worker, result cache off),
-pinned with ``taskset`` to ``--server-cpu``; ``wrk`` runs pinned to ``--client-cpu`` with
+explanations), the server runs alone in its own process (one worker, result cache off), pinned
+with ``taskset`` to ``--server-cpu``; ``wrk`` runs pinned to ``--client-cpu`` with
 ``--connections`` (64) keep-alive connections, each with one request of one row in flight, for
-a fixed duration after a warm-up run. Reported: requests/s, p50 and p99 latency as wrk measures
-them, and the server process's CPU time per request (``/proc/<pid>/stat``, so other load on a
-shared machine does not count).
+a fixed duration after a warm-up run. The server is ``ml-utilities serve`` with its default
+HTTP front end (the package's own HTTP/1.1 protocol for the predict route); ``--server uvicorn``
+serves the same app under uvicorn, for comparison. Reported: requests/s, p50 and p99 latency as
+wrk measures them, the server process's CPU time per request (``/proc/<pid>/stat``, so other
+load on a shared machine does not count), the time its threads spent runnable but waiting for
+a CPU (``/proc/<pid>/task/*/schedstat``: what other work on the shared core took), and the
+load average at the start and end of the measured run.
 
 Correctness is a separate pass per case: 64 concurrent clients send each of the 2048 rows once,
 and every answer is compared with the model's own prediction for its row (``predict_proba``,
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -67,10 +72,21 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pin(cpu: int | None) -> list[str]:
+def _runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a CPU
+    (``/proc/<pid>/task/*/schedstat``): what other work on a shared core took from it."""
+    total = 0
+    for path in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(path.read_text().split()[1])
+    return total / 1e9
+
+
+def _pin(cpu: int | None, nice: int = 0) -> list[str]:
+    prefix = ["nice", "-n", str(nice)] if nice else []
     if cpu is None or shutil.which("taskset") is None:
-        return []
-    return ["taskset", "-c", str(cpu)]
+        return prefix
+    return [*prefix, "taskset", "-c", str(cpu)]
 
 
 class Server:
@@ -83,6 +99,9 @@ class Server:
         cpu: int | None,
         launcher: str | None = None,
         result_cache: bool = False,
+        server: str | None = None,
+        nice: int = 0,
+        max_queue_delay_us: int = 1000,
     ) -> None:
         import httpx
 
@@ -91,10 +110,10 @@ class Server:
         cfg |= {
             "gpu_enabled": False,
             "batch_size": 64,
-            "max_queue_delay_us": 1000,
+            "max_queue_delay_us": max_queue_delay_us,
         }
         cmd = [
-            *_pin(cpu),
+            *_pin(cpu, nice),
             sys.executable,
             *([launcher] if launcher else ["-m", "ml_utilities.serving.cli"]),
             "serve",
@@ -109,6 +128,8 @@ class Server:
         ]
         if not batching:
             cmd.append("--no-batching")
+        if server:
+            cmd += ["--server", server]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 90
@@ -124,18 +145,27 @@ class Server:
     def cpu_seconds(self) -> float:
         return _cpu_seconds(self.proc.pid)
 
+    def runqueue_wait_seconds(self) -> float:
+        return _runqueue_wait_seconds(self.proc.pid)
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
 
 
 def wrk(
-    url: str, bodies: Path, seconds: float, connections: int, cpu: int | None, start: int = 0
+    url: str,
+    bodies: Path,
+    seconds: float,
+    connections: int,
+    cpu: int | None,
+    start: int = 0,
+    nice: int = 0,
 ) -> dict[str, Any]:
     """One wrk run (one thread, ``connections`` connections) sending the bodies from line
     ``start`` on; wrk's summary as a dict."""
     cmd = [
-        *_pin(cpu),
+        *_pin(cpu, nice),
         "wrk",
         "-t1",
         f"-c{connections}",
@@ -227,7 +257,16 @@ def run_case(
             "".join(json.dumps({"features": [r.tolist()], "options": options}) + "\n" for r in rows)
         )
     start = CACHE_MEASURED_START if args.result_cache else 0
-    server = Server(reg, batching, args.server_cpu, args.launcher, args.result_cache)
+    server = Server(
+        reg,
+        batching,
+        args.server_cpu,
+        args.launcher,
+        args.result_cache,
+        args.server,
+        args.nice,
+        args.max_queue_delay_us,
+    )
     try:
         url = f"{server.base}/v1/models/{model}:predict"
         import httpx
@@ -235,11 +274,15 @@ def run_case(
         # load the model (and build the explainer) before anything is timed
         first = json.loads(bodies.read_text().split("\n", 1)[0])
         httpx.post(url, json=first, timeout=120).raise_for_status()
-        wrk(url, bodies, args.warmup, args.connections, args.client_cpu)
+        wrk(url, bodies, args.warmup, args.connections, args.client_cpu, nice=args.nice)
         lookups0 = _cache_lookups(server.base)
+        load0 = os.getloadavg()[0]
         cpu0 = server.cpu_seconds()
-        res = wrk(url, bodies, args.seconds, args.connections, args.client_cpu, start)
+        wait0 = server.runqueue_wait_seconds()
+        res = wrk(url, bodies, args.seconds, args.connections, args.client_cpu, start, args.nice)
         cpu = server.cpu_seconds() - cpu0
+        wait = server.runqueue_wait_seconds() - wait0
+        load1 = os.getloadavg()[0]
         lookups = _cache_lookups(server.base)
         check_rows = rows[:2048]  # with the cache on, the warm-up sent them: answered from it
         check = asyncio.run(
@@ -260,6 +303,9 @@ def run_case(
         "p50_ms": res["p50_us"] / 1000,
         "p99_ms": res["p99_us"] / 1000,
         "cpu_us_per_request": cpu / max(res["requests"], 1) * 1e6,
+        "server_cpu_s": cpu,
+        "runqueue_wait_s": wait,
+        "load": (load0, load1),
         "wrk_errors": errors,
         "checked": check["checked"],
         "mismatched": check["mismatched"] + (check["checked"] - check["answered"]),
@@ -275,7 +321,11 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         f"wrk, {args.connections} connections (one request of one row in flight each), "
         f"{args.seconds:g} s per run after {args.warmup:g} s of warm-up; server pinned to CPU "
-        f"{args.server_cpu}, wrk to CPU {args.client_cpu}; {os.cpu_count()} CPUs, load average "
+        f"{args.server_cpu}, wrk to CPU {args.client_cpu}"
+        + (f", both at nice {args.nice}" if args.nice else "")
+        + f"; batch_size 64, max_queue_delay_us {args.max_queue_delay_us}"
+        + f"; server: {args.server or 'the default of ml-utilities serve (frontend)'}; "
+        f"{os.cpu_count()} CPUs, load average "
         f"{load[0]:.1f} / {load[1]:.1f} at the end (a machine shared with other jobs); result "
         + (
             f"cache on ({CACHE_ROWS:,} distinct rows)."
@@ -285,8 +335,8 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "",
         "| model | explanations | dynamic batching | requests/s | p50 (ms) | p99 (ms) "
         "| server CPU / request (us) | speed-up | wrk errors | mismatched / checked "
-        "| cache hits / lookups |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| cache hits / lookups | server CPU / run-queue wait (s) | load average |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     base = {(r["model"], r["explanations"]): r["throughput"] for r in results if not r["batching"]}
     for r in results:
@@ -297,7 +347,9 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{'on' if r['batching'] else 'off'} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['cpu_us_per_request']:.0f} | {ratio} | {r['wrk_errors']} | "
             f"{r['mismatched']} / {r['checked']} | "
-            f"{r['cache_hits']:.0f} / {r['cache_hits'] + r['cache_misses']:.0f} |"
+            f"{r['cache_hits']:.0f} / {r['cache_hits'] + r['cache_misses']:.0f} | "
+            f"{r['server_cpu_s']:.1f} / {r['runqueue_wait_s']:.1f} | "
+            f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} |"
         )
     return "\n".join(lines)
 
@@ -324,6 +376,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the servers with the default in-process result cache, on distinct rows",
     )
+    p.add_argument(
+        "--server",
+        choices=("frontend", "uvicorn"),
+        default=None,
+        help="ml-utilities serve --server: frontend (its default: the package's HTTP/1.1 "
+        "front end answers the predict route) or uvicorn (the whole app under uvicorn)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the server and wrk at this nice value (e.g. -10: ahead of other work on a "
+        "shared machine, closer to dedicated cores; needs root)",
+    )
+    p.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=1000,
+        help="the servers' max_queue_delay_us (how long a batch may wait to fill; default 1000)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 on any error or mismatch")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -346,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['throughput']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 "
                     f"{r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} us CPU/request, "
                     f"wrk errors {r['wrk_errors']}, mismatched {r['mismatched']}/{r['checked']}, "
-                    f"cache hits {r['cache_hits']:.0f}/{r['cache_hits'] + r['cache_misses']:.0f}"
+                    f"cache hits {r['cache_hits']:.0f}/{r['cache_hits'] + r['cache_misses']:.0f}, "
+                    f"server CPU {r['server_cpu_s']:.1f} s, run-queue wait "
+                    f"{r['runqueue_wait_s']:.1f} s, load {r['load'][0]:.1f} -> {r['load'][1]:.1f}"
                     + (f" {r['failures']}" if r["failures"] else ""),
                     flush=True,
                 )

@@ -5,11 +5,13 @@ local bodies = {}
 local n = 0
 local counter = 0
 
+-- The requests are formatted once, here: per request, wrk only hands over a prepared string (it
+-- shares its core with other work on a small machine; Lua formatting each request slowed it).
 function init(args)
   local f = assert(io.open(args[1], "r"))
   for line in f:lines() do
     n = n + 1
-    bodies[n] = line
+    bodies[n] = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, line)
   end
   f:close()
   counter = tonumber(args[2] or "0")
@@ -17,8 +19,7 @@ end
 
 function request()
   counter = counter + 1
-  return wrk.format("POST", nil, { ["Content-Type"] = "application/json" },
-                    bodies[(counter % n) + 1])
+  return bodies[(counter % n) + 1]
 end
 
 function done(summary, latency, requests)

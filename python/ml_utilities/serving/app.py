@@ -24,7 +24,9 @@ The predict route is the hot path: :class:`ServingApp` answers it in its own ``_
 before FastAPI's middleware stack (no request model, no ``jsonable_encoder``), with ``orjson``
 for the body and the answer when it is installed; the common request (one row, no options)
 takes :meth:`PredictionService.predict_json`, whose answers are encoded once per batch. The
-other routes go through FastAPI.
+other routes go through FastAPI. ``ml-utilities serve`` runs this app behind its HTTP front end
+(:mod:`ml_utilities.serving.frontend`), which answers the predict route itself with
+:func:`predict_response`, without the ASGI layer, and hands every other request to the app.
 """
 
 from __future__ import annotations

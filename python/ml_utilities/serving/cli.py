@@ -1,4 +1,8 @@
-"""``ml-utilities serve``: the prediction service over HTTP (FastAPI under uvicorn).
+"""``ml-utilities serve``: the prediction service over HTTP.
+
+By default the HTTP/1.1 front end of :mod:`ml_utilities.serving.frontend` answers the predict
+route itself and hands every other request to the FastAPI app; ``--server uvicorn`` serves the
+same app under uvicorn instead.
 
 Hook it into the main parser with ``add_serve_command(subparsers)``.
 """
@@ -17,7 +21,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "serve",
         help="serve registered models over HTTP (/v1/models/{name}:predict, /metrics)",
-        description="Start the PredictionService behind an ASGI app under uvicorn.",
+        description="Start the PredictionService over HTTP: the predict route answered by this "
+        "package's HTTP/1.1 front end (httptools on uvloop), every other route by the FastAPI "
+        "app; --server uvicorn runs the whole app under uvicorn instead.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -36,7 +42,26 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="PredictionService configuration as JSON, e.g. '{\"batch_size\": 64}'",
     )
     p.add_argument("--no-batching", action="store_true", help="turn dynamic batching off")
-    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.add_argument("--log-level", default="warning", help="log level (default warning)")
+    p.add_argument(
+        "--server",
+        choices=("frontend", "uvicorn"),
+        default="frontend",
+        help="frontend (default): the predict route answered by the package's own HTTP/1.1 "
+        "protocol, the rest by the FastAPI app; uvicorn: the whole app under uvicorn",
+    )
+    p.add_argument(
+        "--max-body-size",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="largest request body in bytes, answered 413 beyond (front end only; default 16 MiB)",
+    )
+    p.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
     p.set_defaults(run=run_serve)
     return p
 
@@ -94,8 +119,6 @@ def run_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit status."""
     import os
 
-    import uvicorn
-
     from ..exceptions import ParameterError
     from .service import ServiceConfig
 
@@ -106,6 +129,23 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ["MLU_SERVE_CONFIG"] = json.dumps(config)
     os.environ["MLU_SERVE_REGISTRY_URL"] = args.registry_url or ""
     os.environ["MLU_SERVE_ARTIFACT_ROOT"] = args.artifact_root or ""
+    if args.server == "frontend":
+        import logging
+
+        from . import frontend
+
+        logging.basicConfig(level=args.log_level.upper())
+        return frontend.run(
+            build_app_from_env,
+            factory_path="ml_utilities.serving.cli:build_app_from_env",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            max_body_size=args.max_body_size,
+            keep_alive_timeout=args.keep_alive_timeout,
+        )
+    import uvicorn
+
     uvicorn.run(
         "ml_utilities.serving.cli:build_app_from_env",
         factory=True,
@@ -113,6 +153,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        timeout_keep_alive=args.keep_alive_timeout,
         # an access-log line costs more than a batched prediction: only at info level or below
         access_log=args.log_level.lower() in ("trace", "debug", "info"),
     )

@@ -1,0 +1,750 @@
+"""The HTTP/1.1 front end of ``ml-utilities serve``: an asyncio protocol on ``httptools``.
+
+The predict route (``POST /v1/models/{name}:predict``) is the hot path. Under uvicorn, each
+request cost about 65 us of server CPU in uvicorn and its ASGI plumbing (a task, the scope and
+message dictionaries, two socket writes), more than the batched prediction itself. Here the
+connection's protocol parses requests with ``httptools`` (llhttp), answers the predict route
+itself with :func:`~ml_utilities.serving.app.predict_response` (the function the ASGI route calls,
+so the documents, statuses, error bodies and metrics are the same) in one socket write, and hands
+every other request (``/health``, ``/ready``, ``/metrics``, ``/v1/models``, other methods,
+percent-encoded paths) to the ASGI app (:class:`~ml_utilities.serving.app.ServingApp`) with a
+scope and messages as uvicorn builds them.
+
+HTTP/1.1 handling: keep-alive (closed after ``keep_alive_timeout`` idle seconds), pipelining
+(requests of a connection are answered one after the other, in order; past 64 queued requests
+the connection stops being read until they are answered), ``Content-Length`` and chunked
+request bodies, ``Expect: 100-continue``, ``Connection: close`` and HTTP/1.0 (closed after the
+answer unless it asked for keep-alive). A malformed request is answered 400, a body over
+``max_body_size`` 413, a URL or headers over 64 KiB 414 or 431, each with a JSON
+``{"error", "detail"}`` body, and the connection is closed after the answers to the requests
+before it.
+Shutdown (SIGINT, SIGTERM or :meth:`FrontEnd.request_shutdown`) stops accepting, closes idle
+connections, answers every request already received, then runs the app's lifespan shutdown
+(which drains and closes the service).
+
+Use :func:`run` (what ``ml-utilities serve`` calls), or :class:`FrontEnd` in a running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+import httptools
+
+from ..exceptions import ParameterError
+from .app import _PREFIX, _SUFFIX, _dumps, predict_response
+
+__all__ = ["FrontEnd", "run"]
+
+logger = logging.getLogger(__name__)
+
+#: the reason phrase of each status, as it goes in a status line
+_STATUS_LINES = {
+    int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1")) for s in HTTPStatus
+}
+_JSON_HEAD = b"content-type: application/json\r\ncontent-length: "
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: pipelined requests queued on a connection before it stops reading
+_PIPELINE_LIMIT = 64
+#: bytes of request line and headers accepted (llhttp itself sets no limit)
+_HEAD_LIMIT = 64 * 1024
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+class _Reject(Exception):
+    """Raised in a parser callback to stop parsing: the request is answered ``status`` and the
+    connection closed."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+class _Request:
+    """A parsed request; ``error`` is the status of a request answered with ``body`` as its
+    JSON error (a malformed or oversized one), which closes the connection."""
+
+    __slots__ = ("method", "url", "headers", "body", "keep_alive", "http_version", "error")
+
+    def __init__(
+        self,
+        method: bytes,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        http_version: str,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.http_version = http_version
+        self.error = 0
+
+
+class _Protocol(asyncio.Protocol):
+    """One client connection: parses requests, answers them in order."""
+
+    def __init__(self, front: FrontEnd) -> None:
+        self.front = front
+        self.loop = front.loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        # the request being parsed
+        self.in_message = False
+        self.url = b""
+        self.head_size = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.keep_alive = True
+        self.expect_continue = False
+        # requests parsed and not yet answered (the first one is being answered when busy)
+        self.queue: deque[_Request] = deque()
+        self.busy = False
+        self.task: asyncio.Future[Any] | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.closing = False  # shutting down: close once the received requests are answered
+        self.broken = False  # stop parsing: a malformed or oversized request was answered
+        self.lost: asyncio.Future[None] | None = None  # for the ASGI app's http.disconnect
+        self.last_active = 0.0
+
+    # asyncio callbacks ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self.client = tuple(peer[:2]) if isinstance(peer, tuple) else None  # type: ignore[assignment]
+        self.server = tuple(local[:2]) if isinstance(local, tuple) else None  # type: ignore[assignment]
+        self.last_active = self.loop.time()
+        self.front.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.connections.discard(self)
+        self.queue.clear()
+        self.broken = True
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        self.last_active = self.front.now
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # no protocol switches here: answer what was received, then close
+            self.keep_alive = False
+            if self.queue:
+                self.queue[-1].keep_alive = False
+            self.broken = True
+        except httptools.HttpParserCallbackError as err:
+            reject = err.__context__
+            if not isinstance(reject, _Reject):
+                logger.error("a parser callback raised: %r", reject)
+                reject = _Reject(400, "BadRequest", "the request could not be read")
+            self._reject(reject)
+        except httptools.HttpParserError as err:
+            self._reject(_Reject(400, "BadRequest", f"malformed HTTP request ({err})"))
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if not self.busy and self.queue:
+            self._next()
+
+    # parser callbacks -------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.url = b""
+        self.head_size = 0
+        self.headers = []
+        self.body = []
+        self.body_size = 0
+        self.expect_continue = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > _HEAD_LIMIT:
+            raise _Reject(414, "URITooLong", f"the request URL is over {_HEAD_LIMIT} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > _HEAD_LIMIT:
+            raise _Reject(
+                431, "HeadersTooLarge", f"the request headers are over {_HEAD_LIMIT} bytes"
+            )
+        if len(name) == 14 and name.lower() == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                size = 0  # the parser refuses it
+            if size > self.front.max_body_size:
+                raise _Reject(413, "PayloadTooLarge", self._too_large(size))
+        elif len(name) == 6 and name.lower() == b"expect":
+            self.expect_continue = value.lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.expect_continue and not self.busy and not self.queue:
+            self.transport.write(_CONTINUE)  # type: ignore[union-attr]
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.front.max_body_size:
+            raise _Reject(413, "PayloadTooLarge", self._too_large(self.body_size, chunked=True))
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        body = self.body
+        request = _Request(
+            self.parser.get_method(),
+            self.url,
+            self.headers,
+            body[0] if len(body) == 1 else b"".join(body),
+            self.keep_alive and not self.closing,
+            self.parser.get_http_version(),
+        )
+        self.queue.append(request)
+        if not self.busy:
+            if not self.writing_paused:
+                self._next()
+        elif len(self.queue) > _PIPELINE_LIMIT and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    # answering --------------------------------------------------------------------------------
+    def _next(self) -> None:
+        """Start answering the first queued request."""
+        request = self.queue[0]
+        if request.error:
+            self._answer_error(request)
+            return
+        self.busy = True
+        url = request.url
+        if (
+            request.method == b"POST"
+            and self.front.service is not None
+            and url.startswith(_PREFIX_B)
+            and url.endswith(_SUFFIX_B)
+            and b"%" not in url
+            and b"?" not in url
+        ):
+            name = url[_PREFIX_LEN:-_SUFFIX_LEN]
+            if name and b"/" not in name:
+                self.task = self.loop.create_task(self._predict(name.decode("latin-1"), request))
+                return
+        self.task = self.loop.create_task(self._asgi(request))
+
+    def _finished(self, keep_alive: bool) -> None:
+        """The first queued request is answered: close, or go on with the next one."""
+        self.busy = False
+        self.task = None
+        transport = self.transport
+        if self.queue:
+            self.queue.popleft()
+        if not keep_alive or (self.closing and not self.queue):
+            self.queue.clear()
+            self.broken = True
+            transport.close()  # type: ignore[union-attr]
+            return
+        if self.reading_paused and len(self.queue) <= _PIPELINE_LIMIT // 2:
+            self.reading_paused = False
+            transport.resume_reading()  # type: ignore[union-attr]
+        if self.queue and not self.writing_paused:
+            self._next()
+
+    async def _predict(self, name: str, request: _Request) -> None:
+        keep_alive = request.keep_alive
+        try:
+            status, payload, extra = await predict_response(self.front.service, name, request.body)
+        except Exception:  # noqa: BLE001 - a 500, as uvicorn answers an exception of the app
+            logger.exception("the predict route of %r raised", name)
+            status, payload, extra = 500, b"Internal Server Error", None
+            head = b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(
+                payload
+            )
+        else:
+            head = _JSON_HEAD + b"%d\r\n" % len(payload)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self._finished(False)
+            return
+        keep_alive = keep_alive and not (self.closing and len(self.queue) <= 1)
+        parts = [_status_line(status), head, self.front.date_header]
+        if extra:
+            parts.extend(b"%s: %s\r\n" % pair for pair in extra)
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif request.http_version == "1.0":  # HTTP/1.0 closes unless told otherwise
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        parts.append(payload)
+        transport.write(b"".join(parts))
+        self._finished(keep_alive)
+
+    def _reject(self, reject: _Reject) -> None:
+        """Answer the requests received so far, then ``reject``'s error, then close."""
+        self.broken = True
+        self.in_message = False
+        payload = _dumps({"error": reject.error, "detail": reject.detail})
+        request = _Request(b"", b"", [], payload, False, "1.1")
+        request.error = reject.status
+        self.queue.append(request)
+        if not self.busy:
+            self._next()
+
+    def _too_large(self, size: int, chunked: bool = False) -> str:
+        what = "more than " if chunked else ""
+        return (
+            f"the request body is {what}{size} bytes; the limit is "
+            f"{self.front.max_body_size} (max_body_size)"
+        )
+
+    def _answer_error(self, request: _Request) -> None:
+        self.queue.clear()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        payload = request.body
+        transport.write(
+            _status_line(request.error)
+            + _JSON_HEAD
+            + b"%d\r\n" % len(payload)
+            + self.front.date_header
+            + b"connection: close\r\n\r\n"
+            + payload
+        )
+        transport.close()
+
+    async def _asgi(self, request: _Request) -> None:
+        """Answer ``request`` through the ASGI app."""
+        front = self.front
+        raw_path, _, query = request.url.partition(b"?")
+        head_only = request.method == b"HEAD"
+        keep_alive = request.keep_alive
+        scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.http_version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "method": request.method.decode("ascii"),
+            "root_path": "",
+            "path": unquote(raw_path.decode("ascii", "replace")),
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": [(name.lower(), value) for name, value in request.headers],
+            "state": dict(front.state),
+        }
+        body_sent = False
+        started = False
+        complete = False
+        chunked = False
+        pending = b""  # the response head, written with the first body part
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_sent
+            if not body_sent:
+                body_sent = True
+                return {"type": "http.request", "body": request.body, "more_body": False}
+            if self.lost is None:
+                self.lost = self.loop.create_future()
+                if self.transport is None or self.transport.is_closing():
+                    self.lost.set_result(None)
+            await self.lost
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal started, complete, chunked, pending, keep_alive
+            kind = message["type"]
+            if kind == "http.response.start":
+                if started:
+                    raise RuntimeError("http.response.start sent twice")
+                started = True
+                status = int(message["status"])
+                parts = [_status_line(status), front.date_header]
+                length = None
+                for name, value in message.get("headers", ()):
+                    lname = name.lower()
+                    if lname == b"content-length":
+                        length = value
+                    elif lname == b"connection" and value.lower() == b"close":
+                        keep_alive = False
+                        continue
+                    parts.append(b"%s: %s\r\n" % (name, value))
+                if self.closing and len(self.queue) <= 1:
+                    keep_alive = False
+                if length is None and not head_only and status >= 200 and status not in (204, 304):
+                    chunked = True
+                    parts.append(b"transfer-encoding: chunked\r\n")
+                if not keep_alive:
+                    parts.append(b"connection: close\r\n")
+                elif request.http_version == "1.0":
+                    parts.append(b"connection: keep-alive\r\n")
+                parts.append(b"\r\n")
+                pending = b"".join(parts)
+            elif kind == "http.response.body":
+                if not started or complete:
+                    raise RuntimeError("http.response.body out of order")
+                body = b"" if head_only else message.get("body", b"")
+                more = message.get("more_body", False)
+                if chunked:
+                    data = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
+                    if not more:
+                        data += b"0\r\n\r\n"
+                else:
+                    data = body
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.write(pending + data)
+                pending = b""
+                complete = not more
+
+        try:
+            await front.app(scope, receive, send)
+        except Exception:  # noqa: BLE001 - a 500, as uvicorn answers an exception of the app
+            logger.exception("the ASGI app raised on %s %r", scope["method"], scope["path"])
+            if not started:
+                payload = b"Internal Server Error"
+                head = b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(
+                    payload
+                )
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.write(
+                        _status_line(500)
+                        + head
+                        + front.date_header
+                        + b"connection: close\r\n\r\n"
+                        + payload
+                    )
+                started = complete = True
+            keep_alive = False
+        if not complete:  # no (whole) answer: the client cannot tell where it would end
+            keep_alive = False
+        if self.transport is None or self.transport.is_closing():
+            keep_alive = False
+        self._finished(keep_alive)
+
+
+_PREFIX_B = _PREFIX.encode()
+_SUFFIX_B = _SUFFIX.encode()
+_PREFIX_LEN = len(_PREFIX_B)
+_SUFFIX_LEN = len(_SUFFIX_B)
+
+
+class FrontEnd:
+    """Serves an ASGI ``app`` over HTTP/1.1, answering the predict route of its service itself.
+
+    Parameters
+    ----------
+    app : ASGI application
+        Usually :func:`~ml_utilities.serving.app.create_app`'s. Its ``service`` attribute
+        (a :class:`PredictionService`) answers the predict route; without one, every request
+        goes to the app.
+    max_body_size : int
+        Largest request body in bytes (default 16 MiB); a larger one is answered 413.
+    keep_alive_timeout : float
+        Seconds an idle keep-alive connection stays open (default 5, as uvicorn).
+    graceful_timeout : float
+        Seconds shutdown waits for the requests already received to be answered (default 30).
+
+    Raises
+    ------
+    ParameterError
+        A size or timeout that is not positive.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_body_size: int = 16 * 1024 * 1024,
+        keep_alive_timeout: float = 5.0,
+        graceful_timeout: float = 30.0,
+    ) -> None:
+        for key, value in (
+            ("max_body_size", max_body_size),
+            ("keep_alive_timeout", keep_alive_timeout),
+            ("graceful_timeout", graceful_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ParameterError(f"{key}={value!r}: expected a positive number")
+        self.app = app
+        self.service = getattr(app, "service", None)
+        self.max_body_size = int(max_body_size)
+        self.keep_alive_timeout = float(keep_alive_timeout)
+        self.graceful_timeout = float(graceful_timeout)
+        self.connections: set[_Protocol] = set()
+        self.state: dict[str, Any] = {}
+        self.date_header = b""
+        self.now = 0.0
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._servers: list[asyncio.base_events.Server] = []
+        self._exit: asyncio.Event | None = None
+        self._lifespan: _Lifespan | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self.started = False
+
+    # lifecycle --------------------------------------------------------------------------------
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Run the app's lifespan startup, then accept connections on ``sockets``."""
+        self.loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        self._tick()
+        self._lifespan = _Lifespan(self.app, self.state)
+        await self._lifespan.startup()
+        for sock in sockets:
+            server = await self.loop.create_server(lambda: _Protocol(self), sock=sock, backlog=2048)
+            self._servers.append(server)
+        self.started = True
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful shutdown (safe to call from a signal handler of the loop)."""
+        if self._exit is not None:
+            self._exit.set()
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        """:meth:`start`, wait for :meth:`request_shutdown`, then :meth:`shutdown`."""
+        await self.start(sockets)
+        assert self._exit is not None
+        await self._exit.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, answer the requests already received (up to ``graceful_timeout``
+        seconds), close every connection, then run the app's lifespan shutdown."""
+        for server in self._servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.closing = True
+            if not conn.busy and not conn.queue and not conn.in_message:
+                conn.broken = True
+                conn.transport.close()  # type: ignore[union-attr]
+        deadline = self.loop.time() + self.graceful_timeout
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            logger.warning("closing a connection with a request not answered at shutdown")
+            conn.transport.close()  # type: ignore[union-attr]
+            if conn.task is not None:
+                conn.task.cancel()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._lifespan is not None:
+            await self._lifespan.shutdown()
+
+    def _tick(self) -> None:
+        """Once a second: the Date header, and idle keep-alive connections closed."""
+        self.now = self.loop.time()
+        self.date_header = b"date: %s\r\nserver: ml-utilities\r\n" % formatdate(usegmt=True).encode(
+            "latin-1"
+        )
+        limit = self.now - self.keep_alive_timeout
+        for conn in list(self.connections):
+            if not conn.busy and not conn.queue and conn.last_active < limit:
+                conn.broken = True
+                conn.transport.close()  # type: ignore[union-attr]
+        self._ticker = self.loop.call_later(1.0, self._tick)
+
+
+class _Lifespan:
+    """Drives the ASGI lifespan protocol of an app (startup, shutdown), as uvicorn's "auto"
+    mode: an app that does not take the lifespan scope is served without one."""
+
+    def __init__(self, app: Any, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.failure: str | None = None
+        self.supported = True
+        self.task: asyncio.Task[None] | None = None
+
+    async def _main(self) -> None:
+        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        try:
+            await self.app(scope, self.inbox.get, self._send)
+        except BaseException as err:  # noqa: BLE001 - reported, like uvicorn's "auto"
+            if not self.started.is_set():
+                self.supported = False
+                logger.info("the app does not take the lifespan scope (%r)", err)
+            else:
+                self.failure = self.failure or repr(err)
+                logger.error("the app's lifespan raised: %r", err)
+        finally:
+            self.started.set()
+            self.stopped.set()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+            self.failure = message.get("message", "") or kind
+        if kind.startswith("lifespan.startup."):
+            self.started.set()
+        elif kind.startswith("lifespan.shutdown."):
+            self.stopped.set()
+
+    async def startup(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._main())
+        await self.inbox.put({"type": "lifespan.startup"})
+        await self.started.wait()
+        if self.failure is not None:
+            raise RuntimeError(f"the app's lifespan startup failed: {self.failure}")
+
+    async def shutdown(self) -> None:
+        if not self.supported or self.task is None:
+            return
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.stopped.wait()
+        with contextlib.suppress(BaseException):
+            await self.task
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the serving extra (not on Windows)
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+def _serve_socket(
+    app_factory: Callable[[], Any], sock: socket.socket, options: dict[str, Any]
+) -> None:
+    """One process: build the app, serve ``sock`` until SIGINT or SIGTERM."""
+    loop = _event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        front = FrontEnd(app_factory(), **options)
+
+        async def main() -> None:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, front.request_shutdown)
+            await front.serve([sock])
+
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        sock.close()
+
+
+def run(
+    app_factory: Callable[[], Any],
+    *,
+    factory_path: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    **options: Any,
+) -> int:
+    """Serve the app of ``app_factory()`` on ``host:port`` until SIGINT or SIGTERM.
+
+    With ``workers > 1``, the socket is bound here and ``workers`` processes
+    (``python -m ml_utilities.serving.frontend``) accept on it, each building its own app from
+    ``factory_path`` (``"module:function"``); a signal is passed on to them, and if one exits
+    on its own, the others are stopped. ``options`` go to :class:`FrontEnd`.
+    """
+    FrontEnd(None, **options)  # check the options before binding anything
+    sock = _bind(host, port)
+    if workers <= 1:
+        _serve_socket(app_factory, sock, options)
+        return 0
+    env = dict(
+        os.environ,
+        MLU_FRONTEND_OPTIONS=json.dumps(options),
+        MLU_FRONTEND_LOG_LEVEL=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    )
+    cmd = [sys.executable, "-m", "ml_utilities.serving.frontend", factory_path, str(sock.fileno())]
+    procs = [subprocess.Popen(cmd, pass_fds=(sock.fileno(),), env=env) for _ in range(workers)]
+    sock.close()
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            codes = [proc.poll() for proc in procs]
+            if all(code is not None for code in codes):
+                break
+            if not stopping and any(code is not None for code in codes):
+                logger.error("a worker process exited (%s): stopping the others", codes)
+                stop(signal.SIGTERM, None)
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if stopping else 1
+
+
+def _worker_main(argv: list[str]) -> int:
+    """A worker process of :func:`run`: ``python -m ml_utilities.serving.frontend
+    module:function fd``."""
+    import importlib
+
+    factory_path, fd = argv
+    module, _, name = factory_path.partition(":")
+    app_factory = getattr(importlib.import_module(module), name)
+    options = json.loads(os.environ.get("MLU_FRONTEND_OPTIONS", "{}"))
+    sock = socket.socket(fileno=int(fd))
+    _serve_socket(app_factory, sock, options)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the worker processes of run()
+    logging.basicConfig(level=os.environ.get("MLU_FRONTEND_LOG_LEVEL", "WARNING"))
+    raise SystemExit(_worker_main(sys.argv[1:]))
