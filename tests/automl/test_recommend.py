@@ -10,10 +10,13 @@ import scipy.sparse as sp
 from ml_utilities.automl import AutoMLHelper
 from ml_utilities.automl import recommend as rec
 from ml_utilities.automl.generators import (
+    USER_EASE_DROPOUT,
+    USER_EASE_LAMBDA,
     Generators,
     Interactions,
     ease_weights,
     item_knn_scores,
+    play_rank_weights,
     rp3beta_weights,
 )
 from ml_utilities.automl.lambdamart import LambdaMARTRanker
@@ -148,6 +151,53 @@ def test_generators_use_only_the_history_they_are_given():
     assert not np.array_equal(Generators(other).scores["itemknn"], a.scores["itemknn"])
 
 
+def test_play_rank_weights_follow_each_users_play_counts_with_ties_sharing():
+    # user 0: plays 50, 10, 10, 3 -> 1, 3/4, 3/4, 1/4; user 1: one item -> 1; user 2 none
+    inter = Interactions(
+        np.array([0, 0, 0, 0, 1]),
+        np.array([4, 1, 2, 0, 3]),
+        np.array([10.0, 50.0, 10.0, 3.0, 7.0]),
+        3,
+        5,
+    )
+    w = play_rank_weights(inter).toarray()
+    np.testing.assert_allclose(w[0], [0.25, 1.0, 0.75, 0.0, 0.75])
+    np.testing.assert_allclose(w[1], [0.0, 0.0, 0.0, 1.0, 0.0])
+    assert not w[2].any()
+    # without play counts (all equal) the weights are the binary matrix
+    flat = _interactions(5)
+    flat.weights = np.ones_like(flat.weights)
+    np.testing.assert_array_equal(play_rank_weights(flat).toarray(), flat.matrix().toarray())
+
+
+def test_weighted_and_user_side_generators_match_direct_computations():
+    inter = _interactions(6)
+    gens = Generators(inter)
+    r = inter.matrix().toarray().astype(np.float64)
+    w = play_rank_weights(inter).toarray().astype(np.float64)
+    cols = gens.cols
+    # user-side EASE: each user's row regressed on the other users' rows
+    bu = ease_weights(r.T, USER_EASE_LAMBDA, USER_EASE_DROPOUT)
+    np.testing.assert_allclose(gens.scores["user_ease"], (bu.T @ r)[:, cols], rtol=1e-4, atol=1e-5)
+    # EASE and the second RP3beta take the play-rank weights as the user's profile
+    assert len(cols) <= 2500  # every scored item is in EASE here
+    b = ease_weights(w[:, cols], 50.0, 0.6)
+    np.testing.assert_allclose(gens.scores["ease"], w[:, cols] @ b, rtol=1e-4, atol=1e-5)
+    wr = rp3beta_weights(sp.csr_matrix(r[:, cols]))
+    np.testing.assert_allclose(gens.scores["rp3_plays"], w[:, cols] @ wr, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gens.scores["rp3"], r[:, cols] @ wr, rtol=1e-4, atol=1e-6)
+    assert {"svd", "svd_plays"} <= set(gens.scores)
+    assert not np.allclose(gens.scores["svd"], gens.scores["svd_plays"])
+    # the agreement features summarise the per-generator ranks and z-scores
+    users = np.arange(inter.n_users)
+    f = gens.features(users, gens.candidates(users, 12))
+    ranks = np.stack([f[f"{n}_rank"] for n in gens.scores], axis=1)
+    zs = np.stack([f[f"{n}_z"] for n in gens.scores], axis=1)
+    np.testing.assert_allclose(f["mean_rank"], ranks.mean(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(f["min_rank"], ranks.min(axis=1))
+    np.testing.assert_allclose(f["max_z"], zs.max(axis=1), rtol=1e-6)
+
+
 def test_train_recommender_never_builds_generators_from_held_out_pairs(monkeypatch):
     import pandas as pd
 
@@ -183,6 +233,31 @@ def test_train_recommender_never_builds_generators_from_held_out_pairs(monkeypat
     assert seen_histories[-1] == train
     assert all(h < train for h in seen_histories[:-1])
     assert model.report["ranker"]["rounds"] >= 1
+
+
+def test_generators_run_with_one_blas_thread_in_every_loaded_blas(monkeypatch):
+    """The generators' inverses run with one BLAS thread (a 2-thread OpenBLAS was 4x slower on
+    the loaded 2-core machine), SciPy's own OpenBLAS included: threadpoolctl limits only the
+    libraries loaded when the limit starts."""
+    import pandas as pd
+    from threadpoolctl import threadpool_info
+
+    threads: list[list[int]] = []
+    real = rec.Generators
+
+    class Recording(real):
+        def __init__(self, inter):
+            super().__init__(inter)
+            threads.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+
+    monkeypatch.setattr(rec, "Generators", Recording)
+    rng = np.random.default_rng(5)
+    rows = [(u, int(i), 1) for u in range(30) for i in rng.choice(40, 10, replace=False)]
+    data = pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+    AutoMLHelper().train_recommendation_model_sync(
+        interaction_data=data, task_config={"time_budget_seconds": 20, "n_candidates": 10}
+    )
+    assert threads and all(t and set(t) == {1} for t in threads), threads
 
 
 def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():

@@ -9,12 +9,14 @@ Protocol (also in ``docs/automl.md``):
    their features are computed from ``history``; a candidate's label is 1 when it is in the
    user's ``targets``.
 3. **Candidates** per user (items already in the history are excluded): the union of the top
-   items of the generators of :mod:`.generators` (item-kNN, EASE with DLAE's penalty, user-kNN,
-   PureSVD, popularity), merged by best rank.
+   items of the generators of :mod:`.generators` (item-kNN, EASE with DLAE's penalty on the
+   user's play-count ranks, user-kNN, PureSVD, popularity), merged by best rank.
 4. **Features** of a (user, item) pair: the rank, relative score and z-score of each
-   generator's score among the user's candidates (RP3beta and play-count item-kNN included),
-   the item's popularity (listeners, log plays), the user's activity (items, log plays), and
-   the columns of ``music_features`` (by item) and ``user_features`` (by user) when given.
+   generator's score among the user's candidates (also the user-side EASE, RP3beta and PureSVD
+   on binary and play-rank profiles, play-count item-kNN), the generators' agreement (mean,
+   best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
+   log plays), the user's activity (items, log plays), and the columns of ``music_features``
+   (by item) and ``user_features`` (by user) when given.
 5. **Ranker.** :class:`.lambdamart.LambdaMARTRanker` (default), or with ``ranker='automl'``
    :meth:`AutoMLHelper.train_automl_pipeline` with ``task_type='recommendation'`` (LightGBM
    lambdarank, XGBoost ``rank:ndcg``) cross-validated by user.
@@ -245,6 +247,27 @@ def train_recommender(
     task_config: dict[str, Any] | None,
 ) -> RecommendationModel:
     """See :meth:`AutoMLHelper.train_recommendation_model` and the module docstring."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS before the limit below)
+    import scipy.sparse.linalg  # noqa: F401
+    from sklearn.utils import extmath  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: on the shared 2-core machine under load, a 2-thread OpenBLAS took 2.5 s
+    # for the Cholesky inverse of EASE's 2500 x 2500 matrix, one thread 0.55 s (0.23 s in
+    # float32). threadpoolctl only limits the BLAS libraries already loaded, hence the imports
+    with threadpool_limits(limits=1):
+        return _train_recommender(
+            helper, user_features, music_features, interaction_data, task_config
+        )
+
+
+def _train_recommender(
+    helper: Any,
+    user_features: Any,
+    music_features: Any,
+    interaction_data: Any,
+    task_config: dict[str, Any] | None,
+) -> RecommendationModel:
     import pandas as pd
 
     from ..config import get_settings
