@@ -66,6 +66,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for group, sides in sorted(groups.items()):
         if "ours" in sides and "peer" in sides:
             terminalreporter.write_line(
-                f"{group:45s} peer {sides['peer'] * 1e3:10.2f} ms   ours {sides['ours'] * 1e3:10.2f} ms"
+                f"{group:45s} peer {sides['peer'] * 1e3:10.2f} ms"
+                f"   ours {sides['ours'] * 1e3:10.2f} ms"
                 f"   x{sides['peer'] / sides['ours']:.1f}"
             )

@@ -7,7 +7,9 @@ Run (full protocol, long: datasets x folds x budget x 2 systems):
 Environment: ``MLU_AUTOML_BENCH_BUDGET`` (seconds per run, default 60), ``MLU_AUTOML_BENCH_FOLDS``
 (outer folds, default 3), ``MLU_AUTOML_BENCH_DATASETS`` (comma list, default all),
 ``MLU_AUTOML_BENCH_OUT`` (write the table there), ``MLU_AUTOML_BENCH_RANKER`` (the
-recommender's ``ranker``: ``lambdamart``, the default, or ``automl``). A quick check:
+recommender's ``ranker``: ``lambdamart``, the default, or ``automl``). The recommender gets
+Last.fm's ``user_friends.dat`` as ``task_config['user_graph']`` (the baselines do not); the
+test is skipped when it is absent. A quick check:
 ``MLU_AUTOML_BENCH_BUDGET=10 MLU_AUTOML_BENCH_FOLDS=2 ...``.
 
 Each benchmark checks its result: the mean outer-fold score of AutoMLHelper must be at least the
@@ -171,6 +173,11 @@ def test_recommender_against_baselines(benchmark):
     if ONLY and "lastfm" not in ONLY:
         pytest.skip("not in MLU_AUTOML_BENCH_DATASETS")
     inter = pd.read_csv(path, sep="\t")
+    friends = path.with_name("user_friends.dat")
+    if not friends.is_file():
+        pytest.skip(f"{friends} is absent")
+    # the social graph goes to ours only; the baselines and the protocol are unchanged
+    graph = pd.read_csv(friends, sep="\t", header=None, names=["userID", "friendID"])
     out = {}
 
     def run():
@@ -183,6 +190,7 @@ def test_recommender_against_baselines(benchmark):
                 "time_budget_seconds": BUDGET,
                 "seed": 0,
                 "ranker": RANKER,
+                "user_graph": graph,
             },
         )
 
@@ -199,7 +207,7 @@ def test_recommender_against_baselines(benchmark):
         f"x{ev['model']['recall@10'] / ev['item_knn']['recall@10']:.3f} vs item-kNN | |"
     )
     ranker = {k: v for k, v in rep["ranker"].items() if k != "feature_importance"}
-    print(f"\npreparation {rep['preparation_s']} s, ranker {ranker}")
+    print(f"\npreparation {rep['preparation_s']} s, graph {rep['user_graph']}, ranker {ranker}")
     ROWS.append(row)
     print("\n" + row)
     if OUT:

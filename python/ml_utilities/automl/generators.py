@@ -1,5 +1,6 @@
 """Candidate generators of the recommender: item-kNN, EASE, user-side EASE, RP3beta, user-kNN,
-PureSVD, popularity.
+PureSVD, popularity; with a user graph (``graph``: (user index, friend index) edges), the
+friends' generators too.
 
 Every generator scores (user, item) pairs from one set of interactions: a binary user x item
 matrix, plus play counts (log plays for the weighted item-kNN; each user's play-count ranks,
@@ -48,6 +49,9 @@ USER_NEIGHBOURS = 50
 MIN_LISTENERS = 2
 #: user-side EASE (users regressed on the other users over items): penalty and DLAE dropout
 USER_EASE_LAMBDA, USER_EASE_DROPOUT = 50.0, 0.5
+#: with a user graph: the top items of the ``friends`` generator each user's candidates draw on
+#: (0: none; 25 measured within noise of 0 on the validation splits, see ``docs/automl.md``)
+FRIEND_CANDIDATES = 0
 
 
 @dataclass
@@ -229,7 +233,7 @@ class Generators:
     ``scores[name]`` has shape ``(n_users, len(cols))``: column ``c`` is item ``cols[c]``.
     """
 
-    def __init__(self, inter: Interactions) -> None:
+    def __init__(self, inter: Interactions, graph: Any = None) -> None:
         import scipy.sparse as sp
 
         r = inter.matrix()
@@ -251,6 +255,9 @@ class Generators:
         user_norm[user_norm == 0] = 1.0
         usim = (user_gram / user_norm[:, None] / user_norm[None, :]).astype(np.float32)
         np.fill_diagonal(usim, 0.0)
+        # cosine between each user and each friend, taken before the neighbour cut below
+        friends = None if graph is None else _graph_matrix(graph, n_u)
+        friend_cos = None if friends is None else friends.multiply(usim).tocsr()
         k = min(USER_NEIGHBOURS, n_u - 1)
         if k > 0:  # keep each user's nearest neighbours
             thresh = -np.partition(-usim, k - 1, axis=1)[:, k - 1 : k]
@@ -314,6 +321,33 @@ class Generators:
             svd = _pure_svd(mat, listeners, cols)
             if svd is not None:
                 self.scores[name] = svd
+        self.friends = None
+        if friends is not None:
+            self._friend_scores(friends, friend_cos, rc, rank_wc)
+
+    def _friend_scores(self, a: Any, friend_cos: Any, rc: Any, rank_wc: Any) -> None:
+        """The social generators, from the interactions given to the generators only (the
+        friends' included): the mean play-rank profile of the user's friends (``friends``),
+        the sum of the friends' binary profiles weighted by the cosine between the user and
+        each friend (``friends_cos``), the mean play-rank profile of friends of friends
+        (``friends2``); and how many friends have each item (``friend_count``, features)."""
+        import scipy.sparse as sp
+
+        n_friends = np.asarray(a.sum(axis=1)).ravel().astype(np.float32)
+        inv = sp.diags(1.0 / np.maximum(n_friends, 1.0))
+        self.friends = a
+        self.n_friends = n_friends
+        self.friend_count = np.asarray((a @ rc).toarray(), dtype=np.float32)
+        self.scores["friends"] = np.asarray((inv @ a @ rank_wc).toarray(), dtype=np.float32)
+        self.scores["friends_cos"] = np.asarray((friend_cos @ rc).toarray(), dtype=np.float32)
+        # friends of friends: each user two steps away weighted by log(1 + paths), the
+        # user's own weights scaled to unit sum, over play-rank profiles
+        a2 = (a @ a).tocoo()
+        off = a2.row != a2.col
+        a2 = sp.csr_matrix((np.log1p(a2.data[off]), (a2.row[off], a2.col[off])), shape=a.shape)
+        rs = np.asarray(a2.sum(axis=1)).ravel()
+        a2 = sp.diags(1.0 / np.maximum(rs, 1e-9)) @ a2
+        self.scores["friends2"] = np.asarray((a2 @ rank_wc).toarray(), dtype=np.float32)
 
     def masked(self, name: str, users: np.ndarray) -> np.ndarray:
         """Scores of ``users`` over the scored items, those they already have set to -inf."""
@@ -332,6 +366,8 @@ class Generators:
         per = {"itemknn": n, "ease": n, "userknn": n, "popularity": max(5, n // 5)}
         if "svd" in self.scores:
             per["svd"] = n
+        if "friends" in self.scores and FRIEND_CANDIDATES:
+            per["friends"] = FRIEND_CANDIDATES
         parts_u, parts_i, parts_r = [], [], []
         for name, m in per.items():
             s = self.masked(name, users)
@@ -410,7 +446,36 @@ class Generators:
         cols["item_log_plays"] = self.log_plays[i]
         cols["user_items"] = self.user_items[u]
         cols["user_log_plays"] = self.user_log_plays[u]
+        if self.friends is not None:
+            have = self.friend_count[u, c]
+            cols["friends_have"] = have
+            cols["friends_share"] = have / np.maximum(self.n_friends[u], 1.0)
+            cols["user_friends"] = self.n_friends[u]
+            # the share of friends against the share of all users who have the item
+            base = self.popularity[i] / max(float(len(self.user_items)), 1.0)
+            cols["friends_lift"] = cols["friends_share"] / np.maximum(base, 1e-6)
         return cols
+
+
+def _graph_matrix(graph: Any, n_users: int) -> Any:
+    """The user x user friendship matrix (binary, float32, no self-loops) of ``graph``: a
+    scipy.sparse matrix, or a pair of arrays (user index, friend index)."""
+    import scipy.sparse as sp
+
+    if sp.issparse(graph):
+        if graph.shape != (n_users, n_users):
+            raise ParameterError(f"graph has shape {graph.shape}: expected ({n_users}, {n_users})")
+        coo = sp.coo_matrix(graph)
+        src, dst = coo.row[coo.data != 0], coo.col[coo.data != 0]
+    else:
+        src, dst = (np.asarray(v, dtype=np.int64) for v in graph)
+    keep = src != dst
+    a = sp.csr_matrix(
+        (np.ones(int(keep.sum()), dtype=np.float32), (src[keep], dst[keep])),
+        shape=(n_users, n_users),
+    )
+    a.data[:] = 1.0  # duplicate edges count once
+    return a
 
 
 def _pure_svd(r: Any, listeners: np.ndarray, cols: np.ndarray) -> np.ndarray | None:

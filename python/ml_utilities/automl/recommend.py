@@ -10,13 +10,20 @@ Protocol (also in ``docs/automl.md``):
    user's ``targets``.
 3. **Candidates** per user (items already in the history are excluded): the union of the top
    items of the generators of :mod:`.generators` (item-kNN, EASE with DLAE's penalty on the
-   user's play-count ranks, user-kNN, PureSVD, popularity), merged by best rank.
+   user's play-count ranks, user-kNN, PureSVD, popularity), merged by best rank. With
+   ``task_config['user_graph']`` ((user, friend) edges), social generators score the
+   candidates too (for features, not candidates: the friends' mean play-rank profile, their
+   cosine-weighted binary profiles, friends of friends), computed like the others from the
+   interactions of the level at hand only (``history`` for the ranker's rows, ``train`` at
+   evaluation), so no held-out item of anyone reaches a feature.
 4. **Features** of a (user, item) pair: the rank, relative score and z-score of each
    generator's score among the user's candidates (also the user-side EASE, RP3beta and PureSVD
    on binary and play-rank profiles, play-count item-kNN), the generators' agreement (mean,
    best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
    log plays), the user's activity (items, log plays), and the columns of ``music_features``
-   (by item) and ``user_features`` (by user) when given.
+   (by item) and ``user_features`` (by user) when given; with a user graph, the social
+   generators' rank / relative score / z-score and how many (what share, what lift over all
+   users) of the user's friends have the item.
 5. **Ranker.** :class:`.lambdamart.LambdaMARTRanker` (default), or with ``ranker='automl'``
    :meth:`AutoMLHelper.train_automl_pipeline` with ``task_type='recommendation'`` (LightGBM
    lambdarank, XGBoost ``rank:ndcg``) cross-validated by user.
@@ -24,7 +31,8 @@ Protocol (also in ``docs/automl.md``):
    ``k`` scored against the held-out test items: ndcg@k (binary relevance, ideal DCG over
    ``min(k, held-out items)``) and recall@k (hits / ``min(k, held-out items)``), averaged over
    every user with held-out items. Popularity and item-kNN are scored on the same split.
-7. **Serving.** ``recommend(user_id, k)`` ranks the candidates computed from every interaction.
+7. **Serving.** ``recommend(user_id, k)`` ranks the candidates computed from every interaction
+   (and the same user graph).
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ TASK_KEYS = (
     "max_trials",
     "cv_folds",
     "ranker",
+    "user_graph",
 )
 RANKERS = ("lambdamart", "automl")
 #: history/targets splits of ``train`` whose candidates train the ranker
@@ -77,6 +86,9 @@ RANKER_SPLITS = 2
 USER_COLUMNS = ("user_id", "userID", "user", "userId")
 ITEM_COLUMNS = ("item_id", "artistID", "artist_id", "track_id", "itemID", "item", "music_id")
 WEIGHT_COLUMNS = ("weight", "plays", "play_count", "count", "rating", "listens")
+#: accepted column names of ``user_graph`` (the user, then the friend); a headerless 2-column
+#: table (integer column labels) is read in that order
+FRIEND_COLUMNS = ("friend_id", "friendID", "friend", "friendId")
 #: time kept after the ranker's search for ranking the evaluation candidates: this share of the
 #: budget plus RANK_RESERVE_S
 RANK_RESERVE_SHARE, RANK_RESERVE_S = 0.06, 1.0
@@ -94,6 +106,69 @@ def _pick(frame: Any, given: str | None, names: tuple[str, ...], what: str) -> s
         f"interaction_data has no {what.replace('_column', '')} column (tried {list(names)}); "
         f"name it with task_config['{what}']"
     )
+
+
+def _user_graph(graph: Any, user_ids: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """(user index, friend index) of the edges of ``graph`` between known users, and counts.
+
+    ``graph``: a DataFrame of two columns (user, friend), named from :data:`USER_COLUMNS` and
+    :data:`FRIEND_COLUMNS` or unnamed (integer labels, as ``read_csv(header=None)`` gives), or
+    an array of shape (n, 2). Edges with a user or friend outside ``interaction_data`` are
+    ignored and counted; self-loops and duplicates count once, as no edge.
+    """
+    import pandas as pd
+
+    if isinstance(graph, pd.DataFrame):
+        names = list(graph.columns)
+        if len(names) != 2:
+            raise ParameterError(
+                f"user_graph has {len(names)} columns {names}: expected 2 (user, friend)"
+            )
+        named = [c for c in names if not isinstance(c, (int, np.integer))]
+        if named:
+            ucols = [c for c in names if c in USER_COLUMNS]
+            fcols = [c for c in names if c in FRIEND_COLUMNS]
+            if len(ucols) != 1 or len(fcols) != 1:
+                bad = [c for c in names if c not in USER_COLUMNS + FRIEND_COLUMNS]
+                raise ParameterError(
+                    f"user_graph columns {names} (unknown: {bad}): expected one user column "
+                    f"of {list(USER_COLUMNS)} and one friend column of {list(FRIEND_COLUMNS)}, "
+                    "or two unnamed columns (user, friend)"
+                )
+            edges = graph[[ucols[0], fcols[0]]].to_numpy()
+        else:
+            edges = graph.to_numpy()
+    elif isinstance(graph, (np.ndarray, list, tuple)):
+        edges = np.asarray(graph, dtype=object)
+        if edges.ndim != 2 or edges.shape[1] != 2:
+            raise ParameterError(
+                f"user_graph has shape {edges.shape}: expected (n_edges, 2) (user, friend)"
+            )
+    else:
+        raise ParameterError(
+            f"user_graph is a {type(graph).__name__}: expected a DataFrame or an array of "
+            "(user, friend) rows, or None"
+        )
+    missing = pd.isna(pd.DataFrame(edges)).to_numpy().any(axis=1)
+    if missing.any():
+        raise ParameterError(
+            f"user_graph has {int(missing.sum())} row(s) with a missing id "
+            f"(first: row {int(np.flatnonzero(missing)[0])})"
+        )
+    index = pd.Index(user_ids)
+    src = index.get_indexer(pd.Index(list(edges[:, 0])))
+    dst = index.get_indexer(pd.Index(list(edges[:, 1])))
+    known = (src >= 0) & (dst >= 0)
+    pairs = {(a, b) for a, b in zip(src[known].tolist(), dst[known].tolist(), strict=True)}
+    pairs = {(a, b) for a, b in pairs if a != b}
+    s = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    stats = {
+        "edges": len(edges),
+        "edges_used": len(s),
+        "edges_unknown_users": int((~known).sum()),
+        "users_with_friends": int(len(np.unique(s[:, 0]))),
+    }
+    return (s[:, 0], s[:, 1]), stats
 
 
 def holdout_split(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
@@ -140,8 +215,11 @@ class RecommendationModel:
         side: dict[str, Any],
         n_candidates: int,
         report: dict[str, Any],
+        graph: Any = None,
     ) -> None:
         self.ranker = ranker
+        #: (user index, friend index) of the user graph's edges, or None
+        self.graph = graph
         self._generators = gens if isinstance(gens, Generators) else None
         self._interactions = None if isinstance(gens, Generators) else gens
         self.user_ids = user_ids
@@ -159,7 +237,7 @@ class RecommendationModel:
         if self._generators is None:
             with self._lock:
                 if self._generators is None:
-                    self._generators = Generators(self._interactions)
+                    self._generators = Generators(self._interactions, graph=self.graph)
         return self._generators
 
     def _candidates(self, users: np.ndarray) -> tuple[list[np.ndarray], Any]:
@@ -325,8 +403,14 @@ def _train_recommender(
     w = data[wcol].to_numpy(dtype=np.float64) if wcol else np.ones(len(data))
     inter_all = Interactions(u_idx, i_idx, w, len(user_ids), len(item_ids))
 
+    graph = None
+    if cfg.get("user_graph") is not None:
+        graph, report_graph = _user_graph(cfg["user_graph"], user_ids)
+    else:
+        report_graph = None
+
     def ranker_rows(history: Interactions, targets: Interactions) -> Any:
-        gens = Generators(history)
+        gens = Generators(history, graph=graph)
         users = np.unique(targets.users)
         cands = gens.candidates(users, n_cand)
         cols = gens.features(users, cands)
@@ -348,6 +432,8 @@ def _train_recommender(
         "n_items": len(item_ids),
         "n_interactions": len(data),
     }
+    if report_graph is not None:
+        report["user_graph"] = report_graph
     test_mask = holdout_split(inter_all, frac, seed) if evaluate else np.zeros(len(data), bool)
     train = inter_all.subset(~test_mask)
     parts = []
@@ -366,13 +452,13 @@ def _train_recommender(
     # exactly the time that is left (less a reserve for scoring the evaluation candidates)
     prepared = None
     if evaluate:
-        gens = Generators(train)
+        gens = Generators(train, graph=graph)
         test = inter_all.subset(test_mask)
         truth: dict[int, set[int]] = {}
         for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):
             truth.setdefault(u, set()).add(i)
         users = np.array(sorted(truth))
-        probe = RecommendationModel(None, gens, user_ids, item_ids, side, n_cand, report)
+        probe = RecommendationModel(None, gens, user_ids, item_ids, side, n_cand, report, graph)
         prepared = probe._candidates(users)
         # the peers rank every item (not only the generators' scored ones)
         seen = gens.seen[users]
@@ -435,7 +521,7 @@ def _train_recommender(
             )
         }
     if evaluate:
-        model = RecommendationModel(ranker, gens, user_ids, item_ids, side, n_cand, report)
+        model = RecommendationModel(ranker, gens, user_ids, item_ids, side, n_cand, report, graph)
         ranked = model._rank(users, k, prepared)
         ours = _dcg_eval(ranked, truth, k)
         report["evaluation"] = {
@@ -448,7 +534,7 @@ def _train_recommender(
         }
     report["training_time_s"] = round(time.monotonic() - t0, 3)
     report["budget_s"] = budget
-    return RecommendationModel(ranker, inter_all, user_ids, item_ids, side, n_cand, report)
+    return RecommendationModel(ranker, inter_all, user_ids, item_ids, side, n_cand, report, graph)
 
 
 _ = ranking_metric  # the same metric family scores the ranker's cross-validation
