@@ -14,7 +14,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from serving_support import N_FEATURES, make_data
+from serving_support import N_FEATURES, make_data, wait_ready
 
 from ml_utilities.serving import PredictionService
 from ml_utilities.serving.app import create_app
@@ -185,16 +185,7 @@ def test_cli_serve_two_workers_share_redis(serving_registry, redis_url, tmp_path
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
+        wait_ready(proc, base, 60)
         x, _ = make_data(4, seed=32, task="regression")
         hits = []
         with httpx.Client(base_url=base, timeout=30) as client:

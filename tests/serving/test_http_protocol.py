@@ -17,7 +17,7 @@ import httptools
 import httpx
 import numpy as np
 import pytest
-from serving_support import N_FEATURES, make_data
+from serving_support import N_FEATURES, make_data, wait_ready
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import PredictionService
@@ -565,16 +565,7 @@ def test_cli_serve_front_end_and_uvicorn(serving_registry, tmp_path, server) -> 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.2)
+        wait_ready(proc, base, 90)
         x, _ = make_data(3, seed=48, task="regression")
         r = httpx.post(
             base + "/v1/models/xgb-clf:predict", json={"features": x.tolist()}, timeout=60

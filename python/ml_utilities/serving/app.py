@@ -42,20 +42,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..exceptions import ParameterError
+from ._json import dumps as _dumps
+from ._json import loads as _loads
 from .errors import ModelInputError, Overloaded, RequestTimeoutError, ServingError
 from .metrics import render
-
-try:  # orjson parses and writes JSON several times faster than the standard library
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-    _dumps: Callable[[Any], bytes] = orjson.dumps
-except ImportError:  # pragma: no cover - orjson is optional
-    _loads = json.loads
-
-    def _dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
 
 __all__ = ["ServingApp", "create_app", "predict_response", "status_of"]
 

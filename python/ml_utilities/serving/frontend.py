@@ -47,7 +47,8 @@ from urllib.parse import unquote
 import httptools
 
 from ..exceptions import ParameterError
-from .app import _PREFIX, _SUFFIX, _dumps, predict_response
+from ._json import dumps as _dumps
+from .app import _PREFIX, _SUFFIX, predict_response
 
 __all__ = ["FrontEnd", "run"]
 

@@ -90,7 +90,8 @@ class PredictionReplica:
         """The HTTP routes of ``ml-utilities serve`` (a Starlette request from Ray's proxy)."""
         from starlette.responses import Response
 
-        from .app import _dumps, predict_response
+        from ._json import dumps as _dumps
+        from .app import predict_response
         from .metrics import render
 
         path: str = request.url.path

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from ._json import dumps as _dumps
+from ._json import loads as _loads
 from .batching import DynamicBatcher
 from .cache import (
     InProcessResultCache,
@@ -45,20 +47,6 @@ from .conformal import SplitConformal
 from .errors import ModelInputError, Overloaded, RequestTimeoutError
 from .explain import Explainer, top_features
 from .metrics import metrics, observe_many
-
-try:  # orjson writes the answers of the JSON fast path several times faster than json
-    import orjson
-
-    _dumps: Callable[[Any], bytes] = orjson.dumps
-    _loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - orjson is optional
-    import json
-
-    _loads = json.loads
-
-    def _dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
 
 __all__ = ["OPTION_KEYS", "LoadedModel", "PredictionService", "ServiceConfig"]
 
