@@ -135,10 +135,16 @@ def row_body(row: np.ndarray) -> bytes:
     return json.dumps({"features": [row.tolist()]}).encode()
 
 
-@pytest.fixture
-def served(serving_registry):
+@pytest.fixture(params=["result-cache", "no-result-cache"])
+def served(request, serving_registry):
+    """The front end over a service with its default in-process result cache (predict requests
+    answered through ``predict_json`` in a task), or without one (the callback path:
+    ``predict_json_nowait``)."""
     registry, _ = serving_registry
-    service = PredictionService(registry=registry, config={"gpu_enabled": False})
+    config = {"gpu_enabled": False}
+    if request.param == "no-result-cache":
+        config["prediction_cache_ttl"] = 0
+    service = PredictionService(registry=registry, config=config)
     app = create_app(service)
     running = Running(app)
     yield running
@@ -428,6 +434,70 @@ def test_errors_and_answers_are_those_of_the_asgi_app(served) -> None:
     nan = direct[len(ERROR_BODIES) - 1].json()["detail"]
     assert "row 0, feature 11" in nan
     assert "expects 12 features per row" in direct[1].json()["detail"]
+
+
+@pytest.mark.parametrize("raised", ["ArithmeticError", "ParameterError", "BatchError"])
+def test_failed_batches_are_answered_as_by_the_asgi_app(serving_registry, raised) -> None:
+    """A batch that fails answers its requests as the ASGI route does, through the callback
+    path (no result cache): an unexpected exception is a plain 500, a ParameterError goes to
+    predict_batch (which says why), a service error is its JSON document; each is counted."""
+    from ml_utilities.serving.errors import BatchError
+
+    registry, _ = serving_registry
+    service = PredictionService(
+        registry=registry, config={"gpu_enabled": False, "prediction_cache_ttl": 0}
+    )
+    model = service.get_model("xgb-clf")
+    working = model.predict_raw
+    errors = {
+        "ArithmeticError": ArithmeticError("the model failed"),
+        "ParameterError": ParameterError("the model refused its input"),
+        "BatchError": BatchError("the batch went wrong"),
+    }
+
+    def failing(x: np.ndarray) -> np.ndarray:
+        raise errors[raised]
+
+    model.predict_raw = failing
+    app = create_app(service)
+    running = Running(app)
+    body = row_body(np.full(N_FEATURES, 0.5, np.float32))
+    outcome = {"ArithmeticError": "error", "ParameterError": "bad_input", "BatchError": "error"}
+
+    async def through_asgi() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/models/xgb-clf:predict", content=body)
+
+    try:
+        key = f'ml_serving_requests_total{{model="xgb-clf",outcome="{outcome[raised]}"}}'
+        before = _metric(httpx.get(running.base + "/metrics").text, key)
+        direct = httpx.post(running.base + "/v1/models/xgb-clf:predict", content=body, timeout=60)
+        after = _metric(httpx.get(running.base + "/metrics").text, key)
+        assert after - before == 1
+        if raised == "ArithmeticError":  # the ASGI test client raises it: uvicorn answers 500
+            assert direct.status_code == 500
+            assert direct.text == "Internal Server Error"
+            assert direct.headers["content-type"] == "text/plain; charset=utf-8"
+        else:
+            asgi = asyncio.run_coroutine_threadsafe(through_asgi(), running.loop).result(60)
+            assert (
+                direct.status_code == asgi.status_code == {"ParameterError": 400}.get(raised, 500)
+            )
+            assert (
+                direct.json()
+                == asgi.json()
+                == {
+                    "error": raised,
+                    "detail": str(errors[raised]),
+                }
+            )
+        # the connection and the service go on: a working model answers
+        model.predict_raw = working
+        ok = httpx.post(running.base + "/v1/models/xgb-clf:predict", content=body, timeout=60)
+        assert ok.status_code == 200, ok.text
+    finally:
+        running.shutdown()
 
 
 def test_other_routes_go_through_the_asgi_app(served, serving_registry) -> None:

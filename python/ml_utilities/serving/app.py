@@ -25,8 +25,9 @@ before FastAPI's middleware stack (no request model, no ``jsonable_encoder``), w
 for the body and the answer when it is installed; the common request (one row, no options)
 takes :meth:`PredictionService.predict_json`, whose answers are encoded once per batch. The
 other routes go through FastAPI. ``ml-utilities serve`` runs this app behind its HTTP front end
-(:mod:`ml_utilities.serving.frontend`), which answers the predict route itself with
-:func:`predict_response`, without the ASGI layer, and hands every other request to the app.
+(:mod:`ml_utilities.serving.frontend`), which answers the predict route itself, without the ASGI
+layer (with :func:`start_predict` where the service's callback path takes the request, else
+:func:`predict_response`), and hands every other request to the app.
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ from ._json import loads as _loads
 from .errors import ModelInputError, Overloaded, RequestTimeoutError, ServingError
 from .metrics import render
 
-__all__ = ["ServingApp", "create_app", "predict_response", "status_of"]
+__all__ = [
+    "ServingApp",
+    "create_app",
+    "error_response",
+    "predict_response",
+    "start_predict",
+    "status_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -202,12 +210,44 @@ async def predict_response(
         if payload is None:
             payload = _dumps(await service.predict_batch(**_arguments(name, doc)))
     except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
-        status = status_of(err)
-        if status is None:
+        answer = error_response(err)
+        if answer is None:
             raise
-        headers = [(b"retry-after", b"1")] if status == 503 else None
-        return status, _dumps({"error": type(err).__name__, "detail": str(err)}), headers
+        return answer
     return 200, payload, None
+
+
+def error_response(
+    err: BaseException,
+) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None] | None:
+    """``(status, JSON payload, extra headers)`` of a service error (``{"error", "detail"}``,
+    with ``Retry-After`` on a 503), or None for an exception that is not one (a 500 from the
+    server)."""
+    status = status_of(err)
+    if status is None:
+        return None
+    headers = [(b"retry-after", b"1")] if status == 503 else None
+    return status, _dumps({"error": type(err).__name__, "detail": str(err)}), headers
+
+
+def start_predict(
+    service: Any, name: str, body: bytes, callback: Callable[[bytes | None, Any], None]
+) -> bool:
+    """Begin answering a predict request without a coroutine, where the service's
+    ``predict_json_nowait`` takes it: True, and then ``callback(payload, None)`` with the
+    answer of :func:`predict_response` for a 200, ``callback(None, err)`` with the exception
+    whose answer :func:`error_response` gives (or that :func:`predict_response` would
+    raise), or ``callback(None, None)``: answer it with :func:`predict_response` after all.
+    False where :func:`predict_response` must answer it (a body that is not strict JSON
+    included). An error at submission is raised here."""
+    nowait = getattr(service, "predict_json_nowait", None)
+    if nowait is None:
+        return False
+    try:
+        doc = _loads(body)
+    except ValueError:
+        return False
+    return bool(nowait(name, doc, callback))
 
 
 _status_by_class: dict[type[BaseException], int] = {}

@@ -24,7 +24,10 @@ runs natively, with the reason in ``fallback``.
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -95,9 +98,12 @@ def _native(handle: Any, optimization: str | None, has_gpu: bool) -> Backend:
             booster.set_param({"device": "cuda"})
             device = "cuda"
         classification = adapter.task == "classification"
+        inplace = (_dense_predictor(booster) if device == "cpu" else None) or (
+            booster.inplace_predict
+        )
 
         def xgb_predict(x: np.ndarray) -> np.ndarray:
-            out = np.asarray(booster.inplace_predict(x), dtype=np.float32)
+            out = np.asarray(inplace(x), dtype=np.float32)
             if classification and out.ndim == 1:  # binary:logistic gives P(class 1)
                 out = np.stack([1.0 - out, out], axis=1)
             return out
@@ -108,6 +114,88 @@ def _native(handle: Any, optimization: str | None, has_gpu: bool) -> Backend:
         return adapter.predict_raw(x.reshape((len(x), *shape)))
 
     return predict, framework, "cpu", note
+
+
+#: ``Booster.inplace_predict``'s configuration with its defaults (all trees, values, NaN missing)
+_INPLACE_CONFIG = json.dumps(
+    {
+        "type": 0,
+        "training": False,
+        "iteration_begin": 0,
+        "iteration_end": 0,
+        "missing": float("nan"),
+        "strict_shape": False,
+        "cache_id": 0,
+    }
+).encode()
+
+
+#: the ``__array_interface__`` (as JSON) of a float32 C-contiguous 2-D array, for XGBoost
+_INTERFACE = (
+    b'{"data": [%d, %s], "shape": [%d, %d], "strides": null, "typestr": "<f4", "version": 3}'
+)
+
+
+def _dense_predictor(booster: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``booster.inplace_predict(x)`` for a C-contiguous float32 ``(rows, n_features)`` array
+    on the CPU, as one call of XGBoost's C function behind it (``XGBoosterPredictFromDense``),
+    with the same configuration and the same output array; or None where this XGBoost does
+    not expose it.
+
+    ``inplace_predict`` spends about 170 us of Python per call around that C call (input type
+    dispatch, a JSON configuration and array interface built each time, the output copied
+    through a class defined per call): more than 2 us per row of a 64-row serving batch.
+    Here the configuration is encoded once and the array interface is one bytes format.
+    Any other input goes to ``inplace_predict``.
+    """
+    try:
+        from xgboost.core import _LIB, _check_call, c_bst_ulong
+    except ImportError:  # pragma: no cover - another XGBoost layout: inplace_predict
+        return None
+    fn = getattr(_LIB, "XGBoosterPredictFromDense", None)
+    if fn is None:  # pragma: no cover - XGBoost < 1.4
+        return None
+    handle = booster.handle
+    n_features = int(booster.num_features())
+    fallback = booster.inplace_predict
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if (
+            type(x) is not np.ndarray
+            or x.dtype != np.float32
+            or x.ndim != 2
+            or x.shape[1] != n_features
+            or not x.flags.c_contiguous
+            or not x.flags.aligned
+            or len(x) == 0
+        ):
+            return fallback(x)  # type: ignore[no-any-return]
+        interface = _INTERFACE % (
+            x.ctypes.data,
+            b"false" if x.flags.writeable else b"true",
+            x.shape[0],
+            n_features,
+        )
+        shape = ctypes.POINTER(c_bst_ulong)()
+        dims = c_bst_ulong()
+        preds = ctypes.POINTER(ctypes.c_float)()
+        _check_call(
+            fn(
+                handle,
+                interface,
+                _INPLACE_CONFIG,
+                None,
+                ctypes.byref(shape),
+                ctypes.byref(dims),
+                ctypes.byref(preds),
+            )
+        )
+        out_shape = tuple(shape[i] for i in range(dims.value))
+        size = math.prod(out_shape)
+        # XGBoost owns the buffer (reused by the next call on this thread): copy it
+        return np.ctypeslib.as_array(preds, (size,)).reshape(out_shape).copy()
+
+    return predict
 
 
 def _torch(

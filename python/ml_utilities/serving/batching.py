@@ -1,4 +1,4 @@
-"""The native dynamic batcher's Python face: synchronous and ``await``-able submission.
+"""The native dynamic batcher's Python face: synchronous, ``await``-able and callback submission.
 
 Rows submitted from any thread or coroutine wait in a C++ queue without the GIL; a batcher
 thread cuts a batch when ``max_batch_size`` rows are queued or ``max_queue_delay_us`` after the
@@ -116,6 +116,57 @@ class _Waker:
             self._arm(heap[0][0])
 
 
+class _Pending:
+    """A request of :meth:`DynamicBatcher.submit_callback`: in place of the future of
+    :meth:`DynamicBatcher.submit_async` (for :class:`_Waker` and ``_on_batch``: ``get_loop``,
+    ``done``, ``set_result``, ``set_exception``), it hands the request's outcome to a callback
+    on the loop, without a task to resume."""
+
+    __slots__ = ("_callback", "_done", "_loop", "_native", "rid", "timeout")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        callback: Callable[[Any, BaseException | None], None],
+        native: Any,
+        timeout: float | None,
+    ) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._native = native
+        self._done = False
+        self.rid = 0
+        self.timeout = timeout
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        if value is _TIMED_OUT:  # as submit_async: cancel it if still queued, and fail it
+            self._native.cancel_token(self.rid)
+            err = RequestTimeoutError(f"request {self.rid} timed out after {self.timeout:g} s")
+            self._finish(None, err)
+        else:
+            self._finish(value, None)
+
+    def set_exception(self, err: BaseException) -> None:
+        self._finish(None, err)
+
+    def _finish(self, value: Any, err: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._callback(value, err)
+        except Exception as exc:  # noqa: BLE001 - reported like an exception of a loop callback
+            self._loop.call_exception_handler(
+                {"message": "a submit_callback callback raised", "exception": exc}
+            )
+
+
 #: what a future watched by :meth:`_Waker.watch` resolves to when its deadline passes
 _TIMED_OUT = object()
 #: loop timers may fire this early (event loops with millisecond clocks)
@@ -123,11 +174,20 @@ _TIMER_SLACK_S = 1e-3
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
 
 
+#: the waker :func:`_waker` gave last (a server has one loop: no weak-key lookup per request)
+_last_waker: _Waker | None = None
+
+
 def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
+    global _last_waker
+    waker = _last_waker
+    if waker is not None and waker.loop is loop:
+        return waker
     waker = _wakers.get(loop)
     if waker is None:
         with _open_lock:
             waker = _wakers.setdefault(loop, _Waker(loop))
+    _last_waker = waker
     return waker
 
 
@@ -167,14 +227,16 @@ class DynamicBatcher:
         parallel).
     observe : callable, optional
         ``observe(queue_us)`` with the queue times (int64 microseconds, one per request) of
-        requests answered through :meth:`predict`, :meth:`predict_async` or
-        :meth:`submit_async`: once per batch for the coroutines (for metrics).
+        requests answered through :meth:`predict`, :meth:`predict_async`,
+        :meth:`submit_async` or :meth:`submit_callback`: once per batch for all but
+        :meth:`predict` (for metrics).
     encode : callable, optional
         ``encode(tokens, out) -> values``, run once per batch on the batcher thread for the
-        requests of :meth:`submit_async`: ``tokens`` are their ``(future, tag)`` pairs, ``out``
-        their output rows ``(k, n_outputs)`` float32; ``values[i]`` is what request ``i``'s
-        coroutine returns. It must return ``out[i]`` for a tag of None (:meth:`predict_async`).
-        Without it every request gets its output row.
+        requests of :meth:`submit_async` and :meth:`submit_callback`: ``tokens`` are their
+        ``(future, tag)`` pairs (a stand-in for the future with :meth:`submit_callback`),
+        ``out`` their output rows ``(k, n_outputs)`` float32; ``values[i]`` is what request
+        ``i``'s coroutine returns, or its callback gets. It must return ``out[i]`` for a tag
+        of None (:meth:`predict_async`). Without it every request gets its output row.
     """
 
     def __init__(
@@ -297,6 +359,35 @@ class DynamicBatcher:
             self._native.cancel_token(rid)
             raise RequestTimeoutError(f"request {rid} timed out after {timeout:g} s")
         return value
+
+    def submit_callback(
+        self,
+        row: Any,
+        tag: Any,
+        callback: Callable[[Any, BaseException | None], None],
+        *,
+        timeout: float | None = None,
+    ) -> int:
+        """:meth:`submit_async` without a coroutine: queue one row and return its request id;
+        ``callback(value, None)`` with the value :meth:`submit_async` would return, or
+        ``callback(None, err)`` with the exception it would raise (a failed batch,
+        :class:`RequestTimeoutError`), runs once on the running event loop's thread, in the
+        loop's wake-up for the whole batch. Call it on that thread.
+
+        Raises
+        ------
+        ParameterError
+            A row of the wrong length, or with a value that is not a finite number.
+        Overloaded
+            The queue is full.
+        """
+        loop = asyncio.get_running_loop()
+        pending = _Pending(loop, callback, self._native, timeout)
+        pending.rid = self._native.submit_token(row, (pending, tag), timeout)
+        if timeout is not None:
+            # the queue enforces the deadline for queued rows; this bounds a running batch
+            _waker(loop).watch(pending, timeout)  # type: ignore[arg-type]
+        return pending.rid  # type: ignore[no-any-return]
 
     def _on_batch(
         self,

@@ -268,6 +268,8 @@ class LoadedModel:
     flat_input: bool = dataclasses.field(init=False, repr=False, default=True)
     #: the result cache key's hash state for one float32 row without options (set on first use)
     key_hasher: Any = dataclasses.field(init=False, repr=False, default=None)
+    #: :meth:`answer_template`'s pieces (made on first use)
+    _template: tuple[bytes, ...] | None = dataclasses.field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.observers = _ModelMetrics(self.name, self.version)
@@ -294,7 +296,8 @@ class LoadedModel:
         at once: ``tokens`` are ``(future, start)`` pairs (``start`` the request's
         ``time.perf_counter()``; None: answer the raw output row instead), ``out`` the batch's
         output rows. The documents are those of :meth:`PredictionService.predict_batch` for
-        one row; the metrics are updated once for the batch."""
+        one row, written through :meth:`answer_template` (only the prediction, probabilities
+        and time are encoded per row); the metrics are updated once for the batch."""
         now = time.perf_counter()
         if self.task == "classification":
             probs = out.reshape(len(out), -1)
@@ -304,36 +307,64 @@ class LoadedModel:
         else:
             first = out.reshape(len(out), -1)[:, 0].astype(np.float64).tolist()
             second = None
-        meta = self.metadata()
-        batching = self.batcher is not None
+        parts = self.answer_template()
+        join = b"".join
+        elapsed = np.asarray([now - start for _, start in tokens if start is not None])
+        # as round(seconds * 1000, 3) per row, in one numpy call
+        times = iter(np.round(elapsed * 1000.0, 3).tolist())
         values: list[Any] = []
-        elapsed: list[float] = []
         for i, (_, start) in enumerate(tokens):
             if start is None:
                 values.append(out[i])
-                continue
-            took = now - start
-            elapsed.append(took)
-            doc: dict[str, Any] = {"predictions": [first[i]]}
-            if second is not None:
-                doc["probabilities"] = [second[i]]
+            elif second is None:
+                ms = _dumps(next(times))
+                values.append(join((parts[0], _dumps(first[i]), parts[1], ms, parts[2])))
+            else:
+                ms = _dumps(next(times))
+                values.append(
+                    join(
+                        (parts[0], _dumps(first[i]), parts[1], _dumps(second[i]), parts[2], ms)
+                        + parts[3:]
+                    )
+                )
+        if len(elapsed):
+            obs = self.observers
+            observe_many(obs.duration, elapsed)
+            obs.rows_miss.inc(len(elapsed))
+            obs.ok.inc(len(elapsed))
+        return values
+
+    def answer_template(self) -> tuple[bytes, ...]:
+        """The JSON of a one-row answer of :meth:`encode` cut around its per-row values, made
+        once: joined with the encoded prediction, probabilities (classifiers) and
+        ``inference_time_ms`` in between, the pieces give the bytes ``_dumps`` gives for the
+        whole document (the pieces come from ``_dumps`` of that document, with markers for
+        the values)."""
+        if self._template is None:
+            markers = [f"\x00mlu-value-{i}\x00" for i in range(3)]
+            doc: dict[str, Any] = {"predictions": [markers[0]]}
+            if self.task == "classification":
+                doc["probabilities"] = [markers[1]]
+            else:
+                del markers[1]
             doc["confidence_intervals"] = None
             doc["explanations"] = None
             doc["feature_importance"] = None
             doc["metadata"] = {
-                **meta,
-                "inference_time_ms": round(took * 1000.0, 3),
+                **self.metadata(),
+                "inference_time_ms": markers[-1],
                 "batch_size": 1,
                 "cache_hit": False,
-                "dynamic_batching": batching,
+                "dynamic_batching": self.batcher is not None,
             }
-            values.append(_dumps(doc))
-        if elapsed:
-            obs = self.observers
-            observe_many(obs.duration, np.asarray(elapsed))
-            obs.rows_miss.inc(len(elapsed))
-            obs.ok.inc(len(elapsed))
-        return values
+            parts = [_dumps(doc)]
+            for marker in markers:
+                head, sep, tail = parts.pop().partition(_dumps(marker))
+                if not sep or _dumps(marker) in tail:  # pragma: no cover - markers are unique
+                    raise AssertionError("the answer template's marker is not where expected")
+                parts += [head, tail]
+            self._template = tuple(parts)
+        return self._template
 
     def batch_fn(self, x: np.ndarray) -> np.ndarray:
         """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``: one model
@@ -1033,26 +1064,12 @@ class PredictionService:
                 await self._results.aset(key, result)  # type: ignore[union-attr]
             return self._finish(model, result, start, len(x), False)
 
-    async def predict_json(self, model_name: str, doc: Any) -> bytes | None:
-        """The JSON answer (bytes) to a decoded HTTP request body ``doc``, through the fast
-        path, or None where the fast path does not apply (the caller then uses
-        :meth:`predict_batch`, which also gives every error its message).
-
-        The fast path serves the common request: one row of a flat-input model that is
-        already loaded, no options (or all False), no ``version`` field, and no result cache
-        or the in-process one. The row goes as the decoded list to the native batcher, which
-        checks it and converts it; the answers of a whole batch are encoded and counted in the
-        metrics at once (:meth:`LoadedModel.encode`). Without dynamic batching, the model is
-        called once for the request, as :meth:`predict_batch` does. With the in-process result
-        cache, the row is converted here to look up its key (that of :meth:`predict_batch`:
-        model name and version, options, the float32 bytes); a hit is answered from the cache,
-        a miss runs the model, and its document is cached, as :meth:`predict_batch` does. The
-        document is that of :meth:`predict_batch`.
-        """
-        results = self._results
-        if (results is not None and type(results) is not InProcessResultCache) or type(
-            doc
-        ) is not dict:
+    def _fast_request(self, model_name: str, doc: Any) -> tuple[LoadedModel, list[Any]] | None:
+        """``(model, features)`` where ``doc`` is the fast path's request (:meth:`predict_json`):
+        a dict with one row (a list of ``model.n_features`` values) in ``features`` or
+        ``instances``, options all False or none, no other field, for a flat-input model that
+        is loaded; else None."""
+        if type(doc) is not dict:
             return None
         size = 1
         if "options" in doc:
@@ -1075,6 +1092,32 @@ class PredictionService:
         model = self._loaded(model_name, None)
         if model is None or not model.flat_input or len(row) != model.n_features:
             return None
+        return model, features
+
+    async def predict_json(self, model_name: str, doc: Any) -> bytes | None:
+        """The JSON answer (bytes) to a decoded HTTP request body ``doc``, through the fast
+        path, or None where the fast path does not apply (the caller then uses
+        :meth:`predict_batch`, which also gives every error its message).
+
+        The fast path serves the common request: one row of a flat-input model that is
+        already loaded, no options (or all False), no ``version`` field, and no result cache
+        or the in-process one. The row goes as the decoded list to the native batcher, which
+        checks it and converts it; the answers of a whole batch are encoded and counted in the
+        metrics at once (:meth:`LoadedModel.encode`). Without dynamic batching, the model is
+        called once for the request, as :meth:`predict_batch` does. With the in-process result
+        cache, the row is converted here to look up its key (that of :meth:`predict_batch`:
+        model name and version, options, the float32 bytes); a hit is answered from the cache,
+        a miss runs the model, and its document is cached, as :meth:`predict_batch` does. The
+        document is that of :meth:`predict_batch`.
+        """
+        results = self._results
+        if results is not None and type(results) is not InProcessResultCache:
+            return None
+        found = self._fast_request(model_name, doc)
+        if found is None:
+            return None
+        model, features = found
+        row = features[0]
         if results is not None:
             return await self._predict_json_cached(model, results, features)
         batcher = model.batcher
@@ -1102,6 +1145,55 @@ class PredictionService:
         except Exception as err:
             metrics.requests.labels(model.name, _outcome_name(err)).inc()
             raise
+
+    def predict_json_nowait(
+        self, model_name: str, doc: Any, callback: Callable[[bytes | None, Any], None]
+    ) -> bool:
+        """:meth:`predict_json` without a coroutine, for the HTTP front end: True where the
+        request was taken, and then ``callback(payload, None)`` with the JSON answer, or
+        ``callback(None, err)`` with the error :meth:`predict_json` would raise, runs once on
+        this event loop's thread (from the batch's wake-up of the loop: no task, future or
+        coroutine per request); ``callback(None, None)`` where the batch failed with a
+        :class:`ParameterError`, which :meth:`predict_json` leaves to :meth:`predict_batch`.
+        False where :meth:`predict_json` must answer: not its fast path's request, a result
+        cache, no dynamic batching, or a row the batcher refuses (not finite numbers:
+        :meth:`predict_batch` says why).
+
+        The request's document, metrics and guarantees are those of :meth:`predict_json`
+        (the same batcher, deadline and encoding). An error at submission (``Overloaded``, a
+        closed batcher) is counted and raised here, as :meth:`predict_json` raises it.
+        Must be called on the event loop's thread.
+        """
+        if self._results is not None:
+            return False
+        found = self._fast_request(model_name, doc)
+        if found is None:
+            return False
+        model, features = found
+        batcher = model.batcher
+        if batcher is None:
+            return False
+        name = model.name
+
+        def done(payload: Any, err: BaseException | None) -> None:
+            if isinstance(err, ParameterError):  # as predict_json: predict_batch answers
+                callback(None, None)
+                return
+            if err is not None:
+                metrics.requests.labels(name, _outcome_name(err)).inc()
+            callback(payload, err)
+
+        start = time.perf_counter()
+        try:
+            batcher.submit_callback(
+                features[0], start, done, timeout=self._config.request_timeout_s
+            )
+        except ParameterError:  # not a row of finite numbers: predict_batch says why
+            return False
+        except Exception as err:
+            metrics.requests.labels(name, _outcome_name(err)).inc()
+            raise
+        return True
 
     async def _predict_json_cached(
         self, model: LoadedModel, results: InProcessResultCache, features: list[Any]
