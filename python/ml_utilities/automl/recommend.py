@@ -17,9 +17,9 @@ Protocol (also in ``docs/automl.md``):
    interactions of the level at hand only (``history`` for the ranker's rows, ``train`` at
    evaluation), so no held-out item of anyone reaches a feature.
 4. **Features** of a (user, item) pair: the rank, relative score and z-score of each
-   generator's score among the user's candidates (also the user-side EASE, RP3beta and PureSVD
-   on binary and play-rank profiles, play-count item-kNN), the generators' agreement (mean,
-   best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
+   generator's score among the user's candidates (also the user-side EASE, RP3beta, PureSVD
+   and iALS on binary and play-rank profiles, play-count item-kNN), the generators' agreement
+   (mean, best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
    log plays), the user's activity (items, log plays), and the columns of ``music_features``
    (by item) and ``user_features`` (by user) when given; with a user graph, the social
    generators' rank / relative score / z-score and how many (what share, what lift over all
