@@ -43,19 +43,32 @@ def test_bad_audio(y, match):
 
 @pytest.mark.parametrize("hop", [0, -5, 1.5, "512"])
 def test_bad_hop_length(hop):
-    both_raise(lambda **k: stft(Y, **k), lambda **k: librosa.stft(Y, **k), f"hop_length={hop}",
-               hop_length=hop)
+    both_raise(
+        lambda **k: stft(Y, **k),
+        lambda **k: librosa.stft(Y, **k),
+        f"hop_length={hop}",
+        hop_length=hop,
+    )
 
 
 def test_window_longer_than_n_fft():
-    both_raise(lambda **k: stft(Y, **k), lambda **k: librosa.stft(Y, **k), "Target size",
-               n_fft=512, win_length=1024)
+    both_raise(
+        lambda **k: stft(Y, **k),
+        lambda **k: librosa.stft(Y, **k),
+        "Target size",
+        n_fft=512,
+        win_length=1024,
+    )
 
 
 @pytest.mark.parametrize("mode", ["wrap", "maximum", "mean", "median", "minimum"])
 def test_unsupported_pad_mode(mode):
-    both_raise(lambda **k: stft(Y, **k), lambda **k: librosa.stft(Y, **k), f"pad_mode='{mode}'",
-               pad_mode=mode)
+    both_raise(
+        lambda **k: stft(Y, **k),
+        lambda **k: librosa.stft(Y, **k),
+        f"pad_mode='{mode}'",
+        pad_mode=mode,
+    )
 
 
 def test_unknown_pad_mode_is_a_value_error():
@@ -64,8 +77,12 @@ def test_unknown_pad_mode_is_a_value_error():
 
 
 def test_uncentered_signal_too_short():
-    both_raise(lambda **k: stft(Y[:100], **k), lambda **k: librosa.stft(Y[:100], **k),
-               "n_fft=2048 is too large for uncentered analysis", center=False)
+    both_raise(
+        lambda **k: stft(Y[:100], **k),
+        lambda **k: librosa.stft(Y[:100], **k),
+        "n_fft=2048 is too large for uncentered analysis",
+        center=False,
+    )
 
 
 @pytest.mark.parametrize("n_fft", [0, -1, 2.5])
@@ -96,8 +113,9 @@ def test_bad_mfcc_arguments():
     with pytest.raises(ParameterError, match="lifter=-1"):
         mfcc(y=Y, sr=22050, lifter=-1)
     both_raise(mfcc, librosa.feature.mfcc, "Input signal must be provided", sr=22050)
-    both_raise(melspectrogram, librosa.feature.melspectrogram, "Input signal must be provided",
-               sr=22050)
+    both_raise(
+        melspectrogram, librosa.feature.melspectrogram, "Input signal must be provided", sr=22050
+    )
 
 
 def test_bad_mel_parameters():

@@ -48,8 +48,10 @@ def test_mfcc_non_defaults(clip_cache, kwargs):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_synthetic_float_types(dtype):
     y = chirp(dtype=dtype)
-    for fn_ours, fn_ref in ((melspectrogram, librosa.feature.melspectrogram),
-                            (mfcc, librosa.feature.mfcc)):
+    for fn_ours, fn_ref in (
+        (melspectrogram, librosa.feature.melspectrogram),
+        (mfcc, librosa.feature.mfcc),
+    ):
         expected = fn_ref(y=y, sr=22050)
         actual = fn_ours(y=y, sr=22050)
         assert actual.dtype == expected.dtype

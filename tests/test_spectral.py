@@ -83,8 +83,12 @@ def test_feature_options():
             librosa.feature.spectral_flatness(S=wide, power=power),
             rtol=1e-6,
         )
-    for kw in (dict(frame_length=1024, hop_length=128), dict(center=False), dict(threshold=0.01),
-               dict(zero_pos=False)):
+    for kw in (
+        dict(frame_length=1024, hop_length=128),
+        dict(center=False),
+        dict(threshold=0.01),
+        dict(zero_pos=False),
+    ):
         np.testing.assert_array_equal(
             audio.zero_crossing_rate(y, **kw), librosa.feature.zero_crossing_rate(y, **kw)
         )
