@@ -3,6 +3,8 @@ the LambdaMART ranker, and no leakage of held-out interactions into candidates o
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -288,6 +290,78 @@ def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():
         ranker.predict(frame.drop(columns=["signal"]))
     with pytest.raises(ParameterError, match="not fitted"):
         LambdaMARTRanker().predict(frame)
+
+
+def _ranking_rows(seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_users, per = 120, 20
+    signal = rng.normal(size=n_users * per)
+    frame = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.arange(n_users), per),
+            "signal": signal,
+            "noise": rng.normal(size=n_users * per),
+        }
+    )
+    labels = (signal + 0.3 * rng.normal(size=len(signal)) > 1.0).astype(float)
+    return frame, labels, signal
+
+
+def test_lambdamart_refits_on_every_user_when_time_allows():
+    frame, labels, _ = _ranking_rows()
+    ranker = LambdaMARTRanker(seed=0, deadline=time.monotonic() + 600).fit(frame, labels)
+    assert ranker.report["final_model"] == "refit"
+    assert ranker.booster_.current_iteration() == ranker.n_rounds_ >= 40
+
+
+def test_lambdamart_keeps_the_validated_model_when_the_refit_cannot_finish(monkeypatch):
+    """When the first fit leaves less time than a refit on every user takes, a refit cut short
+    would be a worse model than the early-stopping one: that one is kept, cut at its best
+    round, and no refit starts."""
+    import lightgbm
+
+    frame, labels, signal = _ranking_rows()
+    ranker = LambdaMARTRanker(seed=0, deadline=time.monotonic() + 600)
+    real_train = lightgbm.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["num_boost_round"])
+        booster = real_train(*args, **kwargs)
+        ranker.deadline = time.monotonic() + 1e-3  # what the first fit leaves
+        return booster
+
+    monkeypatch.setattr(lightgbm, "train", train)
+    ranker.fit(frame, labels)
+    assert len(calls) == 1
+    assert ranker.report["final_model"] == "validated"
+    assert ranker.booster_.current_iteration() == ranker.n_rounds_ >= 1
+    assert np.corrcoef(ranker.predict(frame), signal)[0, 1] > 0.8
+
+
+def test_lambdamart_keeps_the_validated_model_when_the_refit_is_stopped(monkeypatch):
+    """The refit estimated to fit but stopped by the deadline all the same (here: the clock
+    jumps past it once the first fit is done): the validated model is kept, not the cut refit."""
+    import lightgbm
+
+    frame, labels, _ = _ranking_rows()
+    ranker = LambdaMARTRanker(seed=0, deadline=time.monotonic() + 600)
+    real_train = lightgbm.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["num_boost_round"])
+        if len(calls) == 2:  # the refit: its deadline has passed
+            ranker.deadline = time.monotonic() - 1
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "train", train)
+    ranker.fit(frame, labels)
+    assert len(calls) == 2
+    assert ranker.report["final_model"] == "validated"
+    assert ranker.booster_.current_iteration() == ranker.n_rounds_ >= 1
 
 
 def test_ranker_option_is_checked_by_name():

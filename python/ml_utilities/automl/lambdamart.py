@@ -120,32 +120,57 @@ class LambdaMARTRanker:
         t0 = time.monotonic()
         rows_valid = np.repeat(valid_users, sizes)
         rounds = MAX_ROUNDS
+        validated = None
         if valid_users.any() and (~valid_users).any():
-            booster = lgb.train(
+            validated = lgb.train(
                 params,
                 lgb.Dataset(x[~rows_valid], y[~rows_valid], group=sizes[~valid_users]),
                 num_boost_round=MAX_ROUNDS,
                 valid_sets=[lgb.Dataset(x[rows_valid], y[rows_valid], group=sizes[valid_users])],
                 callbacks=[lgb.early_stopping(PATIENCE, verbose=False), self._deadline_callback()],
             )
-            rounds = max(MIN_ROUNDS, booster.best_iteration or booster.current_iteration())
-            self.valid_score_ = float(booster.best_score["valid_0"][f"ndcg@{self.k}"])
+            best = validated.best_iteration or validated.current_iteration()
+            rounds = max(MIN_ROUNDS, best)
+            self.valid_score_ = float(validated.best_score["valid_0"][f"ndcg@{self.k}"])
+            # the refit on every user costs about the first fit's time per round, scaled by
+            # its rows; where it cannot finish before the deadline, a refit cut short would
+            # be a worse model than the validated one, which is kept (at its best round)
+            per_round = (time.monotonic() - t0) / max(1, validated.current_iteration())
+            refit_s = per_round * rounds * len(y) / max(1, int((~rows_valid).sum()))
+            if self.deadline is not None and time.monotonic() + refit_s > self.deadline:
+                self._keep_validated(validated)
+                self._finish(t0)
+                return self
         else:
             self.valid_score_ = float("nan")
         self.n_rounds_ = rounds
+        self.final_model_ = "refit"
         self.booster_ = lgb.train(
             params,
             lgb.Dataset(x, y, group=sizes),
             num_boost_round=rounds,
             callbacks=[self._deadline_callback()],
         )
+        if validated is not None and self.booster_.current_iteration() < rounds:
+            # stopped by the deadline after all: the validated model is the better one
+            self._keep_validated(validated)
+        self._finish(t0)
+        return self
+
+    def _keep_validated(self, booster: Any) -> None:
+        """Make the early-stopping model, cut at its best round, the final one."""
+        best = booster.best_iteration or booster.current_iteration()
+        booster.model_from_string(booster.model_to_string(num_iteration=best))
+        self.booster_, self.n_rounds_, self.final_model_ = booster, best, "validated"
+
+    def _finish(self, t0: float) -> None:
+        """The fit's time and the final model's feature importance (share of the gain)."""
         self.fit_time_s_ = time.monotonic() - t0
         gain = self.booster_.feature_importance("gain")
         total = float(gain.sum()) or 1.0
         self.feature_importance_ = {
             c: float(g / total) for c, g in zip(self.columns_, gain, strict=True)
         }
-        return self
 
     def _deadline_callback(self) -> Any:
         def check(env: Any) -> None:
@@ -171,7 +196,9 @@ class LambdaMARTRanker:
     def report(self) -> dict[str, Any]:
         return {
             "best_model": "LambdaMART (LightGBM lambdarank)",
-            "final_model": "single",
+            # "refit": refitted on every user; "validated": the early-stopping model (on 80% of
+            # the users), kept where the refit could not finish within the deadline
+            "final_model": getattr(self, "final_model_", None),
             "rounds": getattr(self, "n_rounds_", None),
             "valid_ndcg": getattr(self, "valid_score_", None),
             "training_time_s": round(getattr(self, "fit_time_s_", 0.0), 3),
