@@ -262,36 +262,6 @@ def test_generators_run_with_one_blas_thread_in_every_loaded_blas(monkeypatch):
     assert threads and all(t and set(t) == {1} for t in threads), threads
 
 
-def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():
-    import pandas as pd
-
-    rng = np.random.default_rng(0)
-    n_users, per = 120, 20
-    signal = rng.normal(size=n_users * per)
-    frame = pd.DataFrame(
-        {
-            "user_id": np.repeat(np.arange(n_users), per),
-            "signal": signal,
-            "noise": rng.normal(size=n_users * per),
-            "genre": rng.choice(["rock", "jazz"], n_users * per),
-        }
-    )
-    labels = (signal + 0.3 * rng.normal(size=len(signal)) > 1.0).astype(float)
-    ranker = LambdaMARTRanker(seed=0).fit(frame, labels)
-    scores = ranker.predict(frame)
-    assert np.corrcoef(scores, signal)[0, 1] > 0.8
-    assert ranker.feature_importance_["signal"] > ranker.feature_importance_["noise"]
-    assert ranker.report["rounds"] >= 1
-    with pytest.raises(ParameterError, match="sorted"):
-        LambdaMARTRanker().fit(frame.iloc[::-1], labels[::-1])
-    with pytest.raises(ParameterError, match="labels"):
-        LambdaMARTRanker().fit(frame, -labels - 1)
-    with pytest.raises(ParameterError, match="'signal'"):
-        ranker.predict(frame.drop(columns=["signal"]))
-    with pytest.raises(ParameterError, match="not fitted"):
-        LambdaMARTRanker().predict(frame)
-
-
 def _ranking_rows(seed: int = 0):
     import pandas as pd
 
@@ -307,6 +277,24 @@ def _ranking_rows(seed: int = 0):
     )
     labels = (signal + 0.3 * rng.normal(size=len(signal)) > 1.0).astype(float)
     return frame, labels, signal
+
+
+def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():
+    frame, labels, signal = _ranking_rows()
+    frame["genre"] = np.random.default_rng(1).choice(["rock", "jazz"], len(frame))
+    ranker = LambdaMARTRanker(seed=0).fit(frame, labels)
+    scores = ranker.predict(frame)
+    assert np.corrcoef(scores, signal)[0, 1] > 0.8
+    assert ranker.feature_importance_["signal"] > ranker.feature_importance_["noise"]
+    assert ranker.report["rounds"] >= 1
+    with pytest.raises(ParameterError, match="sorted"):
+        LambdaMARTRanker().fit(frame.iloc[::-1], labels[::-1])
+    with pytest.raises(ParameterError, match="labels"):
+        LambdaMARTRanker().fit(frame, -labels - 1)
+    with pytest.raises(ParameterError, match="'signal'"):
+        ranker.predict(frame.drop(columns=["signal"]))
+    with pytest.raises(ParameterError, match="not fitted"):
+        LambdaMARTRanker().predict(frame)
 
 
 def test_lambdamart_refits_on_every_user_when_time_allows():

@@ -40,3 +40,35 @@ def wait_ready(proc: Any, base: str, timeout_s: float) -> None:
         assert proc.poll() is None, proc.stdout.read().decode()
         assert time.monotonic() < deadline, "the server did not become ready"
         time.sleep(0.2)
+
+
+def blocked_service(registry: Any, model_name: str = "xgb-reg") -> tuple[Any, Any, Any]:
+    """A PredictionService with batches of one row, a queue of one and a 0.3 s request
+    timeout, whose model ``model_name`` blocks in its first batch until released:
+    ``(service, release, entered)``, the two ``threading.Event``s that release the model and
+    say it has been entered. The caller sets ``release`` and closes the service."""
+    import threading
+
+    from ml_utilities.serving import PredictionService
+
+    svc = PredictionService(
+        registry=registry,
+        config={
+            "gpu_enabled": False,
+            "prediction_cache_ttl": 0,
+            "batch_size": 1,
+            "max_queue_size": 1,
+            "request_timeout_s": 0.3,
+        },
+    )
+    model = svc.get_model(model_name)
+    release, entered = threading.Event(), threading.Event()
+    predict = model.predict_raw
+
+    def slow(x: np.ndarray) -> np.ndarray:
+        entered.set()
+        release.wait(10)
+        return predict(x)
+
+    model.predict_raw = slow
+    return svc, release, entered

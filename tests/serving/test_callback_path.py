@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import orjson
 import pytest
-from serving_support import N_FEATURES, make_data
+from serving_support import N_FEATURES, blocked_service, make_data
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import Overloaded, PredictionService, RequestTimeoutError
@@ -160,28 +160,7 @@ def test_callback_path_off_with_a_result_cache_or_without_batching(serving_regis
 
 
 def test_callback_path_overload_and_timeouts(serving_registry) -> None:
-    registry, _ = serving_registry
-    svc = PredictionService(
-        registry=registry,
-        config={
-            "gpu_enabled": False,
-            "prediction_cache_ttl": 0,
-            "batch_size": 1,
-            "max_queue_size": 1,
-            "request_timeout_s": 0.3,
-        },
-    )
-    model = svc.get_model("xgb-reg")
-    release = threading.Event()
-    entered = threading.Event()
-    predict = model.predict_raw
-
-    def slow(x: np.ndarray) -> np.ndarray:
-        entered.set()
-        release.wait(10)
-        return predict(x)
-
-    model.predict_raw = slow
+    svc, release, entered = blocked_service(serving_registry[0])
     row = {"features": [[0.5] * N_FEATURES]}
 
     def count(outcome: str) -> float:

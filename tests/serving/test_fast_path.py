@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from serving_support import N_FEATURES, make_data
+from serving_support import N_FEATURES, blocked_service, make_data
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import PredictionService
@@ -315,30 +315,7 @@ def test_http_errors_through_the_fast_route(serving_registry) -> None:
 
 
 def test_overload_and_timeout_through_the_fast_path(serving_registry) -> None:
-    import threading
-
-    registry, _ = serving_registry
-    svc = PredictionService(
-        registry=registry,
-        config={
-            "gpu_enabled": False,
-            "prediction_cache_ttl": 0,
-            "batch_size": 1,
-            "max_queue_size": 1,
-            "request_timeout_s": 0.3,
-        },
-    )
-    model = svc.get_model("xgb-reg")
-    release = threading.Event()
-    entered = threading.Event()
-    predict = model.predict_raw
-
-    def slow(x: np.ndarray) -> np.ndarray:
-        entered.set()
-        release.wait(10)
-        return predict(x)
-
-    model.predict_raw = slow
+    svc, release, entered = blocked_service(serving_registry[0])
     row = {"features": [[0.5] * N_FEATURES]}
 
     async def main() -> None:
