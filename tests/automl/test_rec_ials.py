@@ -104,6 +104,7 @@ def test_users_and_items_without_interactions_get_zero_factors_and_change_nothin
         ({"regularization": 0.0}, "regularization=0.0"),
         ({"regularization": "1"}, "regularization='1'"),
         ({"alpha": -1.0}, "alpha=-1.0"),
+        ({"alpha": float("inf")}, "alpha=inf"),
         ({"seed": "0"}, "seed='0'"),
         ({"seed": -1}, "seed=-1"),
     ],

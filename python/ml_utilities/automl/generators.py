@@ -200,7 +200,7 @@ def ials_factors(
     factors, iterations : int
         Latent factors (>= 1); ALS sweeps (>= 1), each solving users then items.
     regularization, alpha : float
-        L2 penalty (> 0); confidence slope (> 0).
+        L2 penalty, confidence slope: finite numbers > 0.
     seed : int
         Seed of the random start; with one thread the result is deterministic.
 
@@ -217,14 +217,13 @@ def ials_factors(
     """
     import scipy.sparse as sp
 
-    for name, v in (("factors", factors), ("iterations", iterations)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ParameterError(f"{name}={v!r}: expected an integer >= 1")
-    for name, v in (("regularization", regularization), ("alpha", alpha)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ParameterError(f"{name}={v!r}: expected a number > 0")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed={seed!r}: expected an integer >= 0")
+    from .options import _integer, _number
+
+    factors = _integer("factors", factors, minimum=1)
+    iterations = _integer("iterations", iterations, minimum=1)
+    seed = _integer("seed", seed, minimum=0)
+    regularization = _number("regularization", regularization)
+    alpha = _number("alpha", alpha)
     if not sp.issparse(x) or len(x.shape) != 2:
         raise ParameterError(f"x: expected a 2-D scipy.sparse matrix, got {type(x).__name__}")
     c = sp.csr_matrix(x, dtype=np.float32, copy=True)
@@ -245,8 +244,8 @@ def ials_factors(
     # the factors of everyone else would depend on how many empty rows and columns there are)
     rows = np.flatnonzero(np.diff(c.indptr) > 0)
     cols = np.flatnonzero(np.bincount(c.indices, minlength=n_i) > 0)
-    user_f = np.zeros((n_u, int(factors)), dtype=np.float32)
-    item_f = np.zeros((n_i, int(factors)), dtype=np.float32)
+    user_f = np.zeros((n_u, factors), dtype=np.float32)
+    item_f = np.zeros((n_i, factors), dtype=np.float32)
     if not c.nnz:
         return user_f, item_f
     c = c[rows][:, cols].tocsr()
@@ -259,13 +258,13 @@ def ials_factors(
     # implicit warns when a multi-threaded BLAS is loaded)
     with threadpool_limits(limits=1, user_api="blas"):
         model = AlternatingLeastSquares(
-            factors=int(factors),
-            regularization=float(regularization),
-            alpha=float(alpha),
-            iterations=int(iterations),
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
             calculate_training_loss=False,
             num_threads=1,
-            random_state=int(seed),
+            random_state=seed,
         )
         model.fit(c, show_progress=False)
     user_f[rows] = model.user_factors

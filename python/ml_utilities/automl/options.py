@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,7 +148,8 @@ def _number(key: str, value: Any, *, minimum: float = 0.0) -> float:
 
 
 def _integer(key: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an int (Python's or NumPy's integers, not bools), at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ParameterError(f"{key}={value!r}: expected an integer >= {minimum}")
     return int(value)
 
