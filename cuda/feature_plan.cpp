@@ -103,7 +103,15 @@ class Arena {
   Arena(std::size_t bytes, cudaStream_t stream, std::size_t channels, std::size_t n, int device)
       : stream_(stream) {
     if (bytes == 0) return;
-    const cudaError_t status = cudaMallocAsync(&base_, bytes, stream);
+    cudaMemPool_t pool = workspace_pool(device);
+    cudaError_t status = cudaMallocFromPoolAsync(&base_, bytes, pool, stream);
+    if (status == cudaErrorMemoryAllocation) {
+      // memory this pool kept from earlier calls may be what is missing: give it back, retry
+      (void)cudaGetLastError();
+      (void)cudaStreamSynchronize(stream);
+      (void)cudaMemPoolTrimTo(pool, 0);
+      status = cudaMallocFromPoolAsync(&base_, bytes, pool, stream);
+    }
     if (status == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
       std::size_t free_bytes = 0, total = 0;
@@ -155,6 +163,26 @@ Needs needs_of(const PlanConfig& cfg, const PlanOutputs& o) {
 }
 
 }  // namespace
+
+cudaMemPool_t workspace_pool(int device) {
+  static std::mutex lock;
+  static std::map<int, cudaMemPool_t> pools;
+  std::lock_guard<std::mutex> hold(lock);
+  const auto found = pools.find(device);
+  if (found != pools.end()) return found->second;
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  cudaMemPool_t pool = nullptr;
+  check_cuda(cudaMemPoolCreate(&pool, &props), "cudaMemPoolCreate");
+  std::uint64_t keep = kWorkspaceKeep;
+  check_cuda(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
+             "cudaMemPoolSetAttribute");
+  pools.emplace(device, pool);
+  return pool;
+}
 
 struct FeaturePlan::Layout {
   Needs needs{};

@@ -9,6 +9,8 @@
 // chroma bank is mlu::chroma_filterbank), so both backends apply the same weights.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -19,6 +21,16 @@
 #include "kernels.hpp"
 
 namespace mlu::cuda {
+
+// Bytes of workspace the library's memory pool keeps mapped between calls (2 GiB).
+constexpr std::uint64_t kWorkspaceKeep = std::uint64_t{2} << 30;
+
+// The stream-ordered memory pool every plan's workspace comes from on `device`: the library's
+// own (created on first use, for the life of the process), which keeps up to kWorkspaceKeep
+// bytes mapped when the stream synchronises. The device's default pool unmaps everything at each
+// synchronisation, so every call paid for mapping its workspace again (about 1 ms for a batch of
+// 512 x 30 s on an H200). Allocations past what is free trim the pool and retry once.
+cudaMemPool_t workspace_pool(int device);
 
 struct PlanConfig {
   int device = 0;

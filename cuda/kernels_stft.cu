@@ -7,6 +7,7 @@
 // peaks). Only those outputs reach device memory.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cmath>
@@ -29,17 +30,18 @@ template <typename In>
 __global__ void prepare_kernel(const In* y, std::size_t channels, std::size_t n,
                                std::int64_t stride_c, std::int64_t stride_n, float* out,
                                std::size_t row, std::size_t offset) {
-  const std::size_t total = channels * row;
-  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    const std::size_t c = i / row, j = i % row;
-    float v = 0.0f;
-    if (j >= offset && j - offset < n) {
-      const std::size_t s = j - offset;
-      v = static_cast<float>(
-          y[static_cast<std::int64_t>(c) * stride_c + static_cast<std::int64_t>(s) * stride_n]);
+  // blockIdx.y walks the channels, x the positions of a row: no division per element
+  for (std::size_t c = blockIdx.y; c < channels; c += gridDim.y) {
+    const In* src = y + static_cast<std::int64_t>(c) * stride_c;
+    float* dst = out + c * row;
+    for (std::size_t j = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; j < row;
+         j += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+      float v = 0.0f;
+      if (j >= offset && j - offset < n) {
+        v = static_cast<float>(src[static_cast<std::int64_t>(j - offset) * stride_n]);
+      }
+      dst[j] = v;
     }
-    out[i] = v;
   }
 }
 
@@ -114,7 +116,7 @@ __device__ __forceinline__ void warp_argmax(float& v, int& i) {
 // Means of the q smallest and q largest magnitudes of bins [begin, end) of one frame (the
 // whole warp), by q successive extractions in (value, index) order: ties count once each,
 // exactly as a sort would keep them.
-__device__ void band_extremes(const float* pw, int begin, int end, int q, int lane, double& valley,
+__device__ void band_extremes(const float* mag, int begin, int end, int q, int lane, double& valley,
                               double& peak) {
   double lo = 0.0, hi = 0.0;
   float prev_v = -INFINITY;
@@ -123,7 +125,7 @@ __device__ void band_extremes(const float* pw, int begin, int end, int q, int la
     float best = INFINITY;
     int at = INT_MAX;
     for (int k = begin + lane; k < end; k += 32) {
-      const float v = sqrtf(pw[k]);
+      const float v = mag[k];
       const bool after = v > prev_v || (v == prev_v && k > prev_i);
       if (after && (v < best || (v == best && k < at))) {
         best = v;
@@ -141,7 +143,7 @@ __device__ void band_extremes(const float* pw, int begin, int end, int q, int la
     float best = -INFINITY;
     int at = INT_MAX;
     for (int k = begin + lane; k < end; k += 32) {
-      const float v = sqrtf(pw[k]);
+      const float v = mag[k];
       const bool after = v < prev_v || (v == prev_v && k > prev_i);
       if (after && (v > best || (v == best && k < at))) {
         best = v;
@@ -157,6 +159,57 @@ __device__ void band_extremes(const float* pw, int begin, int end, int q, int la
   peak = hi / q;
 }
 
+// The same means for q <= kQ, in one pass over the band: each lane keeps its kQ smallest and
+// kQ largest magnitudes sorted in registers (compare-exchange down a fixed-length list), then q
+// rounds take the warp's smallest (largest) list head and pop it from its lane. The q values are
+// summed in the same order as band_extremes (ascending, resp. descending), so the results are the
+// same; ties do not matter to a sum of values.
+template <int kQ>
+__device__ void band_extremes_sorted(const float* mag, int begin, int end, int q, int lane,
+                                     double& valley, double& peak) {
+  float lo[kQ], hi[kQ];
+#pragma unroll
+  for (int i = 0; i < kQ; ++i) {
+    lo[i] = INFINITY;
+    hi[i] = -INFINITY;
+  }
+  for (int k = begin + lane; k < end; k += 32) {
+    float v = mag[k], w = v;
+#pragma unroll
+    for (int i = 0; i < kQ; ++i) {
+      const float small = fminf(lo[i], v);
+      v = fmaxf(lo[i], v);
+      lo[i] = small;
+      const float large = fmaxf(hi[i], w);
+      w = fminf(hi[i], w);
+      hi[i] = large;
+    }
+  }
+  double low_sum = 0.0, high_sum = 0.0;
+  for (int r = 0; r < q; ++r) {
+    float best = lo[0];
+    int who = lane;
+    warp_argmin(best, who);
+    low_sum += static_cast<double>(best);
+    if (lane == who) {
+#pragma unroll
+      for (int i = 0; i + 1 < kQ; ++i) lo[i] = lo[i + 1];
+      lo[kQ - 1] = INFINITY;
+    }
+    float top = hi[0];
+    who = lane;
+    warp_argmax(top, who);
+    high_sum += static_cast<double>(top);
+    if (lane == who) {
+#pragma unroll
+      for (int i = 0; i + 1 < kQ; ++i) hi[i] = hi[i + 1];
+      hi[kQ - 1] = -INFINITY;
+    }
+  }
+  valley = low_sum / q;
+  peak = high_sum / q;
+}
+
 // numba's typing of librosa's parabolic interpolation stencil (see cpp/src/harmonic.cpp).
 __device__ __forceinline__ float parabolic_shift(float xm, float x0, float xp) {
   const float sum = __fadd_rn(xp, xm);
@@ -168,10 +221,12 @@ __device__ __forceinline__ float parabolic_shift(float xm, float x0, float xp) {
 }
 
 // Every output of a tile from its power spectra in shared memory: pw row 0 is frame t0 - 1
-// (for the flux), rows 1..kTile the block's own frames. Called by both kernels after a
-// __syncthreads; the caller has written the complex STFT already.
-__device__ void tile_outputs(const FrameFeatureArgs& a, const float* pw, std::size_t c,
-                             std::size_t t0) {
+// (for the flux), rows 1..kTile the block's own frames. Called by every thread of both kernels
+// after a __syncthreads; the caller has written the complex STFT already. The outputs of the
+// power come first; then, if any output needs magnitudes, pw is turned into magnitudes in place
+// (one sqrtf per bin instead of one per bin and feature).
+template <bool kContrast>
+__device__ void tile_outputs(const FrameFeatureArgs& a, float* pw, std::size_t c, std::size_t t0) {
   __shared__ float chroma_raw[kTile][kMaxChroma];
   const int bins = static_cast<int>(a.bins);
   const std::size_t frames = a.frames;
@@ -205,137 +260,44 @@ __device__ void tile_outputs(const FrameFeatureArgs& a, const float* pw, std::si
       local_max = fmaxf(local_max, acc);
     }
     if (a.mel_max_bits != nullptr) {
+      // one atomic per block, not per warp: every block updates the same word
+      __shared__ float warp_peak[kThreads / 32];
       local_max = warp_max(local_max);
-      if ((tid & 31) == 0) atomic_max_nonneg(a.mel_max_bits, local_max);
+      if ((tid & 31) == 0) warp_peak[tid / 32] = local_max;
+      __syncthreads();
+      if (tid < 32) {
+        float v = tid < kThreads / 32 ? warp_peak[tid] : 0.0f;
+        v = warp_max(v);
+        if (tid == 0) atomic_max_nonneg(a.mel_max_bits, v);
+      }
     }
   }
 
-  // Per-frame reductions: warp w takes frame t0 + w.
+  // Per-frame reductions: warp w takes frame t0 + w (live: that frame exists).
   const int warp = tid / 32, lane = tid % 32;
   const std::size_t t = t0 + static_cast<std::size_t>(warp);
-  if (t >= frames) return;
+  const bool live = t < frames;
   const float* cur = pw + (warp + 1) * bins;
   const std::size_t out_at = c * frames + t;
 
-  if (a.centroid != nullptr || a.bandwidth != nullptr) {
-    double num = 0.0, den = 0.0;
-    for (int k = lane; k < bins; k += 32) {
-      const double m = sqrtf(cur[k]);
-      num += a.freq[k] * m;
-      den += m;
-    }
-    num = warp_sum(num);
-    den = warp_sum(den);
-    const double cen = den > 0 ? num / den : 0.0;
-    if (a.centroid != nullptr && lane == 0) a.centroid[out_at] = cen;
-    if (a.bandwidth != nullptr) {
-      const double p = a.bandwidth_p;
-      double acc = 0.0;
-      for (int k = lane; k < bins; k += 32) {
-        const double m = sqrtf(cur[k]);
-        const double d = fabs(a.freq[k] - cen);
-        acc += m * (p == 2.0 ? d * d : pow(d, p));
-      }
-      acc = warp_sum(acc);
-      if (lane == 0) {
-        const double s = a.bandwidth_norm ? (den > 0 ? acc / den : 0.0) : acc;
-        a.bandwidth[out_at] = p == 2.0 ? sqrt(s) : pow(s, 1.0 / p);
-      }
-    }
-  }
-
-  if (a.rolloff != nullptr) {
-    // Each lane sums a contiguous run of bins in float (as numpy's cumsum), the runs are
-    // scanned across the warp, and the first lane whose run reaches the threshold finds the
-    // bin in it.
-    const int per = (bins + 31) / 32;
-    const int k0 = lane * per, k1 = min(bins, k0 + per);
-    float run = 0.0f;
-    for (int k = k0; k < k1; ++k) run += sqrtf(cur[k]);
-    float incl = run;
-    for (int o = 1; o < 32; o <<= 1) {
-      const float v = __shfl_up_sync(kFullMask, incl, o);
-      if (lane >= o) incl += v;
-    }
-    const float total = __shfl_sync(kFullMask, incl, 31);
-    const float threshold = a.roll_percent * total;
-    float acc = incl - run;
-    int found = -1;
-    for (int k = k0; k < k1; ++k) {
-      acc += sqrtf(cur[k]);
-      if (!(acc < threshold)) {
-        found = k;
-        break;
-      }
-    }
-    const unsigned ballot = __ballot_sync(kFullMask, found >= 0);
-    if (ballot == 0) {
-      if (lane == 0) a.rolloff[out_at] = a.freq[0];
-    } else if (lane == __ffs(ballot) - 1) {
-      a.rolloff[out_at] = a.freq[found];
-    }
-  }
-
-  if (a.flatness != nullptr) {
-    double logs = 0.0, sums = 0.0;
-    const double amin = a.flatness_amin, power = a.flatness_power;
-    for (int k = lane; k < bins; k += 32) {
-      const double x = sqrtf(cur[k]);
-      const double s = fmax(amin, power == 2.0 ? x * x : pow(x, power));
-      logs += log(s);
-      sums += s;
-    }
-    logs = warp_sum(logs);
-    sums = warp_sum(sums);
-    if (lane == 0) {
-      const double nb = static_cast<double>(bins);
-      a.flatness[out_at] = static_cast<float>(exp(logs / nb) / (sums / nb));
-    }
-  }
-
-  if (a.flux != nullptr) {
-    double acc = 0.0;
-    if (t > 0) {
-      const float* prev = cur - bins;
-      for (int k = lane; k < bins; k += 32) {
-        const double d = static_cast<double>(sqrtf(cur[k])) - static_cast<double>(sqrtf(prev[k]));
-        const double up = d > 0 ? d : 0.0;
-        acc += up * up;
-      }
-      acc = warp_sum(acc);
-    }
-    if (lane == 0) a.flux[out_at] = static_cast<float>(sqrt(acc));
-  }
-
-  if (a.contrast_peak != nullptr) {
-    for (std::size_t b = 0; b < a.n_bands; ++b) {
-      const int* band = a.contrast_bands + 3 * b;
-      double valley, peak;
-      band_extremes(cur, band[0], band[1], band[2], lane, valley, peak);
-      if (lane == 0) {
-        const std::size_t at = (c * a.n_bands + b) * frames + t;
-        a.contrast_peak[at] = peak;
-        a.contrast_valley[at] = valley;
-        if (a.contrast_max_bits != nullptr) {
-          atomic_max_nonneg(a.contrast_max_bits, peak);
-          atomic_max_nonneg(a.contrast_max_bits + 1, valley);
-        }
-      }
-    }
-  }
-
-  if (a.chroma != nullptr) {
+  if (live && a.chroma != nullptr) {
     const int rows = static_cast<int>(a.n_chroma);
     for (int r0 = 0; r0 < rows; r0 += 4) {
+      // four rows at a time, unrolled: a run-time index would put acc in local memory
       float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       const int nr = min(4, rows - r0);
+      const float* bank = a.chroma_bank + static_cast<std::size_t>(r0) * bins;
       for (int k = lane; k < bins; k += 32) {
         const float p = cur[k];
-        for (int r = 0; r < nr; ++r) acc[r] += a.chroma_bank[(r0 + r) * bins + k] * p;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          if (r < nr) acc[r] += bank[r * bins + k] * p;
+        }
       }
-      for (int r = 0; r < nr; ++r) {
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
         const float s = warp_sum(acc[r]);
-        if (lane == 0) chroma_raw[warp][r0 + r] = s;
+        if (r < nr && lane == 0) chroma_raw[warp][r0 + r] = s;
       }
     }
     __syncwarp();
@@ -349,7 +311,7 @@ __device__ void tile_outputs(const FrameFeatureArgs& a, const float* pw, std::si
     }
   }
 
-  if (a.peaks != nullptr && a.pip_lo < a.pip_hi) {
+  if (live && a.peaks != nullptr && a.pip_lo < a.pip_hi) {
     float mx = 0.0f;
     for (int k = lane; k < bins; k += 32) mx = fmaxf(mx, fabsf(cur[k]));
     mx = warp_max(mx);
@@ -394,8 +356,140 @@ __device__ void tile_outputs(const FrameFeatureArgs& a, const float* pw, std::si
       }
     }
   }
+
+  const bool magnitudes = a.centroid != nullptr || a.bandwidth != nullptr || a.rolloff != nullptr ||
+                          a.flatness != nullptr || a.flux != nullptr || a.contrast_peak != nullptr;
+  if (!magnitudes) return;  // the same for the whole block
+  __syncthreads();          // every reader of the power is done
+  for (int idx = tid + (a.flux != nullptr ? 0 : bins); idx < (kTile + 1) * bins; idx += kThreads) {
+    pw[idx] = sqrtf(pw[idx]);
+  }
+  __syncthreads();
+  if (!live) return;
+  const float* mag = cur;
+
+  if (a.centroid != nullptr || a.bandwidth != nullptr) {
+    double num = 0.0, den = 0.0;
+    for (int k = lane; k < bins; k += 32) {
+      const double m = mag[k];
+      num += a.freq[k] * m;
+      den += m;
+    }
+    num = warp_sum(num);
+    den = warp_sum(den);
+    const double cen = den > 0 ? num / den : 0.0;
+    if (a.centroid != nullptr && lane == 0) a.centroid[out_at] = cen;
+    if (a.bandwidth != nullptr) {
+      const double p = a.bandwidth_p;
+      double acc = 0.0;
+      for (int k = lane; k < bins; k += 32) {
+        const double m = mag[k];
+        const double d = fabs(a.freq[k] - cen);
+        acc += m * (p == 2.0 ? d * d : pow(d, p));
+      }
+      acc = warp_sum(acc);
+      if (lane == 0) {
+        const double s = a.bandwidth_norm ? (den > 0 ? acc / den : 0.0) : acc;
+        a.bandwidth[out_at] = p == 2.0 ? sqrt(s) : pow(s, 1.0 / p);
+      }
+    }
+  }
+
+  if (a.rolloff != nullptr) {
+    // Each lane sums a contiguous run of bins in float (as numpy's cumsum), the runs are
+    // scanned across the warp, and the first lane whose run reaches the threshold finds the
+    // bin in it.
+    const int per = (bins + 31) / 32;
+    const int k0 = lane * per, k1 = min(bins, k0 + per);
+    float run = 0.0f;
+    for (int k = k0; k < k1; ++k) run += mag[k];
+    float incl = run;
+    for (int o = 1; o < 32; o <<= 1) {
+      const float v = __shfl_up_sync(kFullMask, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const float total = __shfl_sync(kFullMask, incl, 31);
+    const float threshold = a.roll_percent * total;
+    float acc = incl - run;
+    int found = -1;
+    for (int k = k0; k < k1; ++k) {
+      acc += mag[k];
+      if (!(acc < threshold)) {
+        found = k;
+        break;
+      }
+    }
+    const unsigned ballot = __ballot_sync(kFullMask, found >= 0);
+    if (ballot == 0) {
+      if (lane == 0) a.rolloff[out_at] = a.freq[0];
+    } else if (lane == __ffs(ballot) - 1) {
+      a.rolloff[out_at] = a.freq[found];
+    }
+  }
+
+  if (a.flatness != nullptr) {
+    double logs = 0.0, sums = 0.0;
+    const double amin = a.flatness_amin, power = a.flatness_power;
+    for (int k = lane; k < bins; k += 32) {
+      const double x = mag[k];
+      const double s = fmax(amin, power == 2.0 ? x * x : pow(x, power));
+      logs += log(s);
+      sums += s;
+    }
+    logs = warp_sum(logs);
+    sums = warp_sum(sums);
+    if (lane == 0) {
+      const double nb = static_cast<double>(bins);
+      a.flatness[out_at] = static_cast<float>(exp(logs / nb) / (sums / nb));
+    }
+  }
+
+  if (a.flux != nullptr) {
+    double acc = 0.0;
+    if (t > 0) {
+      const float* prev = mag - bins;
+      for (int k = lane; k < bins; k += 32) {
+        const double d = static_cast<double>(mag[k]) - static_cast<double>(prev[k]);
+        const double up = d > 0 ? d : 0.0;
+        acc += up * up;
+      }
+      acc = warp_sum(acc);
+    }
+    if (lane == 0) a.flux[out_at] = static_cast<float>(sqrt(acc));
+  }
+
+  // instantiated apart: the register lists of the band selection would lower every other
+  // output's occupancy
+  if (kContrast && a.contrast_peak != nullptr) {
+    for (std::size_t b = 0; b < a.n_bands; ++b) {
+      const int* band = a.contrast_bands + 3 * b;
+      double valley, peak;
+      const int q = band[2];
+      if (q <= 2) {
+        band_extremes_sorted<2>(mag, band[0], band[1], q, lane, valley, peak);
+      } else if (q <= 4) {
+        band_extremes_sorted<4>(mag, band[0], band[1], q, lane, valley, peak);
+      } else if (q <= 8) {
+        band_extremes_sorted<8>(mag, band[0], band[1], q, lane, valley, peak);
+      } else if (q <= 16) {
+        band_extremes_sorted<16>(mag, band[0], band[1], q, lane, valley, peak);
+      } else {
+        band_extremes(mag, band[0], band[1], q, lane, valley, peak);
+      }
+      if (lane == 0) {
+        const std::size_t at = (c * a.n_bands + b) * frames + t;
+        a.contrast_peak[at] = peak;
+        a.contrast_valley[at] = valley;
+        if (a.contrast_max_bits != nullptr) {
+          atomic_max_nonneg(a.contrast_max_bits, peak);
+          atomic_max_nonneg(a.contrast_max_bits + 1, valley);
+        }
+      }
+    }
+  }
 }
 
+template <bool kContrast>
 __global__ void __launch_bounds__(kThreads) frame_features_kernel(const FrameFeatureArgs a) {
   extern __shared__ float smem[];
   const int bins = static_cast<int>(a.bins);
@@ -406,15 +500,18 @@ __global__ void __launch_bounds__(kThreads) frame_features_kernel(const FrameFea
   const float2* spec = static_cast<const float2*>(a.spec);
   float* pw = smem;
 
-  for (int idx = tid; idx < (kTile + 1) * bins; idx += kThreads) {
-    const int f = idx / bins, k = idx % bins;
+  // row 0 (the frame before the tile) is read only for the flux
+  for (int f = a.flux != nullptr ? 0 : 1; f <= kTile; ++f) {
     const long long t = static_cast<long long>(t0) - 1 + f;
-    float v = 0.0f;
-    if (t >= 0 && static_cast<std::size_t>(t) < frames) {
-      const float2* X = spec + (c * a.spec_rows + static_cast<std::size_t>(t)) * a.bins;
-      v = power_of(spectrum_at(X, k, bins, a.hann_shortcut));
+    float* row = pw + f * bins;
+    if (t < 0 || static_cast<std::size_t>(t) >= frames) {
+      for (int k = tid; k < bins; k += kThreads) row[k] = 0.0f;
+      continue;
     }
-    pw[idx] = v;
+    const float2* X = spec + (c * a.spec_rows + static_cast<std::size_t>(t)) * a.bins;
+    for (int k = tid; k < bins; k += kThreads) {
+      row[k] = power_of(spectrum_at(X, k, bins, a.hann_shortcut));
+    }
   }
   if (a.stft != nullptr) {
     for (int idx = tid; idx < kTile * bins; idx += kThreads) {
@@ -427,12 +524,13 @@ __global__ void __launch_bounds__(kThreads) frame_features_kernel(const FrameFea
     }
   }
   __syncthreads();
-  tile_outputs(a, pw, c, t0);
+  tile_outputs<kContrast>(a, pw, c, t0);
 }
 
 // The fused path: the block reads the samples of its frames (and the one before) once, each
 // warp windows and transforms a frame in registers and shared memory (fft_2048.cuh) and
 // leaves its power spectrum in pw; the spectrum never reaches device memory.
+template <bool kContrast>
 __global__ void __launch_bounds__(kThreads) fused_features_kernel(const FrameFeatureArgs a) {
   namespace fft = mlu::cuda::fft;
   extern __shared__ float smem[];
@@ -489,7 +587,7 @@ __global__ void __launch_bounds__(kThreads) fused_features_kernel(const FrameFea
     __syncwarp();
   }
   __syncthreads();
-  tile_outputs(a, pw, c, t0);
+  tile_outputs<kContrast>(a, pw, c, t0);
 }
 
 }  // namespace
@@ -497,10 +595,10 @@ __global__ void __launch_bounds__(kThreads) fused_features_kernel(const FrameFea
 void prepare_signal(const void* y, bool f64, std::size_t channels, std::size_t n,
                     std::int64_t stride_c, std::int64_t stride_n, float* out, std::size_t row,
                     std::size_t offset, Stream stream) {
-  const std::size_t total = channels * row;
-  if (total == 0) return;
+  if (channels == 0 || row == 0) return;
   const unsigned threads = 256;
-  const unsigned blocks = grid_for(total, threads, 1u << 16);
+  const unsigned along = grid_for(row, threads, 1u << 10);
+  const dim3 blocks(along, static_cast<unsigned>(std::min<std::size_t>(channels, 65535)));
   if (f64) {
     prepare_kernel<<<blocks, threads, 0, as_stream(stream)>>>(
         static_cast<const double*>(y), channels, n, stride_c, stride_n, out, row, offset);
@@ -549,7 +647,9 @@ void frame_features(const FrameFeatureArgs& args, Stream stream) {
   require(smem + static_smem <= static_cast<std::size_t>(limit),
           "n_fft=" + std::to_string(args.n_fft) + " needs " + std::to_string(smem) +
               " bytes of shared memory per block; this device allows " + std::to_string(limit));
-  auto* kernel = fused ? fused_features_kernel : frame_features_kernel;
+  const bool contrast = args.contrast_peak != nullptr;
+  auto* kernel = fused ? (contrast ? fused_features_kernel<true> : fused_features_kernel<false>)
+                       : (contrast ? frame_features_kernel<true> : frame_features_kernel<false>);
   if (smem > 48 * 1024) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "feature_plan.hpp"
 #include "kernels.hpp"
 #include "mlu/error.hpp"
 #include "register.hpp"
@@ -101,8 +102,7 @@ void register_device(py::module_& m) {
   m.def(
       "workspace_high_water",
       [](int device, bool reset) {
-        cudaMemPool_t pool = nullptr;
-        check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+        cudaMemPool_t pool = workspace_pool(device);
         std::uint64_t high = 0;
         check(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high),
               "cudaMemPoolGetAttribute");

@@ -362,6 +362,14 @@ def test_cpu_backends_when_gpu_asked(service, serving_registry) -> None:
     meta = service.predict_batch_sync("mlp-clf", x)["metadata"]
     if _no_cuda():
         assert meta["backend"] == "torch" and "fp16' needs CUDA" in meta["fallback"]
+    service.configure_sync({"gpu_enabled": True, "model_optimization": "cuda_graphs"})
+    out = service.predict_batch_sync("mlp-clf", x)
+    np.testing.assert_allclose(out["probabilities"], handles["mlp-clf"].predict_proba(x), atol=1e-5)
+    if _no_cuda():
+        assert out["metadata"]["backend"] == "torch"
+        assert "cuda_graphs' needs CUDA" in out["metadata"]["fallback"]
+    meta = service.predict_batch_sync("xgb-clf", x)["metadata"]
+    assert "'cuda_graphs' applies to PyTorch models only (xgboost)" in meta["fallback"]
     service.configure_sync({"gpu_enabled": False, "model_optimization": None})
     meta = service.predict_batch_sync("mlp-clf", x)["metadata"]
     assert meta["backend"] == "torch" and meta["device"] == "cpu" and "fallback" not in meta

@@ -12,6 +12,9 @@ and every response's ``metadata["fallback"]`` carries it.
 None / ``"none"``           PyTorch on CUDA; XGBoost with   the framework's own predict on the CPU
                             ``device="cuda"``; others CPU
 ``"fp16"``                  PyTorch in float16 on CUDA      as None (float32)
+``"cuda_graphs"``           PyTorch on CUDA, one captured   as None (eager)
+                            CUDA graph per batch size
+                            (rounded up to a power of two)
 ``"onnxruntime"``           ONNX Runtime, CUDA provider     ONNX Runtime, CPU provider
 ``"tensorrt"``              ONNX Runtime, TensorRT provider ONNX Runtime on CUDA, else CPU
                             (when TensorRT is installed)
@@ -28,10 +31,13 @@ import ctypes
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ..exceptions import ParameterError
 
 __all__ = ["select_backend"]
 
@@ -86,8 +92,8 @@ def _native(handle: Any, optimization: str | None, has_gpu: bool) -> Backend:
     note = None
     if framework == "pytorch":
         return _torch(adapter, shape, optimization, has_gpu)
-    if optimization == "fp16":
-        note = f"model_optimization='fp16' applies to PyTorch models only ({framework}: float32)"
+    if optimization in ("fp16", "cuda_graphs"):
+        note = f"model_optimization={optimization!r} applies to PyTorch models only ({framework})"
     if framework == "xgboost":
         booster = adapter.model.get_booster()
         # one thread: serving batches are small, and idle OpenMP threads spinning on a few
@@ -208,25 +214,85 @@ def _torch(
     adapter.device = device
     dtype = torch.float32
     note = None
-    if optimization == "fp16":
-        if has_gpu:
-            net = net.half()
-            dtype = torch.float16
-        else:
-            note = "model_optimization='fp16' needs CUDA: running in float32 on the CPU"
+    if optimization in ("fp16", "cuda_graphs") and not has_gpu:
+        note = f"model_optimization={optimization!r} needs CUDA: running in float32 on the CPU"
+    elif optimization == "fp16":
+        net = net.half()
+        dtype = torch.float16
     classification = adapter.task == "classification"
+
+    def run(xb: Any) -> Any:
+        out = adapter.forward(net, xb).float()
+        return torch.softmax(out, dim=1) if classification else out.reshape(-1)
+
+    if optimization == "cuda_graphs" and has_gpu:
+        return _graphed(run, shape, device), "torch-cuda-graphs", device, None
 
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             xb = torch.from_numpy(x.reshape((len(x), *shape))).to(device=device, dtype=dtype)
-            out = adapter.forward(net, xb).float()
-            if classification:
-                out = torch.softmax(out, dim=1)
-            res = out.cpu().numpy()
-        return res if classification else res.reshape(-1)
+            return run(xb).cpu().numpy()
 
     backend = "torch-fp16" if dtype == torch.float16 else "torch"
     return predict, backend, device, note
+
+
+#: the largest batch one graph holds; longer inputs run as several replays
+GRAPH_MAX_ROWS = 1024
+
+
+def _graphed(
+    run: Callable[[Any], Any], shape: tuple[int, ...], device: str
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(x)`` replaying CUDA graphs of ``run``: one per power-of-two batch size, captured
+    the first time a batch of that size arrives, on static device buffers.
+
+    A batch of ``n`` rows is copied into the first ``n`` rows of the captured size's input (the
+    rest hold zeros or the previous batch: rows are independent in an ``eval()`` network) and
+    only the first ``n`` outputs are read. Replays share their buffers, so a lock serialises
+    them (the batcher's workers may call from several threads)."""
+    import torch
+
+    graphs: dict[int, tuple[Any, Any, Any, Any]] = {}
+    lock = threading.Lock()
+
+    def capture(rows: int) -> tuple[Any, Any, Any, Any]:
+        static_in = torch.zeros((rows, *shape), device=device, dtype=torch.float32)
+        host_in = torch.zeros((rows, *shape), dtype=torch.float32).pin_memory()
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.no_grad(), torch.cuda.stream(side):
+            for _ in range(3):  # warm-up outside the capture (cuBLAS handles, autotuning)
+                run(static_in)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            static_out = run(static_in)
+        host_out = torch.empty(static_out.shape, dtype=torch.float32).pin_memory()
+        return graph, static_in, static_out, (host_in, host_out)
+
+    def replay(chunk: np.ndarray) -> np.ndarray:
+        n = len(chunk)
+        rows = 1 << (n - 1).bit_length()
+        with lock:
+            entry = graphs.get(rows)
+            if entry is None:
+                entry = graphs[rows] = capture(rows)
+            graph, static_in, static_out, (host_in, host_out) = entry
+            host_in[:n].copy_(torch.from_numpy(chunk.reshape((n, *shape))))
+            static_in[:n].copy_(host_in[:n], non_blocking=True)
+            graph.replay()
+            host_out[:n].copy_(static_out[:n], non_blocking=True)
+            torch.cuda.current_stream(device).synchronize()
+            return host_out[:n].numpy().copy()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            raise ParameterError("an empty batch has no rows to predict")
+        parts = [replay(x[i : i + GRAPH_MAX_ROWS]) for i in range(0, len(x), GRAPH_MAX_ROWS)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    return predict
 
 
 def _onnx(

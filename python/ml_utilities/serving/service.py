@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 #: keys of ``predict_batch``'s ``options``
 OPTION_KEYS = ("explain_predictions", "confidence_intervals", "feature_importance")
-_OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16")
+_OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16", "cuda_graphs")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: the options of a request without any (``_options(None)``), as the fast path's cache key has
 _NO_OPTIONS = dict.fromkeys(OPTION_KEYS, False)
@@ -88,7 +88,9 @@ class ServiceConfig:
         on ONNX Runtime: CUDA provider on a GPU, else CPU), ``"tensorrt"`` (ONNX Runtime's
         TensorRT provider; where TensorRT cannot run, ONNX Runtime on CUDA or CPU, said in
         each response's ``metadata`` and logged), ``"fp16"`` (PyTorch in half precision on
-        CUDA; float32 on CPU, said in ``metadata``).
+        CUDA; float32 on CPU, said in ``metadata``), ``"cuda_graphs"`` (PyTorch on CUDA
+        replaying one captured CUDA graph per power-of-two batch size; eager on CPU, said in
+        ``metadata``).
     redis_url : str or None
         Keep results in Redis at this URL instead of in-process.
     dynamic_batching : bool
@@ -488,7 +490,7 @@ class PredictionService:
         config : dict
             Any of ``model_cache_size``, ``prediction_cache_ttl`` (s), ``batch_size``,
             ``max_latency_ms``, ``gpu_enabled``, ``model_optimization`` (None, ``"onnxruntime"``,
-            ``"tensorrt"``, ``"fp16"``), ``redis_url``, ``dynamic_batching``,
+            ``"tensorrt"``, ``"fp16"``, ``"cuda_graphs"``), ``redis_url``, ``dynamic_batching``,
             ``max_queue_delay_us``, ``max_queue_size``, ``request_timeout_s``,
             ``batcher_workers``, ``confidence_level``, ``explanation_top_k``,
             ``explanation_background_size``, ``explanation_max_evals``,
