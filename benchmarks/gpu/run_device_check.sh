@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot verification of the CUDA backend on a GPU machine (an H100/H200 session):
-# build with CUDA, run tests/gpu (the _cuda parity tests, and PyTorch training and serving on
-# CUDA), the device benchmark and the pytest-benchmark groups, and leave at most 8 files under
+# build with CUDA, run tests/gpu (the _cuda parity tests) and tests/serving/test_gpu_serving.py
+# (PyTorch training and serving on CUDA), the device benchmark and the pytest-benchmark groups, and leave at most 8 files under
 # $OUT (default: ./device-check-out). TOTAL_S (default 570) bounds the whole run; ARCHS (default
 # "80-real;90") are the CUDA architectures built.
 #
@@ -85,7 +85,8 @@ PYTEST_OPTS=(-o addopts="" -p no:cacheprovider -W "ignore::DeprecationWarning"
 if "$PY" -c "import pytest_timeout" 2>/dev/null; then PYTEST_OPTS+=(--timeout=120); fi
 TEST_START=$(date +%s)
 TEST_S=$(( $(left) * 55 / 100 ))
-timeout "$TEST_S" "$PY" -m pytest tests/gpu -q "${PYTEST_OPTS[@]}" --durations=15 \
+timeout "$TEST_S" "$PY" -m pytest tests/gpu tests/serving/test_gpu_serving.py -q \
+  "${PYTEST_OPTS[@]}" --durations=15 \
   > "$OUT/tests-gpu.txt" 2>&1
 TEST_RC=$?
 summary "tests/gpu rc=$TEST_RC in $(( $(date +%s) - TEST_START )) s: $(tail -1 "$OUT/tests-gpu.txt")"

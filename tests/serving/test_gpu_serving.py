@@ -12,24 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from serving_support import N_FEATURES, make_data
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("safetensors")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
-
-N_FEATURES = 12
-
-
-def _data(n: int, seed: int, task: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, N_FEATURES)).astype(np.float32)
-    signal = 2.0 * x[:, 0] - 1.5 * x[:, 1] + x[:, 2] ** 2
-    if task == "regression":
-        return x, (signal + 0.5 * rng.standard_normal(n)).astype(np.float32)
-    classes = np.array(["calm", "energetic", "sad"])
-    return x, classes[np.digitize(signal + 0.3 * rng.standard_normal(n), [-0.5, 1.5])]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +31,7 @@ def cuda_registry(tmp_path_factory):
     manager = ModelManager(registry)
     handles = {}
     for name, task in (("mlp-clf", "classification"), ("mlp-reg", "regression")):
-        x, y = _data(1200, seed=len(name), task=task)
+        x, y = make_data(1200, seed=len(name), task=task)
         config = {
             "framework": "pytorch",
             "architecture": "mlp",
@@ -66,7 +55,7 @@ def test_training_ran_on_cuda_with_mixed_precision(cuda_registry) -> None:
         assert handle.training["device"] == "cuda", name
         assert handle.training["mixed_precision"] is True, name
         assert next(handle.adapter.net.parameters()).is_cuda
-        x, y = _data(400, seed=5, task=handle.task)
+        x, y = make_data(400, seed=5, task=handle.task)
         # the network learned the signal (mixed precision did not break training)
         if handle.task == "classification":
             assert np.mean(handle.predict(x) == y) > 0.7
@@ -114,7 +103,7 @@ def test_served_on_cuda(service, cuda_registry, name, optimization, backend, tol
     service.configure_sync({"gpu_enabled": True, "model_optimization": optimization})
     # sizes around the graphs' power-of-two buckets and past one graph's largest batch
     for rows in (1, 3, 64, 127, 128, 300, 1500):
-        x, _ = _data(rows, seed=rows, task="regression")
+        x, _ = make_data(rows, seed=rows, task="regression")
         out = service.predict_batch_sync(name, x)
         meta = out["metadata"]
         assert meta["device"] == "cuda" and meta["backend"] == backend, meta
@@ -130,7 +119,7 @@ def test_cuda_graphs_under_concurrent_requests(service, cuda_registry) -> None:
     _, handles = cuda_registry
     handle = handles["mlp-clf"]
     service.configure_sync({"gpu_enabled": True, "model_optimization": "cuda_graphs"})
-    x, _ = _data(512, seed=77, task="regression")
+    x, _ = make_data(512, seed=77, task="regression")
     expected = handle.predict_proba(x)
 
     def one(i: int) -> tuple[int, dict]:
@@ -186,7 +175,7 @@ def test_onnx_runtime_cuda_provider(service, cuda_registry) -> None:
         pytest.skip(f"this ONNX Runtime has no CUDA provider ({ort.get_available_providers()})")
     _, handles = cuda_registry
     service.configure_sync({"gpu_enabled": True, "model_optimization": "onnxruntime"})
-    x, _ = _data(200, seed=8, task="regression")
+    x, _ = make_data(200, seed=8, task="regression")
     out = service.predict_batch_sync("mlp-clf", x)
     meta = out["metadata"]
     assert meta["backend"] == "onnxruntime-cuda" and meta["device"] == "cuda", meta
