@@ -262,19 +262,18 @@ def test_generators_run_with_one_blas_thread_in_every_loaded_blas(monkeypatch):
     assert threads and all(t and set(t) == {1} for t in threads), threads
 
 
-def _ranking_rows(seed: int = 0):
+def _ranking_rows(seed: int = 0, noise_columns: int = 1):
+    """Ranking rows of 120 users x 20 items: a ``signal`` column that decides the labels, and
+    ``noise_columns`` columns of noise (``noise``, ``noise2``, ...)."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     n_users, per = 120, 20
     signal = rng.normal(size=n_users * per)
-    frame = pd.DataFrame(
-        {
-            "user_id": np.repeat(np.arange(n_users), per),
-            "signal": signal,
-            "noise": rng.normal(size=n_users * per),
-        }
-    )
+    columns = {"user_id": np.repeat(np.arange(n_users), per), "signal": signal}
+    for j in range(noise_columns):
+        columns["noise" if j == 0 else f"noise{j + 1}"] = rng.normal(size=n_users * per)
+    frame = pd.DataFrame(columns)
     labels = (signal + 0.3 * rng.normal(size=len(signal)) > 1.0).astype(float)
     return frame, labels, signal
 
@@ -364,3 +363,136 @@ def test_ranker_option_is_checked_by_name():
         AutoMLHelper().train_recommendation_model_sync(
             interaction_data=data, task_config={"register": True}
         )
+
+
+# ----- the bagged ranker: fixed rounds, several seeded models averaged, as many as the deadline
+# allows, and the recommender training such a bag
+
+
+def test_bag_of_fixed_round_models_averages_differently_seeded_models():
+    frame, labels, signal = _ranking_rows(noise_columns=2)
+    ranker = LambdaMARTRanker(seed=3, n_models=3, rounds=15).fit(frame, labels)
+    assert ranker.report["final_model"] == "fixed"
+    assert ranker.report["models"] == len(ranker.boosters_) == 3
+    assert ranker.report["rounds"] == 15
+    assert all(b.current_iteration() == 15 for b in ranker.boosters_)
+    assert ranker.booster_ is ranker.boosters_[0]
+    x = ranker._matrix(frame)
+    members = [b.predict(x) for b in ranker.boosters_]
+    # each model its own seed (row and feature subsamples), so the members differ
+    assert not np.allclose(members[0], members[1])
+    assert not np.allclose(members[1], members[2])
+    np.testing.assert_allclose(ranker.predict(frame), np.mean(members, axis=0), rtol=1e-12)
+    assert np.corrcoef(ranker.predict(frame), signal)[0, 1] > 0.8
+    assert sum(ranker.feature_importance_.values()) == pytest.approx(1.0)
+    assert ranker.feature_importance_["signal"] > ranker.feature_importance_["noise"]
+    # seeded: the same bag again
+    again = LambdaMARTRanker(seed=3, n_models=3, rounds=15).fit(frame, labels)
+    np.testing.assert_array_equal(again.predict(frame), ranker.predict(frame))
+    # a one-model "bag" is its first member
+    single = LambdaMARTRanker(seed=3, n_models=1, rounds=15).fit(frame, labels)
+    np.testing.assert_array_equal(single.predict(frame), members[0])
+
+
+def test_bag_follows_early_stopping_rounds_by_default():
+    frame, labels, _ = _ranking_rows(noise_columns=2)
+    ranker = LambdaMARTRanker(seed=0, n_models=2, deadline=time.monotonic() + 600)
+    ranker.fit(frame, labels)
+    assert ranker.report["final_model"] == "refit"
+    assert ranker.report["models"] == 2
+    assert all(b.current_iteration() == ranker.n_rounds_ for b in ranker.boosters_)
+
+
+def test_bag_adds_no_model_that_cannot_end_before_the_deadline(monkeypatch):
+    """After the first model, the clock says the next one would end past the deadline: the
+    bag stops there and the ranker is the first model alone."""
+    import lightgbm
+
+    frame, labels, signal = _ranking_rows(noise_columns=2)
+    ranker = LambdaMARTRanker(seed=0, n_models=4, rounds=30, deadline=time.monotonic() + 600)
+    real_train = lightgbm.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["num_boost_round"])
+        booster = real_train(*args, **kwargs)
+        ranker.deadline = time.monotonic() + 1e-4  # less than a model takes
+        return booster
+
+    monkeypatch.setattr(lightgbm, "train", train)
+    ranker.fit(frame, labels)
+    assert calls == [30]
+    assert ranker.report["models"] == 1
+    assert ranker.report["final_model"] == "fixed"
+    assert np.corrcoef(ranker.predict(frame), signal)[0, 1] > 0.8
+
+
+def test_bag_drops_a_model_the_deadline_stops(monkeypatch):
+    """The second model was expected to fit but the clock jumps past the deadline while it
+    trains: it is cut short, so it is dropped and no further model starts."""
+    import lightgbm
+
+    frame, labels, _ = _ranking_rows(noise_columns=2)
+    ranker = LambdaMARTRanker(seed=0, n_models=4, rounds=10, deadline=time.monotonic() + 600)
+    real_train = lightgbm.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["num_boost_round"])
+        if len(calls) == 2:
+            ranker.deadline = time.monotonic() - 1
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "train", train)
+    ranker.fit(frame, labels)
+    assert len(calls) == 2
+    assert ranker.report["models"] == 1
+    assert ranker.boosters_ == [ranker.booster_]
+    assert ranker.booster_.current_iteration() == 10
+
+
+def test_first_fixed_round_model_cut_by_the_deadline_is_kept_alone(monkeypatch):
+    frame, labels, _ = _ranking_rows(noise_columns=2)
+    ranker = LambdaMARTRanker(seed=0, n_models=3, rounds=50, deadline=time.monotonic() - 1)
+    ranker.fit(frame, labels)
+    assert ranker.report["final_model"] == "cut short"
+    assert ranker.report["models"] == 1
+    assert ranker.report["rounds"] == ranker.booster_.current_iteration() < 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_models": 0}, "n_models=0"),
+        ({"n_models": True}, "n_models=True"),
+        ({"rounds": 0}, "rounds=0"),
+        ({"rounds": 2.5}, "rounds=2.5"),
+    ],
+)
+def test_bag_options_are_checked_by_name(kwargs, match):
+    frame, labels, _ = _ranking_rows(noise_columns=2)
+    with pytest.raises(ParameterError, match=match):
+        LambdaMARTRanker(**kwargs).fit(frame, labels)
+
+
+def test_recommender_trains_the_bagged_ranker():
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    rows = [
+        (u, int(i), int(rng.integers(1, 300)))
+        for u in range(60)
+        for i in rng.choice(80, 12, replace=False)
+    ]
+    data = pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+    model = AutoMLHelper().train_recommendation_model_sync(
+        interaction_data=data, task_config={"time_budget_seconds": 60, "n_candidates": 15}
+    )
+    report = model.report["ranker"]
+    assert report["final_model"] == "fixed"
+    assert report["rounds"] == rec.RANKER_ROUNDS
+    assert report["models"] == rec.RANKER_MODELS
+    assert isinstance(model.ranker, LambdaMARTRanker)
+    assert len(model.ranker.boosters_) == rec.RANKER_MODELS
+    assert model.report["training_time_s"] <= 60 * 1.05
+    assert len(model.recommend(int(data.userID.iloc[0]), k=5)) == 5

@@ -1,11 +1,13 @@
-"""LambdaMART ranker of the recommender: LightGBM lambdarank, small trees, rounds by early stopping.
+"""LambdaMART ranker of the recommender: LightGBM lambdarank, small trees, few rounds, bagged.
 
 The recommender's ranker learns on candidates computed from a smaller history than the one it
 ranks at evaluation and serving time, and on Last.fm large trees overfit it: on a validation
 split inside the training data (ranker trained one level down), ndcg@10 was 0.163 with 31-leaf
 trees at learning rate 0.05 for 300 rounds, 0.180 with 8-leaf trees for 150 rounds and 0.172 for
-400. So the trees stay small, and the number of rounds is chosen by early stopping on a
-held-out fifth of the users, then the model is refitted on every user with that many rounds.
+400. So the trees stay small. The number of rounds is either chosen by early stopping on a
+held-out fifth of the users, then the model is refitted on every user with that many rounds
+(the default), or fixed (``rounds``). With ``n_models`` > 1 the ranker is a bag: that many
+models with different seeds (so different row and feature subsamples), scores averaged.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ class LambdaMARTRanker:
     n_threads : int
     deadline : float, optional
         ``time.monotonic()`` value after which boosting stops at the next round.
+    n_models : int
+        Models in the bag (>= 1): the first as set by ``rounds``, the others on every user with
+        the first one's rounds and seeds ``seed + 1``, ``seed + 2``, ...; scores are the mean of
+        the models'. A model is added only while the time of the one before says it ends before
+        the deadline, and dropped when the deadline stops it all the same.
+    rounds : int, optional
+        Boosting rounds of every model (>= 1), no early stopping; None: early stopping on a
+        fifth of the users, then a refit on every user.
     """
 
     def __init__(
@@ -63,12 +73,16 @@ class LambdaMARTRanker:
         seed: int = 0,
         n_threads: int = 1,
         deadline: float | None = None,
+        n_models: int = 1,
+        rounds: int | None = None,
     ) -> None:
         self.group_column = group_column
         self.k = k
         self.seed = seed
         self.n_threads = n_threads
         self.deadline = deadline
+        self.n_models = n_models
+        self.rounds = rounds
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {
@@ -77,6 +91,8 @@ class LambdaMARTRanker:
             "seed": self.seed,
             "n_threads": self.n_threads,
             "deadline": self.deadline,
+            "n_models": self.n_models,
+            "rounds": self.rounds,
         }
 
     def _matrix(self, frame: Any) -> np.ndarray:
@@ -95,9 +111,13 @@ class LambdaMARTRanker:
 
     def fit(self, frame: Any, labels: np.ndarray) -> LambdaMARTRanker:
         """Fit on ``frame`` (features and the group column) and binary or graded ``labels``."""
-        import lightgbm as lgb
         import pandas as pd
 
+        from .options import _integer
+
+        n_models = _integer("n_models", self.n_models, minimum=1)
+        if self.rounds is not None:
+            _integer("rounds", self.rounds, minimum=1)
         if not isinstance(frame, pd.DataFrame) or self.group_column not in frame.columns:
             raise ParameterError(f"frame must be a DataFrame with a {self.group_column!r} column")
         y = np.asarray(labels, dtype=np.float64)
@@ -113,11 +133,46 @@ class LambdaMARTRanker:
             if not pd.api.types.is_numeric_dtype(frame[c])
         }
         x = self._matrix(frame)
-        users, sizes = np.unique(groups, return_counts=True)
-        rng = np.random.default_rng(self.seed)
-        valid_users = rng.random(len(users)) < VALID_SHARE
+        _, sizes = np.unique(groups, return_counts=True)
         params = dict(PARAMS, seed=self.seed, num_threads=self.n_threads, eval_at=[self.k])
         t0 = time.monotonic()
+        if self.rounds is None:
+            member_s = self._fit_early_stopping(x, y, sizes, params, t0)
+        else:
+            member_s = self._fit_fixed(x, y, sizes, params)
+        self.boosters_ = [self.booster_]
+        if self.final_model_ in ("refit", "fixed"):  # else the time is short already
+            self._fit_bag(x, y, sizes, params, n_models, member_s)
+        self._finish(t0)
+        return self
+
+    def _fit_fixed(self, x: np.ndarray, y: np.ndarray, sizes: np.ndarray, params: dict) -> float:
+        """The first model, ``rounds`` rounds on every user (``final_model`` "fixed", or "cut
+        short" where the deadline stopped it); returns its time."""
+        import lightgbm as lgb
+
+        t = time.monotonic()
+        self.valid_score_ = float("nan")
+        self.booster_ = lgb.train(
+            params,
+            lgb.Dataset(x, y, group=sizes),
+            num_boost_round=self.rounds,
+            callbacks=[self._deadline_callback()],
+        )
+        self.n_rounds_ = self.booster_.current_iteration()
+        self.final_model_ = "fixed" if self.n_rounds_ >= self.rounds else "cut short"
+        return time.monotonic() - t
+
+    def _fit_early_stopping(
+        self, x: np.ndarray, y: np.ndarray, sizes: np.ndarray, params: dict, t0: float
+    ) -> float:
+        """The first model: rounds by early stopping on a fifth of the users, then a refit on
+        every user with that many (``final_model`` "refit"), or the early-stopping model where
+        the refit cannot finish before the deadline ("validated"); returns the refit's time."""
+        import lightgbm as lgb
+
+        rng = np.random.default_rng(self.seed)
+        valid_users = rng.random(len(sizes)) < VALID_SHARE
         rows_valid = np.repeat(valid_users, sizes)
         rounds = MAX_ROUNDS
         validated = None
@@ -139,12 +194,12 @@ class LambdaMARTRanker:
             refit_s = per_round * rounds * len(y) / max(1, int((~rows_valid).sum()))
             if self.deadline is not None and time.monotonic() + refit_s > self.deadline:
                 self._keep_validated(validated)
-                self._finish(t0)
-                return self
+                return refit_s
         else:
             self.valid_score_ = float("nan")
         self.n_rounds_ = rounds
         self.final_model_ = "refit"
+        t = time.monotonic()
         self.booster_ = lgb.train(
             params,
             lgb.Dataset(x, y, group=sizes),
@@ -154,8 +209,37 @@ class LambdaMARTRanker:
         if validated is not None and self.booster_.current_iteration() < rounds:
             # stopped by the deadline after all: the validated model is the better one
             self._keep_validated(validated)
-        self._finish(t0)
-        return self
+        return time.monotonic() - t
+
+    def _fit_bag(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        sizes: np.ndarray,
+        params: dict,
+        n_models: int,
+        member_s: float,
+    ) -> None:
+        """Models 2 to ``n_models``: every user, the first model's rounds, seeds ``seed + b``;
+        each started only where the last one's time ``member_s`` says it ends before the
+        deadline, and dropped where the deadline stops it all the same."""
+        import lightgbm as lgb
+
+        for b in range(1, n_models):
+            if self.deadline is not None and time.monotonic() + member_s > self.deadline:
+                logger.info("ranker bag stopped at %d of %d models by the time budget", b, n_models)
+                break
+            t = time.monotonic()
+            booster = lgb.train(
+                dict(params, seed=self.seed + b),
+                lgb.Dataset(x, y, group=sizes),
+                num_boost_round=self.n_rounds_,
+                callbacks=[self._deadline_callback()],
+            )
+            if booster.current_iteration() < self.n_rounds_:
+                break
+            self.boosters_.append(booster)
+            member_s = time.monotonic() - t
 
     def _keep_validated(self, booster: Any) -> None:
         """Make the early-stopping model, cut at its best round, the final one."""
@@ -164,13 +248,15 @@ class LambdaMARTRanker:
         self.booster_, self.n_rounds_, self.final_model_ = booster, best, "validated"
 
     def _finish(self, t0: float) -> None:
-        """The fit's time and the final model's feature importance (share of the gain)."""
+        """The fit's time and the final models' feature importance (share of the gain, the
+        mean over the bag)."""
         self.fit_time_s_ = time.monotonic() - t0
-        gain = self.booster_.feature_importance("gain")
-        total = float(gain.sum()) or 1.0
-        self.feature_importance_ = {
-            c: float(g / total) for c, g in zip(self.columns_, gain, strict=True)
-        }
+        share = np.zeros(len(self.columns_))
+        for booster in self.boosters_:
+            gain = booster.feature_importance("gain")
+            share += gain / (float(gain.sum()) or 1.0)
+        share /= len(self.boosters_)
+        self.feature_importance_ = {c: float(g) for c, g in zip(self.columns_, share, strict=True)}
 
     def _deadline_callback(self) -> Any:
         def check(env: Any) -> None:
@@ -190,16 +276,23 @@ class LambdaMARTRanker:
         """Ranking scores, one per row (higher first)."""
         if not hasattr(self, "booster_"):
             raise ParameterError("this LambdaMARTRanker is not fitted yet")
-        return np.asarray(self.booster_.predict(self._matrix(frame)), dtype=np.float64)
+        x = self._matrix(frame)
+        boosters = getattr(self, "boosters_", [self.booster_])
+        out = np.zeros(len(x), dtype=np.float64)
+        for booster in boosters:
+            out += booster.predict(x)
+        return out / len(boosters)
 
     @property
     def report(self) -> dict[str, Any]:
         return {
             "best_model": "LambdaMART (LightGBM lambdarank)",
             # "refit": refitted on every user; "validated": the early-stopping model (on 80% of
-            # the users), kept where the refit could not finish within the deadline
+            # the users), kept where the refit could not finish within the deadline; "fixed":
+            # ``rounds`` rounds on every user; "cut short": fewer, stopped by the deadline
             "final_model": getattr(self, "final_model_", None),
             "rounds": getattr(self, "n_rounds_", None),
+            "models": len(getattr(self, "boosters_", ())),
             "valid_ndcg": getattr(self, "valid_score_", None),
             "training_time_s": round(getattr(self, "fit_time_s_", 0.0), 3),
             "feature_importance": getattr(self, "feature_importance_", None),
