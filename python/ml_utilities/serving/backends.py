@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 Backend = tuple[Callable[[np.ndarray], np.ndarray], str, str, "str | None"]
 
+#: the ``model_optimization`` values that only PyTorch models on a CUDA device can use
+TORCH_CUDA_OPTIMIZATIONS = ("fp16", "cuda_graphs")
+
 
 def _gpu() -> tuple[bool, str]:
     try:
@@ -92,7 +95,7 @@ def _native(handle: Any, optimization: str | None, has_gpu: bool) -> Backend:
     note = None
     if framework == "pytorch":
         return _torch(adapter, shape, optimization, has_gpu)
-    if optimization in ("fp16", "cuda_graphs"):
+    if optimization in TORCH_CUDA_OPTIMIZATIONS:
         note = f"model_optimization={optimization!r} applies to PyTorch models only ({framework})"
     if framework == "xgboost":
         booster = adapter.model.get_booster()
@@ -214,7 +217,7 @@ def _torch(
     adapter.device = device
     dtype = torch.float32
     note = None
-    if optimization in ("fp16", "cuda_graphs") and not has_gpu:
+    if optimization in TORCH_CUDA_OPTIMIZATIONS and not has_gpu:
         note = f"model_optimization={optimization!r} needs CUDA: running in float32 on the CPU"
     elif optimization == "fp16":
         net = net.half()
