@@ -143,4 +143,4 @@ def test_generators_score_with_ials_on_play_ranks_and_binary():
     cands = g.candidates(users, 10)
     cols = g.features(users, cands)
     for name in ("ials", "ials_bin"):
-        assert {f"{name}_rank", f"{name}_rel", f"{name}_z"} <= set(cols)
+        assert {f"{name}_rank", f"{name}_z", f"{name}_gap10", f"{name}_item_gap"} <= set(cols)

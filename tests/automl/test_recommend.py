@@ -109,8 +109,18 @@ def test_candidates_are_unseen_scored_items_and_features_align():
     start = sum(len(c) for c in cands[:j])
     item = cands[j][0]
     own = gens.ease[j, gens.col_of[cands[j]]]
-    assert cols["ease_rel"][start] == pytest.approx(own[0] / np.max(np.abs(own)))
+    assert cols["ease_z"][start] == pytest.approx((own[0] - own.mean()) / own.std(), rel=1e-5)
     assert cols["ease_rank"][start] == np.sum(own > own[0])
+    # the gaps: against the user's 11th and 101st best scores over every scored item (seen
+    # ones included), in the user's deviations; against the item's 21st best over all users
+    row = np.sort(gens.ease[j])[::-1]
+    for k in (10, 100):
+        want = (own[0] - row[min(k, len(row) - 1)]) / gens.ease[j].std()
+        assert cols[f"ease_gap{k}"][start] == pytest.approx(want, rel=1e-4, abs=1e-5)
+    column = gens.ease[:, gens.col_of[item]]
+    want = (own[0] - np.sort(column)[::-1][min(20, len(column) - 1)]) / column.std()
+    assert cols["ease_item_gap"][start] == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert not any(name.endswith("_rel") for name in cols)
     assert not any(name.endswith("_score") for name in cols)  # raw scores drift with history
     assert cols["item_listeners"][start] == np.sum(inter.items == item)
     # an item with a single listener is not scored, so it is never a candidate

@@ -16,13 +16,14 @@ Protocol (also in ``docs/automl.md``):
    cosine-weighted binary profiles, friends of friends), computed like the others from the
    interactions of the level at hand only (``history`` for the ranker's rows, ``train`` at
    evaluation), so no held-out item of anyone reaches a feature.
-4. **Features** of a (user, item) pair: the rank, relative score and z-score of each
-   generator's score among the user's candidates (also the user-side EASE, RP3beta, PureSVD
+4. **Features** of a (user, item) pair: the rank and z-score of each generator's score among
+   the user's candidates, and its gaps to the user's 10th and 100th best scores and to the
+   item's 21st best score over all users (also the user-side EASE, RP3beta, PureSVD
    and iALS on binary and play-rank profiles, play-count item-kNN), the generators' agreement
    (mean, best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
    log plays), the user's activity (items, log plays), and the columns of ``music_features``
    (by item) and ``user_features`` (by user) when given; with a user graph, the social
-   generators' rank / relative score / z-score and how many (what share, what lift over all
+   generators' ranks, z-scores and gaps and how many (what share, what lift over all
    users) of the user's friends have the item.
 5. **Ranker.** :class:`.lambdamart.LambdaMARTRanker` (default: a bag of :data:`RANKER_MODELS`
    LightGBM lambdarank models of :data:`RANKER_ROUNDS` rounds, scores averaged, as many as the
