@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from ml_utilities.automl import AutoMLHelper
+from ml_utilities.automl import AutoMLHelper, lambdamart
 from ml_utilities.automl import recommend as rec
 from ml_utilities.automl.generators import (
     USER_EASE_DROPOUT,
@@ -402,6 +402,14 @@ def test_bag_of_fixed_round_models_averages_differently_seeded_models():
     # a one-model "bag" is its first member
     single = LambdaMARTRanker(seed=3, n_models=1, rounds=15).fit(frame, labels)
     np.testing.assert_array_equal(single.predict(frame), members[0])
+    # the members share one binned Dataset: each is the model LightGBM trains on its own
+    import lightgbm as lgb
+
+    sizes = np.bincount(frame["user_id"].to_numpy())
+    for b, member in enumerate(members):
+        params = dict(lambdamart.PARAMS, seed=3 + b, num_threads=1, eval_at=[10])
+        alone = lgb.train(params, lgb.Dataset(x, labels, group=sizes), num_boost_round=15)
+        np.testing.assert_allclose(alone.predict(x), member, rtol=1e-12, atol=1e-12)
 
 
 def test_bag_follows_early_stopping_rounds_by_default():

@@ -66,7 +66,7 @@ IALS_FACTORS, IALS_REGULARIZATION, IALS_ALPHA, IALS_ITERATIONS = 128, 100.0, 40.
 #: this user is, which discounts items every user scores high). On the validation splits
 #: inside the training data (seeds 7-9, bag ranker): 1.199x item-kNN with each score relative
 #: to the user's largest candidate score, 1.203x with the user-side gaps instead, 1.212x with
-#: both sides (item-side 6th best 1.212, 51st 1.207; user-side gaps left out 1.209)
+#: both sides (item-side 6th best 1.212, 51st 1.207; user-side gaps left out 1.208)
 USER_GAPS, ITEM_GAP = (10, 100), 20
 #: with a user graph: the top items of the ``friends`` generator each user's candidates draw on
 #: (0: none; 25 measured within noise of 0 on the validation splits, see ``docs/automl.md``)

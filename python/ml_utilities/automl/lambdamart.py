@@ -138,9 +138,10 @@ class LambdaMARTRanker:
         t0 = time.monotonic()
         import lightgbm as lgb
 
-        # every user's rows, binned once for the refit and every model of the bag (binning is
-        # about a third of a 40-round model's time on Last.fm; the seed does not change it,
-        # since every row is sampled for the bins below LightGBM's 200,000-row sample)
+        # every user's rows, binned once for the refit and every model of the bag (binning was
+        # a third of a 40-round model's time on Last.fm); below LightGBM's 200,000-row sample
+        # for the bins every row is binned, so the models are those of a Dataset each; above
+        # it the members share the first seed's bins
         full = lgb.Dataset(x, y, group=sizes, free_raw_data=False)
         if self.rounds is None:
             member_s = self._fit_early_stopping(x, y, sizes, params, t0, full)
