@@ -288,6 +288,28 @@ def _ranking_rows(seed: int = 0, noise_columns: int = 1):
     return frame, labels, signal
 
 
+def _train_on_a_clock(monkeypatch, ranker, *, left_after_fit=None, passed_at_call=None):
+    """Patch ``lightgbm.train`` to record each call's ``num_boost_round`` (the list returned)
+    and move ``ranker``'s deadline: to ``left_after_fit`` seconds from now after every fit
+    returns, or into the past just before call number ``passed_at_call`` (1-based) trains."""
+    import lightgbm
+
+    real_train = lightgbm.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(kwargs["num_boost_round"])
+        if passed_at_call is not None and len(calls) == passed_at_call:
+            ranker.deadline = time.monotonic() - 1
+        booster = real_train(*args, **kwargs)
+        if left_after_fit is not None:
+            ranker.deadline = time.monotonic() + left_after_fit
+        return booster
+
+    monkeypatch.setattr(lightgbm, "train", train)
+    return calls
+
+
 def test_lambdamart_ranker_learns_an_ordering_and_checks_its_input():
     frame, labels, signal = _ranking_rows()
     frame["genre"] = np.random.default_rng(1).choice(["rock", "jazz"], len(frame))
@@ -317,20 +339,10 @@ def test_lambdamart_keeps_the_validated_model_when_the_refit_cannot_finish(monke
     """When the first fit leaves less time than a refit on every user takes, a refit cut short
     would be a worse model than the early-stopping one: that one is kept, cut at its best
     round, and no refit starts."""
-    import lightgbm
-
     frame, labels, signal = _ranking_rows()
     ranker = LambdaMARTRanker(seed=0, deadline=time.monotonic() + 600)
-    real_train = lightgbm.train
-    calls = []
-
-    def train(*args, **kwargs):
-        calls.append(kwargs["num_boost_round"])
-        booster = real_train(*args, **kwargs)
-        ranker.deadline = time.monotonic() + 1e-3  # what the first fit leaves
-        return booster
-
-    monkeypatch.setattr(lightgbm, "train", train)
+    # what the first fit leaves
+    calls = _train_on_a_clock(monkeypatch, ranker, left_after_fit=1e-3)
     ranker.fit(frame, labels)
     assert len(calls) == 1
     assert ranker.report["final_model"] == "validated"
@@ -341,20 +353,10 @@ def test_lambdamart_keeps_the_validated_model_when_the_refit_cannot_finish(monke
 def test_lambdamart_keeps_the_validated_model_when_the_refit_is_stopped(monkeypatch):
     """The refit estimated to fit but stopped by the deadline all the same (here: the clock
     jumps past it once the first fit is done): the validated model is kept, not the cut refit."""
-    import lightgbm
-
     frame, labels, _ = _ranking_rows()
     ranker = LambdaMARTRanker(seed=0, deadline=time.monotonic() + 600)
-    real_train = lightgbm.train
-    calls = []
-
-    def train(*args, **kwargs):
-        calls.append(kwargs["num_boost_round"])
-        if len(calls) == 2:  # the refit: its deadline has passed
-            ranker.deadline = time.monotonic() - 1
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(lightgbm, "train", train)
+    # the refit: its deadline has passed
+    calls = _train_on_a_clock(monkeypatch, ranker, passed_at_call=2)
     ranker.fit(frame, labels)
     assert len(calls) == 2
     assert ranker.report["final_model"] == "validated"
@@ -424,20 +426,10 @@ def test_bag_follows_early_stopping_rounds_by_default():
 def test_bag_adds_no_model_that_cannot_end_before_the_deadline(monkeypatch):
     """After the first model, the clock says the next one would end past the deadline: the
     bag stops there and the ranker is the first model alone."""
-    import lightgbm
-
     frame, labels, signal = _ranking_rows(noise_columns=2)
     ranker = LambdaMARTRanker(seed=0, n_models=4, rounds=30, deadline=time.monotonic() + 600)
-    real_train = lightgbm.train
-    calls = []
-
-    def train(*args, **kwargs):
-        calls.append(kwargs["num_boost_round"])
-        booster = real_train(*args, **kwargs)
-        ranker.deadline = time.monotonic() + 1e-4  # less than a model takes
-        return booster
-
-    monkeypatch.setattr(lightgbm, "train", train)
+    # less than a model takes
+    calls = _train_on_a_clock(monkeypatch, ranker, left_after_fit=1e-4)
     ranker.fit(frame, labels)
     assert calls == [30]
     assert ranker.report["models"] == 1
@@ -448,20 +440,9 @@ def test_bag_adds_no_model_that_cannot_end_before_the_deadline(monkeypatch):
 def test_bag_drops_a_model_the_deadline_stops(monkeypatch):
     """The second model was expected to fit but the clock jumps past the deadline while it
     trains: it is cut short, so it is dropped and no further model starts."""
-    import lightgbm
-
     frame, labels, _ = _ranking_rows(noise_columns=2)
     ranker = LambdaMARTRanker(seed=0, n_models=4, rounds=10, deadline=time.monotonic() + 600)
-    real_train = lightgbm.train
-    calls = []
-
-    def train(*args, **kwargs):
-        calls.append(kwargs["num_boost_round"])
-        if len(calls) == 2:
-            ranker.deadline = time.monotonic() - 1
-        return real_train(*args, **kwargs)
-
-    monkeypatch.setattr(lightgbm, "train", train)
+    calls = _train_on_a_clock(monkeypatch, ranker, passed_at_call=2)
     ranker.fit(frame, labels)
     assert len(calls) == 2
     assert ranker.report["models"] == 1
