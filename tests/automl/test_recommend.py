@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from automl_support import listening
 
 from ml_utilities.automl import AutoMLHelper, lambdamart
 from ml_utilities.automl import recommend as rec
@@ -211,15 +212,7 @@ def test_weighted_and_user_side_generators_match_direct_computations():
 
 
 def test_train_recommender_never_builds_generators_from_held_out_pairs(monkeypatch):
-    import pandas as pd
-
-    rng = np.random.default_rng(4)
-    rows = [
-        (u, int(i), int(rng.integers(1, 300)))
-        for u in range(50)
-        for i in rng.choice(70, 12, replace=False)
-    ]
-    data = pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+    data = listening(seed=4, n_users=50, n_items=70, per_user=12)
     seen_histories: list[set[tuple[int, int]]] = []
     real = rec.Generators
 
@@ -475,15 +468,7 @@ def test_bag_options_are_checked_by_name(kwargs, match):
 
 
 def test_recommender_trains_the_bagged_ranker():
-    import pandas as pd
-
-    rng = np.random.default_rng(7)
-    rows = [
-        (u, int(i), int(rng.integers(1, 300)))
-        for u in range(60)
-        for i in rng.choice(80, 12, replace=False)
-    ]
-    data = pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+    data = listening(seed=7, n_users=60, n_items=80, per_user=12)
     model = AutoMLHelper().train_recommendation_model_sync(
         interaction_data=data, task_config={"time_budget_seconds": 60, "n_candidates": 15}
     )

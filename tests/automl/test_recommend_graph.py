@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from automl_support import listening
 
 from ml_utilities.automl import AutoMLHelper
 from ml_utilities.automl import recommend as rec
@@ -81,14 +82,8 @@ def test_friends_generators_and_features_match_a_direct_computation():
     assert "friends" not in plain.scores and "friends_have" not in plain.features(users, cands)
 
 
-def _listening(seed=3, n_users=40, n_items=60, per_user=10):
-    rng = np.random.default_rng(seed)
-    rows = [
-        (u, int(i), int(rng.integers(1, 300)))
-        for u in range(n_users)
-        for i in rng.choice(n_items, per_user, replace=False)
-    ]
-    return pd.DataFrame(rows, columns=["userID", "artistID", "weight"])
+def _listening():
+    return listening(seed=3, n_users=40, n_items=60, per_user=10)
 
 
 def _graph(n_users=40, seed=1):
