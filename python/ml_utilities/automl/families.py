@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from ..models.skops_io import dump_skops, load_skops
 
 __all__ = ["FAMILIES", "DISPLAY_NAMES", "DeadlineExceeded", "FitContext", "Family", "family"]
 
@@ -101,7 +102,7 @@ class Family(ABC):
         """Write one fitted model into the empty folder ``folder``."""
 
     @abstractmethod
-    def load(self, folder: Path, ctx: FitContext) -> Any:
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
         """Read what :meth:`save` wrote."""
 
 
@@ -174,21 +175,10 @@ class SklearnFamily(Family):
         return np.asarray(model.predict(x), dtype=np.float32)
 
     def save(self, model: Any, folder: Path) -> None:
-        import skops.io as sio
+        dump_skops(model, folder / "model.skops")
 
-        sio.dump(model, folder / "model.skops")
-
-    def load(self, folder: Path, ctx: FitContext) -> Any:
-        import skops.io as sio
-
-        path = folder / "model.skops"
-        untrusted = sio.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-        if foreign:
-            from ..models.errors import ArtifactIntegrityError
-
-            raise ArtifactIntegrityError(f"{path} asks to rebuild foreign types {foreign}")
-        return sio.load(path, trusted=untrusted)
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
+        return load_skops(folder / "model.skops", allow_pickle=allow_pickle)
 
 
 class LinearFamily(SklearnFamily):
@@ -490,7 +480,7 @@ class LightGBMFamily(Family):
     def save(self, model: Any, folder: Path) -> None:
         model.save_model(str(folder / "model.txt"))
 
-    def load(self, folder: Path, ctx: FitContext) -> Any:
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
         import lightgbm as lgb
 
         return lgb.Booster(model_file=str(folder / "model.txt"))
@@ -581,7 +571,7 @@ class XGBoostFamily(Family):
     def save(self, model: Any, folder: Path) -> None:
         model.save_model(str(folder / "model.ubj"))
 
-    def load(self, folder: Path, ctx: FitContext) -> Any:
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
         import xgboost as xgb
 
         booster = xgb.Booster()
@@ -705,10 +695,9 @@ class NeuralNetworkFamily(Family):
         return (out[:, 0].numpy() * model["y_std"] + model["y_mean"]).astype(np.float32)
 
     def save(self, model: Any, folder: Path) -> None:
-        import skops.io as sio
         from safetensors.torch import save_file
 
-        sio.dump(model["prep"], folder / "prep.skops")
+        dump_skops(model["prep"], folder / "prep.skops")
         save_file(
             {k: v.contiguous() for k, v in model["net"].state_dict().items()},
             str(folder / "net.safetensors"),
@@ -716,22 +705,15 @@ class NeuralNetworkFamily(Family):
         meta = {k: model[k] for k in ("params", "n_in", "n_out", "y_mean", "y_std")}
         (folder / "net.json").write_text(json.dumps(meta))
 
-    def load(self, folder: Path, ctx: FitContext) -> Any:
-        import skops.io as sio
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
         from safetensors.torch import load_file
 
-        path = folder / "prep.skops"
-        untrusted = sio.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-        if foreign:
-            from ..models.errors import ArtifactIntegrityError
-
-            raise ArtifactIntegrityError(f"{path} asks to rebuild foreign types {foreign}")
+        prep = load_skops(folder / "prep.skops", allow_pickle=allow_pickle)
         meta = json.loads((folder / "net.json").read_text())
         net = self._net(meta["n_in"], meta["n_out"], meta["params"])
         net.load_state_dict(load_file(str(folder / "net.safetensors")))
         net.eval()
-        return dict(meta, prep=sio.load(path, trusted=untrusted), net=net)
+        return dict(meta, prep=prep, net=net)
 
 
 FAMILIES: dict[str, Family] = {

@@ -20,6 +20,7 @@ from ..exceptions import ParameterError
 from ..models.adapters import FRAMEWORKS
 from ..models.adapters.base import Adapter, OnnxExport
 from ..models.handle import ModelHandle
+from ..models.skops_io import dump_skops, load_skops
 from .data import ColumnEncoder, FeatureEngineering
 from .ensemble import stacking_features
 from .families import FAMILIES, FitContext
@@ -143,9 +144,7 @@ class AutoMLAdapter(Adapter):
                 folder.mkdir(parents=True)
                 fam.save(model, folder)
         if self.meta is not None:
-            import skops.io as sio
-
-            sio.dump(self.meta, directory / "meta.skops")
+            dump_skops(self.meta, directory / "meta.skops")
         (directory / "automl.json").write_text(json.dumps({"members": len(self.members)}))
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
@@ -155,19 +154,11 @@ class AutoMLAdapter(Adapter):
             folds = []
             for j, fe_spec in enumerate(spec["folds"]):
                 fe = FeatureEngineering.from_spec(fe_spec)
-                folds.append((fe, fam.load(directory / f"member{i}" / f"fold{j}", self._ctx(fe))))
+                folder = directory / f"member{i}" / f"fold{j}"
+                folds.append((fe, fam.load(folder, self._ctx(fe), allow_pickle=allow_pickle)))
             self.members.append(folds)
         if (directory / "meta.skops").exists():
-            import skops.io as sio
-
-            path = directory / "meta.skops"
-            untrusted = sio.get_untrusted_types(file=path)
-            bad = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
-            if bad:
-                from ..models.errors import ArtifactIntegrityError
-
-                raise ArtifactIntegrityError(f"{path} asks to rebuild foreign types {bad}")
-            self.meta = sio.load(path, trusted=untrusted)
+            self.meta = load_skops(directory / "meta.skops", allow_pickle=allow_pickle)
 
     # -- ONNX -----
     def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:

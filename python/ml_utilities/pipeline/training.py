@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.handle import ModelHandle
+from ..models.skops_io import dump_skops, load_skops
 from .errors import ParameterError
 
 __all__ = ["FoldResult", "PipelineModel", "evaluate", "fit_split"]
@@ -27,8 +28,11 @@ logger = logging.getLogger(__name__)
 _PIPE_DIR = "pipeline"
 _PRE_FILE = "preprocessor.skops"
 _PIPE_META = "pipeline.json"
-# types the preprocessor's skops file may rebuild without allow_pickle
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "ml_utilities.pipeline.")
+# the pipeline's own transformers, which its preprocessor's skops file may rebuild
+_TRUSTED_TYPES = (
+    "ml_utilities.pipeline.features.FeatureBuilder",
+    "ml_utilities.pipeline.features.PolynomialExpansion",
+)
 
 
 class FoldResult:
@@ -228,11 +232,9 @@ class PipelineModel(ModelHandle):
         return out
 
     def write_folder(self, folder: Path, *, allow_pickle: bool = False) -> dict[str, str]:
-        import skops.io as sio
-
         pdir = folder / _PIPE_DIR
         pdir.mkdir()
-        sio.dump(self.preprocessor, pdir / _PRE_FILE)
+        dump_skops(self.preprocessor, pdir / _PRE_FILE)
         (pdir / _PIPE_META).write_text(
             json.dumps(self.pipeline_info, indent=1, sort_keys=True, default=str)
         )
@@ -249,22 +251,13 @@ class PipelineModel(ModelHandle):
         device: str | None = None,
     ) -> PipelineModel:
         """Load a folder written by :meth:`write_folder` (every file's sha256 checked first)."""
-        import skops.io as sio
-
-        from ..models.errors import ArtifactIntegrityError
-
         handle = super().load(path, allow_pickle=allow_pickle, manifest=manifest, device=device)
         assert isinstance(handle, PipelineModel)
         pdir = Path(path) / _PIPE_DIR
         if not (pdir / _PRE_FILE).is_file():
             raise ParameterError(f"{path} is a model folder without a pipeline (no {_PIPE_DIR}/)")
-        untrusted = sio.get_untrusted_types(file=pdir / _PRE_FILE)
-        foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if foreign and not allow_pickle:
-            raise ArtifactIntegrityError(
-                f"{pdir / _PRE_FILE} asks to rebuild types outside scikit-learn/numpy/scipy/"
-                f"ml_utilities.pipeline: {foreign}; pass allow_pickle=True if you trust them"
-            )
-        handle.preprocessor = sio.load(pdir / _PRE_FILE, trusted=untrusted)
+        handle.preprocessor = load_skops(
+            pdir / _PRE_FILE, trusted=_TRUSTED_TYPES, allow_pickle=allow_pickle
+        )
         handle.pipeline_info = json.loads((pdir / _PIPE_META).read_text())
         return handle

@@ -2,7 +2,8 @@
 
 The model is built from a configuration (randomly initialised, nothing downloaded), trained with
 the PyTorch adapter's loop, saved with ``save_pretrained`` (config.json + safetensors) and loaded
-with ``from_pretrained(..., local_files_only=True)``.
+with ``from_pretrained(..., local_files_only=True, use_safetensors=True)``: never a pickled
+``pytorch_model.bin``.
 """
 
 from __future__ import annotations
@@ -116,8 +117,13 @@ class TransformersAdapter(TorchAdapter):
         from transformers import ASTForAudioClassification
 
         with _quiet():
+            # safetensors only (a pytorch_model.bin beside it is a pickle), nothing downloaded; a
+            # concrete model class never runs code from the folder (only Auto classes can)
             model = ASTForAudioClassification.from_pretrained(
-                directory / _HF_DIR, local_files_only=True, attn_implementation="eager"
+                directory / _HF_DIR,
+                local_files_only=True,
+                use_safetensors=True,
+                attn_implementation="eager",
             )
         net = _WithNorm(model, self.input_shape[1])
         net.norm.load_state_dict(load_file(str(directory / _NORM)))

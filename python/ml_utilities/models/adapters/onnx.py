@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ArtifactIntegrityError, ParameterError
 from .base import Adapter, OnnxExport, require
 
 __all__ = ["OnnxAdapter", "make_session"]
@@ -46,6 +46,50 @@ def make_session(
     return ort.InferenceSession(
         model, sess_options=opts, providers=providers or ["CPUExecutionProvider"]
     )
+
+
+def _external_tensors(graph: Any) -> list[str]:
+    """Names of the tensors of ``graph`` (and its subgraphs) whose data lies in another file."""
+    external = 1  # onnx.TensorProto.EXTERNAL
+    found = [t.name for t in graph.initializer if t.data_location == external]
+    found += [s.values.name for s in graph.sparse_initializer if s.values.data_location == external]
+    for node in graph.node:
+        for attr in node.attribute:
+            tensors = [attr.t] if attr.HasField("t") else []
+            found += [
+                t.name or node.name
+                for t in (*tensors, *attr.tensors)
+                if t.data_location == external
+            ]
+            subgraphs = [attr.g] if attr.HasField("g") else []
+            for sub in (*subgraphs, *attr.graphs):
+                found += _external_tensors(sub)
+    return found
+
+
+def check_self_contained(model_bytes: bytes, source: str) -> None:
+    """Refuse a model whose tensors point at other files (this library never writes one).
+
+    A model loaded from bytes has no folder of its own: ONNX Runtime checks its external data
+    paths against the working directory (1.32 then fails with an internal error), so whether a
+    crafted file can read a file there into a weight depends on the runtime's version. This check
+    answers the same for every version, with the file's name. Needs ``onnx`` to look; without it,
+    ONNX Runtime's own checks remain.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return
+    try:
+        model = onnx.load_from_string(model_bytes)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise ArtifactIntegrityError(f"{source} is not a readable ONNX model: {err}") from err
+    external = _external_tensors(model.graph)
+    if external:
+        raise ArtifactIntegrityError(
+            f"{source} keeps tensors {external[:5]} in other files (external data); models "
+            "loaded here must hold all their weights"
+        )
 
 
 class OnnxAdapter(Adapter):
@@ -120,6 +164,7 @@ class OnnxAdapter(Adapter):
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
         self._bytes = (directory / _FILE).read_bytes()
+        check_self_contained(self._bytes, str(directory / _FILE))
         self.session = make_session(
             self._bytes, self.providers, graph_optimization=self.graph_optimization
         )

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactIntegrityError, ParameterError
+from ..skops_io import dump_skops, load_skops
 from .base import Adapter, OnnxExport, TrainingResult, check_hyperparameters, require
 
 __all__ = ["SklearnAdapter"]
@@ -40,8 +41,6 @@ _ALIASES = {
     "hist_gradient_boosting": "gradient_boosting",
 }
 
-# modules whose types skops may rebuild without the caller's consent: scikit-learn's own
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 _MODEL_FILE = "model.skops"
 _PICKLE_FILE = "model.pkl"
 
@@ -80,9 +79,8 @@ class SklearnAdapter(Adapter):
         return np.asarray(self.model.predict(x2), dtype=np.float32)
 
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
-        sio = require("skops.io", package="skops", purpose="saving scikit-learn models")
         try:
-            sio.dump(self.model, directory / _MODEL_FILE)
+            dump_skops(self.model, directory / _MODEL_FILE)
         except Exception as err:  # skops refuses objects it cannot describe safely
             if not allow_pickle:
                 raise ParameterError(
@@ -111,16 +109,7 @@ class SklearnAdapter(Adapter):
             with open(directory / _PICKLE_FILE, "rb") as fh:
                 self.model = pickle.load(fh)  # noqa: S301 - the caller allowed it
             return
-        sio = require("skops.io", package="skops", purpose="loading scikit-learn models")
-        path = directory / _MODEL_FILE
-        untrusted = sio.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-        if foreign and not allow_pickle:
-            raise ArtifactIntegrityError(
-                f"{path} asks to rebuild types outside scikit-learn/numpy/scipy: {foreign}; "
-                "pass allow_pickle=True if you trust them"
-            )
-        self.model = sio.load(path, trusted=untrusted)
+        self.model = load_skops(directory / _MODEL_FILE, allow_pickle=allow_pickle)
 
     def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
         skl2onnx = require("skl2onnx", purpose="ONNX export of scikit-learn models")
