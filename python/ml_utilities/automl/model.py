@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from ..models.adapters import FRAMEWORKS
+from ..models.adapters import register_adapter
 from ..models.adapters.base import Adapter, OnnxExport
 from ..models.handle import ModelHandle
 from ..models.skops_io import dump_skops, load_skops
@@ -29,10 +29,10 @@ __all__ = ["AutoMLAdapter", "AutoMLModel", "register_framework"]
 
 
 def register_framework() -> None:
-    """Make ``framework='automl'`` loadable by the model registry (kept for callers of the
-    earlier API: :data:`ml_utilities.models.adapters.FRAMEWORKS` lists it already, through
-    ``ml_utilities.models.adapters.automl``)."""
-    FRAMEWORKS.setdefault("automl", "automl:AutoMLAdapter")
+    """Make ``framework='automl'`` loadable by the model registry. Importing this module does
+    it, and the ``ml_utilities.adapters`` entry point finds this module for a registry load
+    before anyone imported it; kept for callers of the earlier API."""
+    register_adapter("automl", AutoMLAdapter)
 
 
 class AutoMLAdapter(Adapter):

@@ -513,7 +513,7 @@ class FeatureExtractor:
         pandas.DataFrame
             Indexed by user id (sorted), one column per feature.
         """
-        from ..pipeline.features import user_features
+        from .listening import user_features
 
         return user_features(listening_history, **options)
 

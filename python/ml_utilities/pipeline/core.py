@@ -18,15 +18,10 @@ import pandas as pd
 
 from .._jsonable import jsonable
 from ..exceptions import ParameterError
+from ..features.listening import ITEM_COLUMNS, USER_COLUMNS, WEIGHT_COLUMNS
 from .config import DEFAULT_MODELS, check_config
 from .errors import PipelineConfigError
-from .features import (
-    ITEM_COLUMNS,
-    USER_COLUMNS,
-    WEIGHT_COLUMNS,
-    FeatureBuilder,
-    PolynomialExpansion,
-)
+from .features import FeatureBuilder, PolynomialExpansion
 from .preprocessing import build_column_transformer, build_outlier_detector
 from .sources import join_frames, read_source, read_source_async
 from .training import PipelineModel, evaluate, feature_names, fit_split
