@@ -1,13 +1,30 @@
-"""Shared fixtures: the real clips in ../shared/audio and synthetic signals."""
+"""Shared fixtures: the real clips in ../shared/audio and synthetic signals; a temporary home.
+
+No test writes to the real home folder: before any test module is imported, ``HOME`` and
+``ML_UTILITIES_HOME`` point at a folder made for this session (removed at its end), so the
+defaults under ``~`` (the registry, Optuna's studies, caches) land there, for this process and
+every subprocess it starts. Tests that need a home of their own still set one.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import AUDIO_DIR, CLIPS
 from servers import postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
+
+_TEST_HOME = tempfile.mkdtemp(prefix="mlu-test-home-")
+os.environ["HOME"] = _TEST_HOME
+os.environ["ML_UTILITIES_HOME"] = os.path.join(_TEST_HOME, ".ml_utilities")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

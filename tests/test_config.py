@@ -332,3 +332,13 @@ def test_config_imports_only_stdlib():
             imported.add((node.module or "").split(".")[0])
     third_party = {name for name in imported if name not in sys.stdlib_module_names}
     assert third_party <= {"__future__"}, third_party
+
+
+def test_the_suite_runs_under_a_temporary_home():
+    """conftest.py points HOME and ML_UTILITIES_HOME away from the account's real home."""
+    import pwd
+
+    real = Path(pwd.getpwuid(os.getuid()).pw_dir).resolve()
+    assert Path.home().resolve() != real
+    assert real not in Path(os.environ["ML_UTILITIES_HOME"]).resolve().parents
+    assert Settings.from_env().home.resolve().is_relative_to(Path.home().resolve())
