@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validators import integer, number
 from ..exceptions import ParameterError
 
 __all__ = [
@@ -226,13 +227,11 @@ def ials_factors(
     """
     import scipy.sparse as sp
 
-    from .options import _integer, _number
-
-    factors = _integer("factors", factors, minimum=1)
-    iterations = _integer("iterations", iterations, minimum=1)
-    seed = _integer("seed", seed, minimum=0)
-    regularization = _number("regularization", regularization)
-    alpha = _number("alpha", alpha)
+    factors = integer("factors", factors, minimum=1)
+    iterations = integer("iterations", iterations, minimum=1)
+    seed = integer("seed", seed, minimum=0)
+    regularization = number("regularization", regularization, above=0.0)
+    alpha = number("alpha", alpha, above=0.0)
     if not sp.issparse(x) or len(x.shape) != 2:
         raise ParameterError(f"x: expected a 2-D scipy.sparse matrix, got {type(x).__name__}")
     c = sp.csr_matrix(x, dtype=np.float32, copy=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validators import integer
 from ..exceptions import ParameterError
 
 __all__ = ["LambdaMARTRanker"]
@@ -113,11 +114,9 @@ class LambdaMARTRanker:
         """Fit on ``frame`` (features and the group column) and binary or graded ``labels``."""
         import pandas as pd
 
-        from .options import _integer
-
-        n_models = _integer("n_models", self.n_models, minimum=1)
+        n_models = integer("n_models", self.n_models, minimum=1)
         if self.rounds is not None:
-            _integer("rounds", self.rounds, minimum=1)
+            integer("rounds", self.rounds, minimum=1)
         if not isinstance(frame, pd.DataFrame) or self.group_column not in frame.columns:
             raise ParameterError(f"frame must be a DataFrame with a {self.group_column!r} column")
         y = np.asarray(labels, dtype=np.float64)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validators import flag, integer, keyed, number
 from ..exceptions import ParameterError
 
 __all__ = [
@@ -139,38 +138,6 @@ class AutoMLOptions:
         }
 
 
-def _number(key: str, value: Any, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(f"{key}={value!r}: expected a number > {minimum:g}")
-    if not math.isfinite(float(value)) or not float(value) > minimum:
-        raise ParameterError(f"{key}={value!r}: expected a finite number > {minimum:g}")
-    return float(value)
-
-
-def _integer(key: str, value: Any, *, minimum: int) -> int:
-    """``value`` as an int (Python's or NumPy's integers, not bools), at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ParameterError(f"{key}={value!r}: expected an integer >= {minimum}")
-    return int(value)
-
-
-def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ParameterError(f"{key}={value!r}: expected True or False")
-    return value
-
-
-def _dict(key: str, value: Any, accepted: tuple[str, ...]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParameterError(f"{key}={value!r}: expected a dict with keys among {list(accepted)}")
-    unknown = sorted(set(value) - set(accepted))
-    if unknown:
-        raise ParameterError(f"unknown {key} key(s) {unknown}; accepted: {list(accepted)}")
-    return value
-
-
 def parse_metric(task: str, metric: Any) -> tuple[str, int | None]:
     """``'ndcg@10'`` -> ``('ndcg', 10)``; checks the metric fits the task."""
     if not isinstance(metric, str):
@@ -240,10 +207,10 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
     if "time_budget_hours" in config and "time_budget_seconds" in config:
         raise ParameterError("give time_budget_hours or time_budget_seconds, not both")
     if "time_budget_seconds" in config:
-        budget = _number("time_budget_seconds", config["time_budget_seconds"])
+        budget = number("time_budget_seconds", config["time_budget_seconds"], above=0.0)
     else:
         hours = config.get("time_budget_hours", settings.automl_time_budget)
-        budget = _number("time_budget_hours", hours) * 3600.0
+        budget = number("time_budget_hours", hours, above=0.0) * 3600.0
     ens = config.get("ensemble_methods", list(ENSEMBLES))
     if isinstance(ens, str) or not isinstance(ens, (list, tuple)):
         raise ParameterError(
@@ -252,9 +219,9 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
     for e in ens:
         if e not in ENSEMBLES:
             raise ParameterError(f"ensemble method {e!r} is not supported; choose {ENSEMBLES}")
-    fe = _dict("feature_engineering", config.get("feature_engineering"), FE_KEYS)
-    poly = _flag("polynomial_features", fe.get("polynomial_features", False))
-    inter = _flag("interaction_features", fe.get("interaction_features", False))
+    fe = keyed("feature_engineering", config.get("feature_engineering"), FE_KEYS)
+    poly = flag("polynomial_features", fe.get("polynomial_features", False))
+    inter = flag("interaction_features", fe.get("interaction_features", False))
     default_fs = "mutual_info" if settings.feature_selection else "none"
     fs = fe.get("feature_selection", default_fs)
     if fs is None or fs is False:
@@ -263,7 +230,7 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
         raise ParameterError(
             f"feature_selection={fs!r}: expected one of {list(FEATURE_SELECTION)} (or None)"
         )
-    space = _dict("model_search_space", config.get("model_search_space"), SEARCH_KEYS)
+    space = keyed("model_search_space", config.get("model_search_space"), SEARCH_KEYS)
     default_algos = RANKING_ALGORITHMS if task == "recommendation" else DEFAULT_ALGORITHMS
     algos_given = space.get("algorithms", list(default_algos))
     if isinstance(algos_given, str) or not isinstance(algos_given, (list, tuple)):
@@ -283,16 +250,16 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
     hpo = space.get("hyperparameter_optimization", "bayesian")
     if hpo not in HPO:
         raise ParameterError(f"hyperparameter_optimization={hpo!r}: expected one of {list(HPO)}")
-    max_trials = _integer("max_trials", config.get("max_trials", settings.automl_trials), minimum=1)
-    folds = _integer(
+    max_trials = integer("max_trials", config.get("max_trials", settings.automl_trials), minimum=1)
+    folds = integer(
         "cv_folds",
         config.get("cv_folds", default_ml_config()["model_training"]["cross_validation_folds"]),
         minimum=2,
     )
-    seed = _integer("seed", config.get("seed", 0), minimum=0)
-    n_jobs = _integer("n_jobs", config.get("n_jobs", n_cores or settings.max_workers), minimum=1)
+    seed = integer("seed", config.get("seed", 0), minimum=0)
+    n_jobs = integer("n_jobs", config.get("n_jobs", n_cores or settings.max_workers), minimum=1)
     tt = config.get("trial_timeout_seconds")
-    trial_timeout = None if tt is None else _number("trial_timeout_seconds", tt)
+    trial_timeout = None if tt is None else number("trial_timeout_seconds", tt, above=0.0)
     storage = config.get("storage")
     if storage is not None and (not isinstance(storage, str) or not storage.strip()):
         raise ParameterError(
@@ -305,7 +272,7 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
     group = config.get("group_column")
     if group is not None and not isinstance(group, str):
         raise ParameterError(f"group_column={group!r}: expected a column name")
-    register = _flag("register", config.get("register", True))
+    register = flag("register", config.get("register", True))
     name = config.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name):
         raise ParameterError(f"name={name!r}: expected a non-empty string without '/'")

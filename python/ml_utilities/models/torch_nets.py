@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validators import integer
 from .errors import ParameterError
 
 __all__ = [
@@ -152,9 +153,7 @@ class MusicTransformerConfig:
             "num_layers",
             "num_heads",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParameterError(f"{name}={value!r}: expected an integer >= 1")
+            setattr(self, name, integer(name, getattr(self, name), minimum=1))
         if self.hidden_size % self.num_heads:
             raise ParameterError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}"

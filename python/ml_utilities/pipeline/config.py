@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._validators import flag, integer
 from .errors import PipelineConfigError
 from .preprocessing import PREPROCESSING_KEYS, parse_option
 from .sources import check_source
@@ -60,15 +61,11 @@ _REGISTER_KEYS = ("name", "aliases", "metadata")
 
 
 def _int(where: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PipelineConfigError(f"{where}={value!r}: expected an integer >= {minimum}")
-    return int(value)
+    return integer(where, value, minimum=minimum, error=PipelineConfigError)
 
 
 def _bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise PipelineConfigError(f"{where}={value!r}: expected True or False")
-    return value
+    return flag(where, value, error=PipelineConfigError)
 
 
 def _section(config: dict[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
