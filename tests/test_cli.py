@@ -190,6 +190,24 @@ def test_features_catalog_to_parquet_resumes_and_reports_failures(wav_dir, tmp_p
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_outputs_get_the_umask_default_mode(wav_dir, tmp_path, capsys, mask):
+    """Outputs are written through a temporary (0600) and renamed: they must end up with the
+    mode a plain open() gives (0644 under umask 022), readable by another account."""
+    pytest.importorskip("pyarrow")
+    previous = os.umask(mask)
+    try:
+        npz, parquet = tmp_path / "arrays.npz", tmp_path / "features.parquet"
+        assert main(["features", str(wav_dir / "tone.wav"), "--out", str(npz)]) == 0
+        args = [str(wav_dir / "tone.wav"), "--out", str(parquet), "--no-progress"]
+        assert main(["features", *args]) == 0
+    finally:
+        os.umask(previous)
+    capsys.readouterr()
+    for path in (npz, parquet):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, (path, oct(path.stat().st_mode))
+
+
 def test_features_plot_draws_every_group(wav_dir, tmp_path, capsys):
     png = tmp_path / "groups.png"
     assert main(["features", str(wav_dir / "melody.flac"), "--plot", str(png)]) == 0

@@ -6,9 +6,12 @@
     Mel spectrogram, MFCC and deltas of each file (or, with no file, of a synthetic 30 s clip),
     one summary line per file; ``--out X.npz`` saves the arrays. ``--out X.parquet`` extracts
     every group of FeatureExtractor over the whole catalog in parallel and writes one summary row
-    per track (resumable: tracks already in the file are skipped; a file that fails is reported
-    and the rest go on). ``--plot`` draws the groups (spectrogram, chromagram, MFCC, onset
-    envelope with beats) into a PNG.
+    per track, checkpointing as it goes (the file is rewritten atomically every
+    ``--checkpoint-every`` tracks or ``--checkpoint-seconds``, so a killed run loses at most the
+    work since the last checkpoint); resumable: tracks already in the file are skipped, matched
+    by resolved path and content fingerprint (a changed file is extracted again); a file that
+    fails is reported and the rest go on. ``--plot`` draws the groups (spectrogram, chromagram,
+    MFCC, onset envelope with beats) into a PNG.
 ``ml-utilities bench``
     Times librosa and ml_utilities in the same run and prints their ratios (needs librosa).
 ``ml-utilities serve``
@@ -27,9 +30,9 @@ import gc
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +41,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from ml_utilities._fs import atomic_file
 
 __all__ = ["main"]
 
@@ -70,6 +75,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _describe(exc: BaseException) -> str:
     """A one-line message for ``exc``: its own text, else its cause's, else its type."""
     current: BaseException | None = exc
@@ -95,19 +110,13 @@ def _clear_tracebacks(exc: BaseException | None) -> None:
 @contextlib.contextmanager
 def _atomic_output(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary file in the same folder, renamed into place at the
-    end, so that a reader never sees half a file and a failure leaves no file behind."""
+    end, so that a reader never sees half a file and a failure leaves no file behind; the file
+    gets the umask's default mode (``0o666 & ~umask``), as a plain ``open`` would give it."""
     folder = path.parent
     if not folder.is_dir():
         raise CommandError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, mode) as handle:
+        yield handle
 
 
 def _distribution_version(name: str) -> str | None:
@@ -342,12 +351,11 @@ def _features_catalog(args: argparse.Namespace) -> int:
     paths = _input_paths(args)
     if not paths:
         raise CommandError("--out .parquet extracts a catalog: name audio files or folders", 2)
-    before = 0
     if args.out.is_file() and args.resume:
-        from ml_utilities.features.summary import TrackFeatures
+        import pyarrow.parquet as pq
 
         try:
-            before = len(TrackFeatures.read_parquet(args.out).ids)
+            pq.read_schema(args.out)  # the footer only: a file that is not Parquet, at once
         except Exception as exc:
             raise CommandError(f"{args.out}: cannot resume from it: {_describe(exc)}") from exc
     start = time.perf_counter()
@@ -361,6 +369,8 @@ def _features_catalog(args: argparse.Namespace) -> int:
                 out=args.out,
                 resume=args.resume,
                 progress=args.progress,
+                checkpoint_every=args.checkpoint_every,
+                checkpoint_seconds=args.checkpoint_seconds,
             )
         except CommandError:
             raise
@@ -369,7 +379,8 @@ def _features_catalog(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.out}: {_describe(exc)}") from exc
         gc.collect()
     elapsed = time.perf_counter() - start
-    extracted = len(table.ids) - before
+    extracted = len(table.extracted)
+    before = len(table.ids) - extracted
     print(
         f"wrote {args.out}: {len(table.ids)} tracks x {len(table.columns)} columns "
         f"({extracted} extracted in {elapsed:.1f} s, {before} already there, "
@@ -563,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mel spectrogram, MFCC and deltas of each FILE (mono, resampled to --sr); "
         "folders are searched for audio files. With no FILE, of a synthetic 30 s test clip. "
         "With --out X.parquet, every feature group of FeatureExtractor over the whole catalog, "
-        "in parallel, one summary row per track, resumable.",
+        "in parallel, one summary row per track, checkpointed as it goes and resumable (tracks "
+        "matched by resolved path and content fingerprint).",
     )
     features.add_argument("files", nargs="*", metavar="FILE|DIR", help="audio files or folders")
     features.add_argument("--sr", type=_positive_int, default=22050, help="sampling rate (Hz)")
@@ -580,6 +592,20 @@ def build_parser() -> argparse.ArgumentParser:
         dest="resume",
         action="store_false",
         help="with .parquet, extract every track again instead of skipping those already there",
+    )
+    features.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="with .parquet, rewrite the file (atomically) after every N new tracks (default 64)",
+    )
+    features.add_argument(
+        "--checkpoint-seconds",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="with .parquet, or after S seconds while new tracks arrive (default 30)",
     )
     progress = features.add_mutually_exclusive_group()
     progress.add_argument(

@@ -61,6 +61,8 @@ def test_aliases_champion_and_challenger(manager, trained_models):
     assert manager.load_model_sync("recs", "champion").version == 2
     reg.delete_alias("recs", "challenger")
     assert reg.aliases("recs") == {"champion": 2}
+    with pytest.raises(ParameterError, match="alias"):
+        reg.set_alias("recs", "canary\n", 2)  # "$" would match before the newline
     with pytest.raises(ModelNotFoundError, match="no alias 'challenger'"):
         reg.get_version("recs", "challenger")
     with pytest.raises(ModelNotFoundError, match="no version 9"):
@@ -71,7 +73,7 @@ def test_aliases_champion_and_challenger(manager, trained_models):
         reg.get_version("nope")
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "../x", "x" * 201, " lead", 3])
+@pytest.mark.parametrize("bad", ["", "a/b", "../x", "x" * 201, " lead", 3, "genre\n"])
 def test_bad_names_are_refused(manager, trained_models, bad):
     with pytest.raises(ParameterError, match="model name"):
         manager.register_model_sync(trained_models("sklearn"), name=bad)
@@ -312,3 +314,41 @@ def test_garbage_collection_spares_recent_folders(manager, trained_models):
     assert stray.exists()
     assert reg.collect_garbage(older_than_s=0) == ["gc/.tmp-in-flight"]
     assert reg.load("gc").version == 1
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it after."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+def _modes(folder):
+    """{relative path: permission bits} of ``folder`` and everything under it."""
+    out = {".": folder.stat().st_mode & 0o777}
+    for path in folder.rglob("*"):
+        out[path.relative_to(folder).as_posix()] = path.stat().st_mode & 0o777
+    return out
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_saved_and_registered_models_follow_the_umask(trained_models, tmp_path, umask, mask):
+    """A version folder and a saved model are created like mkdir/open would create them, not
+    0700/0600: a serving account of the same group can read them where the umask allows it."""
+    from pathlib import Path
+
+    umask(mask)
+    handle = trained_models("sklearn")
+    saved = handle.save(tmp_path / "saved")
+    reg = ModelRegistry(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "artifacts")
+    try:
+        version = reg.register(handle, name="modes")
+    finally:
+        reg.dispose()
+    for folder in (Path(saved), Path(version.artifact_uri)):
+        modes = _modes(folder)
+        assert len(modes) > 2, modes
+        for rel, mode in modes.items():
+            is_dir = (folder / rel).is_dir()
+            assert mode == (0o777 if is_dir else 0o666) & ~mask, (folder, rel, oct(mode))

@@ -19,7 +19,7 @@ from ml_utilities.pipeline import (
     read_source,
     read_source_async,
 )
-from ml_utilities.pipeline.sources import join_frames
+from ml_utilities.pipeline.sources import check_source, join_frames
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -174,6 +174,26 @@ def test_quote_identifier():
     assert quote_identifier("public.t1", allow_schema=True) == '"public"."t1"'
     with pytest.raises(SourceError):
         quote_identifier("public.t1")
+
+
+@pytest.mark.parametrize("name", ["users\n", "public.users\n", "public\n.users", "users\r"])
+def test_identifier_with_a_trailing_newline_is_refused(name):
+    # `$` matches before a final newline: the identifier check must match the whole string
+    with pytest.raises(SourceError, match="refused"):
+        quote_identifier(name, allow_schema=True)
+    with pytest.raises(SourceError, match="refused"):
+        check_source({"type": "postgresql", "table": name})
+    assert quote_identifier("public.users", allow_schema=True) == '"public"."users"'
+
+
+@pytest.mark.parametrize("bucket", ["my-bucket\n", "my-bucket\r\n", "\nmy-bucket", "my bucket"])
+def test_s3_bucket_name_must_match_whole(bucket):
+    with pytest.raises(PipelineConfigError, match="not a valid bucket name") as info:
+        check_source({"type": "s3", "bucket": bucket, "prefix": "x/"})
+    assert repr(bucket) in str(info.value)
+    assert check_source({"type": "s3", "bucket": "my-bucket", "prefix": "x/"})["bucket"] == (
+        "my-bucket"
+    )
 
 
 def test_postgresql_missing_table_and_empty(pg_table):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._fs import atomic_file
 
 __all__ = ["STATS", "TrackFeatures", "summarize"]
 
@@ -68,12 +69,18 @@ def summarize(
 
 @dataclass
 class TrackFeatures:
-    """Summary vectors of many tracks: ``values[i]`` belongs to ``ids[i]``."""
+    """Summary vectors of many tracks: ``values[i]`` belongs to ``ids[i]``.
+
+    ``errors`` maps the clips that failed to their reason; ``extracted`` lists the ids this
+    run computed (with ``extract_catalog(out=..., resume=True)`` the others were kept from the
+    file).
+    """
 
     ids: list[str]
     columns: list[str]
     values: np.ndarray
     errors: dict[str, str] = field(default_factory=dict)
+    extracted: list[str] = field(default_factory=list, compare=False)
 
     def to_pandas(self) -> Any:
         import pandas as pd
@@ -84,7 +91,8 @@ class TrackFeatures:
 
     def to_parquet(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per track (column ``track`` first), atomically: a temporary file in the
-        same folder is renamed over ``path`` only once complete."""
+        same folder is flushed to disk and renamed over ``path`` only once complete. The file
+        gets the umask's default mode."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -98,14 +106,8 @@ class TrackFeatures:
             }
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as handle:
+            pq.write_table(table, handle)
         return path
 
     @classmethod

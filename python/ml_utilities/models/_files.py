@@ -6,12 +6,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._fs import fsync_dir, kept_temp_dir
 from .errors import ArtifactIntegrityError, ParameterError
 
 __all__ = ["MANIFEST", "atomic_folder", "check_manifest", "sha256_file", "write_manifest"]
@@ -68,12 +68,13 @@ def atomic_folder(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``target`` in one rename.
 
     A crash leaves at most a ``.tmp-*`` folder beside ``target``, never a half-written target.
+    The folder gets the umask's default mode (``0o777 & ~umask``), as ``mkdir`` would give it.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise ParameterError(f"{target} already exists; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    tmp = kept_temp_dir(target.parent, prefix=f".tmp-{target.name}-")
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -84,7 +85,7 @@ def atomic_folder(target: Path, *, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -95,17 +96,4 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(folder)

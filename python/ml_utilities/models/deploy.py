@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .._fs import kept_temp_dir
+from .._validators import integer, number
 from .adapters.base import OnnxExport, require
 from .adapters.onnx import OnnxAdapter
 from .errors import (
@@ -81,26 +83,16 @@ def _check_config(config: Any) -> dict[str, Any]:
     if quant not in QUANTIZATIONS:
         raise ParameterError(f"quantization={quant!r}: expected one of {list(QUANTIZATIONS)}")
     cfg["quantization"] = "none" if quant == "fp32" else quant
-    batch = cfg.get("batch_size", settings.batch_size)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ParameterError(f"batch_size={batch!r}: expected an integer >= 1")
-    cfg["batch_size"] = batch
+    cfg["batch_size"] = integer("batch_size", cfg.get("batch_size", settings.batch_size), minimum=1)
     for key, default in (
         ("max_latency_ms", settings.max_latency_ms),
         ("tolerance", 1e-5),
         ("max_accuracy_drop", 0.02),
     ):
-        value = cfg.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ParameterError(f"{key}={value!r}: expected a number > 0")
-        cfg[key] = float(value)
-    runs = cfg.get("latency_runs", 200)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 10:
-        raise ParameterError(f"latency_runs={runs!r}: expected an integer >= 10")
-    cfg["latency_runs"] = runs
-    opset = cfg.get("opset")
-    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int)):
-        raise ParameterError(f"opset={opset!r}: expected an integer")
+        cfg[key] = number(key, cfg.get(key, default), above=0.0, finite=False)
+    cfg["latency_runs"] = integer("latency_runs", cfg.get("latency_runs", 200), minimum=10)
+    if cfg.get("opset") is not None:
+        cfg["opset"] = integer("opset", cfg["opset"], minimum=1)
     return cfg
 
 
@@ -461,7 +453,7 @@ def deploy(registry: Any, handle: ModelHandle, deployment_config: Any) -> Deploy
         )
 
     # 6. record the deployment with its artifact
-    tmp = Path(tempfile.mkdtemp(prefix="mlu-deploy-"))
+    tmp = kept_temp_dir(prefix="mlu-deploy-")  # registered: it keeps its modes
     try:
         (tmp / _ONNX_FILE).write_bytes(model_bytes)
         (tmp / "deployment.json").write_text(

@@ -236,7 +236,7 @@ class ModelRegistry:
     # -- names -------------------------------------------------------------------------------------
     @staticmethod
     def check_name(name: Any) -> str:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ParameterError(
                 f"model name {name!r} is not valid: letters, digits, '.', '_' and '-', starting "
                 "with a letter or digit, at most 200 characters"
@@ -245,7 +245,7 @@ class ModelRegistry:
 
     @staticmethod
     def _check_alias(alias: Any) -> str:
-        if not isinstance(alias, str) or not _ALIAS.match(alias) or alias.isdigit():
+        if not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or alias.isdigit():
             raise ParameterError(f"alias {alias!r} is not valid: a word such as 'champion'")
         if alias == "latest":
             raise ParameterError("alias 'latest' is reserved (it always means the newest version)")

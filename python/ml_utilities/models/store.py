@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._fs import kept_temp_dir
 from ._files import MANIFEST, check_manifest
 from .errors import ArtifactIntegrityError, ParameterError
 
@@ -79,13 +80,15 @@ class ArtifactStore:
 
         A local store stages the folder inside the store (``<name>/.tmp-*``, which
         :meth:`ModelRegistry.collect_garbage` removes if the process dies) and renames it into
-        place; a remote store stages it in the system's temporary folder and uploads it.
+        place; a remote store stages it in the system's temporary folder and uploads it. The
+        folder gets the umask's default mode (``0o777 & ~umask``), so that another account of
+        the same group (a serving user) can read a version where the umask allows it.
         """
         uri: list[str] = []
         if self.local is not None:
             final = self.local / key
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+            tmp = kept_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
             try:
                 yield tmp, uri
                 _fsync_files(tmp)
@@ -95,7 +98,7 @@ class ArtifactStore:
                 raise
             uri.append(str(final))
             return
-        tmp = Path(tempfile.mkdtemp(prefix="mlu-artifact-"))
+        tmp = kept_temp_dir(prefix="mlu-artifact-")  # uploaded: it keeps its modes
         try:
             yield tmp, uri
             uri.append(self.put(tmp, key))
@@ -103,13 +106,14 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def put(self, folder: Path, key: str) -> str:
-        """Copy a local folder to ``key``; returns its URI."""
+        """Copy a local folder to ``key``; returns its URI. The copy keeps the modes of
+        ``folder`` and its files (``shutil.copytree``)."""
         if self.local is not None:
             final = self.local / key
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 raise ParameterError(f"artifact {final} already exists")
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+            tmp = kept_temp_dir(final.parent, prefix=f".tmp-{final.name}-")
             try:
                 shutil.copytree(folder, tmp, dirs_exist_ok=True)
                 _fsync_files(tmp)

@@ -103,7 +103,11 @@ _TYPE_ALIASES = {
     "iterator": "stream",
     "audio_folder": "audio",
 }
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: a plain SQL identifier; used with ``fullmatch`` (``$`` would also match before a final
+#: newline, letting ``"users\n"`` through)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens), with ``fullmatch``
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,62}")
 _FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -160,7 +164,7 @@ def check_source(spec: Any, index: int = 0) -> dict[str, Any]:
             raise PipelineConfigError(f"{where}: key_pattern={pattern!r}: expected a glob string")
     elif canonical == "s3":
         bucket = out.get("bucket")
-        if not isinstance(bucket, str) or not re.match(r"^[a-z0-9][a-z0-9.\-]{1,62}$", bucket):
+        if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
             raise PipelineConfigError(f"{where}: bucket={bucket!r} is not a valid bucket name")
     elif canonical in ("file", "audio"):
         if not isinstance(out.get("path"), (str, os.PathLike)):
@@ -197,7 +201,7 @@ def quote_identifier(name: Any, *, allow_schema: bool = False) -> str:
     if not isinstance(name, str):
         raise SourceError(f"identifier {name!r}: expected a string")
     parts = name.split(".") if allow_schema else [name]
-    if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
+    if len(parts) > 2 or not all(_IDENT.fullmatch(p) for p in parts):
         raise SourceError(
             f"identifier {name!r} is refused: use letters, digits and '_' (not starting with a "
             "digit, at most 63 characters)"
