@@ -74,6 +74,11 @@ STORE_VARIABLES = [
     "ML_UTILITIES_REDIS_URL",
     "ML_UTILITIES_S3_ENDPOINT_URL",
 ]
+HTTP_VARIABLES = [
+    "ML_UTILITIES_HTTP_HEADER_TIMEOUT",
+    "ML_UTILITIES_HTTP_BODY_TIMEOUT",
+    "ML_UTILITIES_HTTP_MAX_CONNECTIONS",
+]
 
 
 @pytest.fixture
@@ -121,7 +126,7 @@ def test_spec_example_parses():
 
 def test_every_spec_variable_is_read():
     variables = Settings.variables()
-    extra = ["ML_UTILITIES_HOME", "ML_UTILITIES_LOG_LEVEL", *STORE_VARIABLES]
+    extra = ["ML_UTILITIES_HOME", "ML_UTILITIES_LOG_LEVEL", *STORE_VARIABLES, *HTTP_VARIABLES]
     for name in [*SPEC_EXAMPLE, *extra]:
         assert name in variables, name
     assert all(name.startswith("ML_UTILITIES_") for name in variables)

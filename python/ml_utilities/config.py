@@ -234,6 +234,15 @@ class Settings:
         Lifetime of a cached prediction in seconds; 0 disables the cache (default 3600).
     max_latency_ms : float > 0
         Latency target of the serving batcher, in milliseconds (default 10).
+    http_header_timeout, http_body_timeout : float > 0
+        Seconds the HTTP front end of ``ml-utilities serve`` waits for a request's line and
+        headers (``ML_UTILITIES_HTTP_HEADER_TIMEOUT``, default 10), then for its body
+        (``ML_UTILITIES_HTTP_BODY_TIMEOUT``, default 30), from their first byte; a slower
+        client is answered 408 and its connection closed.
+    http_max_connections : int >= 1
+        Open connections the HTTP front end serves at once, per worker process
+        (``ML_UTILITIES_HTTP_MAX_CONNECTIONS``, default 1000); one more is answered 503 and
+        closed at once.
     home : pathlib.Path
         Where the registry, artifacts and caches live (``ML_UTILITIES_HOME``, default
         ``~/.ml_utilities``).
@@ -283,6 +292,21 @@ class Settings:
     )
     max_latency_ms: float = _field(
         "MAX_LATENCY_MS", _float_parser(0.0, strict=True), "latency target (ms)", default=10.0
+    )
+    http_header_timeout: float = _field(
+        "HTTP_HEADER_TIMEOUT",
+        _float_parser(0.0, strict=True),
+        "deadline of a request's headers (s)",
+        default=10.0,
+    )
+    http_body_timeout: float = _field(
+        "HTTP_BODY_TIMEOUT",
+        _float_parser(0.0, strict=True),
+        "deadline of a request's body (s)",
+        default=30.0,
+    )
+    http_max_connections: int = _field(
+        "HTTP_MAX_CONNECTIONS", _int_parser(1), "open HTTP connections", default=1000
     )
     home: Path = _field(
         "HOME",

@@ -6,7 +6,7 @@ Synthetic data with a known structure: 12 features, of which the first three car
 from __future__ import annotations
 
 import pytest
-from serving_support import FEATURE_NAMES, N_FEATURES, make_data  # noqa: F401
+from serving_support import FEATURE_NAMES, N_FEATURES, Running, make_data  # noqa: F401
 
 #: name -> (training config, task)
 MODELS = {
@@ -88,3 +88,22 @@ def service(serving_registry):
     svc = PredictionService(registry=registry, config={"gpu_enabled": False})
     yield svc
     svc.close_sync()
+
+
+@pytest.fixture(params=["result-cache", "no-result-cache"])
+def served(request, serving_registry):
+    """The front end over a service with its default in-process result cache (predict requests
+    answered through ``predict_json`` in a task), or without one (the callback path:
+    ``predict_json_nowait``)."""
+    from ml_utilities.serving import PredictionService
+    from ml_utilities.serving.app import create_app
+
+    registry, _ = serving_registry
+    config = {"gpu_enabled": False}
+    if request.param == "no-result-cache":
+        config["prediction_cache_ttl"] = 0
+    service = PredictionService(registry=registry, config=config)
+    app = create_app(service)
+    running = Running(app)
+    yield running
+    running.shutdown()

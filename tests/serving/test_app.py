@@ -81,7 +81,8 @@ def test_routes_over_asgi(app, serving_registry) -> None:
             r = await client.post(
                 "/v1/models/xgb-clf:predict", json={"features": [[None] * N_FEATURES]}
             )
-            assert r.status_code == 422
+            assert r.status_code == 400 and r.json()["error"] == "FeatureValueError"
+            assert "row 0, feature 0 (feat_0) = None is null" in r.json()["detail"]
 
             r = await client.post("/v1/models/xgb-clf:predict", json={"rows": []})
             assert r.status_code == 400 and "unknown field(s) ['rows']" in r.json()["detail"]
@@ -105,7 +106,9 @@ def test_routes_over_asgi(app, serving_registry) -> None:
             assert {m["name"] for m in models} >= {"xgb-clf", "xgb-reg"}
             metrics = (await client.get("/metrics")).text
             assert "ml_model_inference_duration_seconds_bucket" in metrics
-            assert 'ml_serving_requests_total{model="unknown",outcome="not_found"}' in metrics
+            # a model name that is not a loaded model's is counted under one label
+            assert 'ml_serving_requests_total{model="_unknown",outcome="not_found"}' in metrics
+            assert 'model="unknown"' not in metrics
 
     asyncio.run(main())
 

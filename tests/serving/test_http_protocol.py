@@ -10,14 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
-import httptools
 import httpx
 import numpy as np
 import pytest
-from serving_support import N_FEATURES, make_data, wait_ready
+from serving_support import N_FEATURES, Responses, Running, make_data, post, wait_ready
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import PredictionService
@@ -27,105 +25,6 @@ from ml_utilities.serving.frontend import FrontEnd
 CLIENTS = 64
 
 
-class Running:
-    """A :class:`FrontEnd` serving ``app`` on 127.0.0.1 from a thread with its own event loop."""
-
-    def __init__(self, app, **options) -> None:
-        try:
-            import uvloop
-
-            self.loop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover
-            self.loop = asyncio.new_event_loop()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.front = FrontEnd(app, **options)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.front.started:
-            assert self.error is None, self.error
-            assert time.monotonic() < deadline, "the front end did not start"
-            time.sleep(0.01)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.front.serve([self.sock]))
-        except BaseException as err:  # noqa: BLE001 - reported by the test
-            self.error = err
-        finally:
-            self.loop.close()
-
-    def call(self, fn, *args) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
-    def shutdown(self) -> None:
-        if self.thread.is_alive():
-            self.call(self.front.request_shutdown)
-            self.thread.join(60)
-        assert not self.thread.is_alive(), "the front end did not shut down"
-        assert self.error is None, self.error
-
-
-class Responses:
-    """Reads the HTTP responses of a raw socket, in order, with httptools' parser."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.parser = httptools.HttpResponseParser(self)
-        self.done: list[dict] = []
-        self.current: dict = {}
-        self.eof = False
-
-    def on_message_begin(self) -> None:
-        self.current = {"headers": {}, "body": b""}
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.current["headers"][name.decode().lower()] = value.decode()
-
-    def on_headers_complete(self) -> None:
-        self.current["status"] = self.parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        self.current["body"] += body
-
-    def on_message_complete(self) -> None:
-        self.done.append(self.current)
-
-    def read(self, n: int = 1, timeout: float = 60) -> list[dict]:
-        """The next ``n`` responses."""
-        self.sock.settimeout(timeout)
-        while len(self.done) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                self.eof = True
-                break
-            self.parser.feed_data(data)
-        out, self.done = self.done[:n], self.done[n:]
-        assert len(out) == n, f"the connection closed after {len(out)} of {n} responses"
-        return out
-
-    def closed(self, timeout: float = 30) -> bool:
-        """Whether the server closes the connection (without sending anything more)."""
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            return False
-        return data == b""
-
-
-def post(path: str, body: bytes, extra: bytes = b"", version: bytes = b"1.1") -> bytes:
-    return (
-        b"POST %s HTTP/%s\r\nHost: test\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n%s\r\n%s" % (path.encode(), version, len(body), extra, body)
-    )
-
-
 CHUNKED_HEAD = (
     b"POST /v1/models/xgb-clf:predict HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
@@ -133,22 +32,6 @@ CHUNKED_HEAD = (
 
 def row_body(row: np.ndarray) -> bytes:
     return json.dumps({"features": [row.tolist()]}).encode()
-
-
-@pytest.fixture(params=["result-cache", "no-result-cache"])
-def served(request, serving_registry):
-    """The front end over a service with its default in-process result cache (predict requests
-    answered through ``predict_json`` in a task), or without one (the callback path:
-    ``predict_json_nowait``)."""
-    registry, _ = serving_registry
-    config = {"gpu_enabled": False}
-    if request.param == "no-result-cache":
-        config["prediction_cache_ttl"] = 0
-    service = PredictionService(registry=registry, config=config)
-    app = create_app(service)
-    running = Running(app)
-    yield running
-    running.shutdown()
 
 
 def _metric(text: str, prefix: str) -> float:
@@ -421,7 +304,7 @@ def test_errors_and_answers_are_those_of_the_asgi_app(served) -> None:
             client.post(f"/v1/models/{name}:predict", content=_raw(doc)) for name, doc in requests
         ]
     statuses = [r.status_code for r in direct]
-    assert statuses[: len(ERROR_BODIES)] == [404, 422, 422, 400, 422, 400, 404, 404, 400, 422]
+    assert statuses[: len(ERROR_BODIES)] == [404, 422, 400, 400, 422, 400, 404, 404, 400, 422]
     for (name, doc), a, d in zip(requests, asgi, direct, strict=True):
         assert d.status_code == a.status_code, (name, doc, d.text, a.text)
         assert d.headers["content-type"] == a.headers["content-type"] == "application/json"

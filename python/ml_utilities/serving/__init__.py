@@ -18,6 +18,7 @@ from typing import Any
 from .errors import (
     BatcherClosedError,
     BatchError,
+    FeatureValueError,
     ModelInputError,
     Overloaded,
     RequestTimeoutError,
@@ -28,6 +29,7 @@ __all__ = [
     "BatchError",
     "BatcherClosedError",
     "DynamicBatcher",
+    "FeatureValueError",
     "ModelInputError",
     "Overloaded",
     "PredictionService",

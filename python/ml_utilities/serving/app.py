@@ -17,8 +17,13 @@ Routes
     Models held in memory, with their backend, device and batcher counters.
 
 Errors are JSON ``{"error": <class>, "detail": <reason>}``: 404 unknown model, version or alias;
-422 wrong feature count, NaN or inf, bad shape; 400 other bad parameters; 503 overloaded
-(with ``Retry-After``); 504 timeout.
+422 wrong feature count, NaN or inf, bad shape; 400 a body that is not JSON (or nests too
+deeply to be read), a value in the rows that is not a number (``"1.5"``, ``true``, ``null``:
+``FeatureValueError``, naming the value and its row and feature) and other bad parameters;
+503 overloaded (with ``Retry-After``); 504 timeout; 500 ``ArtifactIntegrityError``, a model
+whose stored files fail their sha256 check (the server's copy is damaged or was tampered
+with: the client can do nothing about it, and the model is not loaded) and other errors of
+the service.
 
 The predict route is the hot path: :class:`ServingApp` answers it in its own ``__call__``,
 before FastAPI's middleware stack (no request model, no ``jsonable_encoder``), with ``orjson``
@@ -45,7 +50,13 @@ from fastapi.responses import JSONResponse, Response
 from ..exceptions import ParameterError
 from ._json import dumps as _dumps
 from ._json import loads as _loads
-from .errors import ModelInputError, Overloaded, RequestTimeoutError, ServingError
+from .errors import (
+    FeatureValueError,
+    ModelInputError,
+    Overloaded,
+    RequestTimeoutError,
+    ServingError,
+)
 from .metrics import render
 
 __all__ = [
@@ -65,7 +76,7 @@ def create_app(service: Any, *, close_service: bool = True) -> Any:
 
     ``close_service``: drain and close the service when the app shuts down.
     """
-    from ..models.errors import ModelNotFoundError
+    from ..models.errors import ArtifactIntegrityError, ModelNotFoundError
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -89,9 +100,18 @@ def create_app(service: Any, *, close_service: bool = True) -> Any:
     async def _bad_input(request: Request, err: ModelInputError) -> Any:
         return error(422, err)
 
+    @app.exception_handler(FeatureValueError)
+    async def _bad_value(request: Request, err: FeatureValueError) -> Any:
+        return error(400, err)
+
     @app.exception_handler(ParameterError)
     async def _bad_parameter(request: Request, err: ParameterError) -> Any:
         return error(400, err)
+
+    @app.exception_handler(ArtifactIntegrityError)
+    async def _damaged(request: Request, err: ArtifactIntegrityError) -> Any:
+        _status, payload, _headers = error_response(err)  # type: ignore[misc]
+        return Response(payload, status_code=500, media_type="application/json")
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, err: Overloaded) -> Any:
@@ -140,6 +160,7 @@ _SUFFIX = ":predict"
 _FIELDS = frozenset(("features", "instances", "options", "version"))
 #: exception class -> HTTP status of its JSON answer (the most derived class registered wins)
 _STATUS: dict[type[BaseException], int] = {
+    FeatureValueError: 400,
     ModelInputError: 422,
     ParameterError: 400,
     Overloaded: 503,
@@ -210,7 +231,7 @@ async def predict_response(
         if payload is None:
             payload = _dumps(await service.predict_batch(**_arguments(name, doc)))
     except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
-        answer = error_response(err)
+        answer = error_response(err, name)
         if answer is None:
             raise
         return answer
@@ -218,16 +239,29 @@ async def predict_response(
 
 
 def error_response(
-    err: BaseException,
+    err: BaseException, model_name: str | None = None
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None] | None:
     """``(status, JSON payload, extra headers)`` of a service error (``{"error", "detail"}``,
     with ``Retry-After`` on a 503), or None for an exception that is not one (a 500 from the
-    server)."""
+    server). A 500 is logged; the detail of an ``ArtifactIntegrityError`` (a model whose
+    stored files fail their sha256 check, for ``model_name``) names the model and the problem
+    but not the server's paths, which only the log has."""
     status = status_of(err)
     if status is None:
         return None
+    detail = str(err)
+    if status == 500:
+        from ..models.errors import ArtifactIntegrityError
+
+        logger.error("a predict request failed: %s: %s", type(err).__name__, err)
+        if isinstance(err, ArtifactIntegrityError):
+            model = "the model" if model_name is None else f"model {model_name!r}"
+            detail = (
+                f"{model} cannot be loaded: its stored files fail their integrity check "
+                "(sha256); the server log names the file"
+            )
     headers = [(b"retry-after", b"1")] if status == 503 else None
-    return status, _dumps({"error": type(err).__name__, "detail": str(err)}), headers
+    return status, _dumps({"error": type(err).__name__, "detail": detail}), headers
 
 
 def start_predict(
@@ -245,7 +279,7 @@ def start_predict(
         return False
     try:
         doc = _loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # predict_response says why
         return False
     return bool(nowait(name, doc, callback))
 
@@ -256,9 +290,9 @@ _status_by_class: dict[type[BaseException], int] = {}
 def status_of(err: BaseException) -> int | None:
     """The HTTP status of a service error (the most derived class registered wins), or None."""
     if not _status_by_class:
-        from ..models.errors import ModelNotFoundError
+        from ..models.errors import ArtifactIntegrityError, ModelNotFoundError
 
-        _status_by_class.update({ModelNotFoundError: 404, **_STATUS})
+        _status_by_class.update({ModelNotFoundError: 404, ArtifactIntegrityError: 500, **_STATUS})
     for cls in type(err).__mro__:
         status = _status_by_class.get(cls)
         if status is not None:
@@ -270,13 +304,17 @@ def _decode(body: bytes) -> Any:
     """The request body as JSON."""
     try:
         return _loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         # orjson is strict JSON; the standard library also reads NaN and Infinity, which then
         # fail validation with the row and feature named (422) rather than as "not JSON"
         try:
             return json.loads(body)
         except ValueError as err:
             raise ParameterError(f"the request body is not JSON ({err})") from None
+        except RecursionError:  # the standard library's parser recurses per nesting level
+            raise ParameterError(
+                "the request body nests arrays or objects too deeply to be read"
+            ) from None
 
 
 def _arguments(name: str, doc: Any) -> dict[str, Any]:

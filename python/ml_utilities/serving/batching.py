@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._native import core
-from ..exceptions import ParameterError
+from .._validators import integer
 from .errors import RequestTimeoutError
 
 __all__ = ["DynamicBatcher", "Ticket"]
@@ -257,8 +257,7 @@ class DynamicBatcher:
             ("max_queue_size", max_queue_size, 1),
             ("n_workers", n_workers, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ParameterError(f"{name}={value!r}: expected an integer >= {low}")
+            integer(name, value, minimum=low)
         self._native = core.serving.DynamicBatcher(
             model,
             int(n_features),

@@ -62,6 +62,27 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         default=5.0,
         help="seconds an idle keep-alive connection stays open (default 5)",
     )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=None,
+        help="seconds a request's line and headers may take to arrive, else 408 and closed "
+        "(front end only; default ML_UTILITIES_HTTP_HEADER_TIMEOUT or 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=None,
+        help="seconds a request's body may take to arrive after its headers, else 408 and "
+        "closed (front end only; default ML_UTILITIES_HTTP_BODY_TIMEOUT or 30)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections served at once per worker; one more is answered 503 and closed "
+        "(uvicorn: its limit_concurrency; default ML_UTILITIES_HTTP_MAX_CONNECTIONS or 1000)",
+    )
     p.set_defaults(run=run_serve)
     return p
 
@@ -143,8 +164,17 @@ def run_serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             max_body_size=args.max_body_size,
             keep_alive_timeout=args.keep_alive_timeout,
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            max_connections=args.max_connections,
         )
     import uvicorn
+
+    from ..config import get_settings
+
+    max_connections = args.max_connections
+    if max_connections is None:
+        max_connections = get_settings().http_max_connections
 
     uvicorn.run(
         "ml_utilities.serving.cli:build_app_from_env",
@@ -154,6 +184,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         timeout_keep_alive=args.keep_alive_timeout,
+        limit_concurrency=max_connections,
         # an access-log line costs more than a batched prediction: only at info level or below
         access_log=args.log_level.lower() in ("trace", "debug", "info"),
     )

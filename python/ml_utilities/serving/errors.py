@@ -11,6 +11,7 @@ from ..exceptions import MLUtilitiesError, ParameterError
 __all__ = [
     "BatchError",
     "BatcherClosedError",
+    "FeatureValueError",
     "ModelInputError",
     "Overloaded",
     "RequestTimeoutError",
@@ -41,3 +42,10 @@ class BatchError(ServingError):
 
 class ModelInputError(ParameterError):
     """Features that do not fit the model: wrong feature count, NaN or inf, bad shape (HTTP 422)."""
+
+
+class FeatureValueError(ModelInputError):
+    """A value in the features that is not a number: a string (``"1.5"`` included), a boolean,
+    null, an object (HTTP 400, where other :class:`ModelInputError` are 422). The message names
+    the value and its position; a :class:`ModelInputError`, so callers that catch that one
+    still catch it."""

@@ -25,6 +25,22 @@ answer unless it asked for keep-alive). A malformed request is answered 400, a b
 ``max_body_size`` 413, a URL or headers over 64 KiB 414 or 431, each with a JSON
 ``{"error", "detail"}`` body, and the connection is closed after the answers to the requests
 before it.
+
+Clients that hold connections: a client that half-closes (``shutdown(SHUT_WR)``, EOF) after
+its requests gets their answers, then the connection closes (``eof_received`` keeps the
+transport open for writing until then). A request's line and headers must arrive within
+``header_timeout`` seconds of their first byte, its body within ``body_timeout`` seconds of the
+end of its headers (``ML_UTILITIES_HTTP_HEADER_TIMEOUT``, 10, and
+``ML_UTILITIES_HTTP_BODY_TIMEOUT``, 30, by default); a late one is answered 408
+(``RequestTimeout``) and the connection closed. The deadlines are checked on the clock tick
+that also keeps the Date header (once a second, or four times per shortest deadline), from
+times read off that clock, so that parsing a request adds no clock call: a request gets at
+least its full time and is answered at most two ticks past it. At most ``max_connections``
+connections are served (``ML_UTILITIES_HTTP_MAX_CONNECTIONS``, 1000); one more is answered 503
+(``TooManyConnections``) and closed at once. Both are counted in
+``ml_serving_connections_closed_total`` (reasons ``limit``, ``header_timeout``,
+``body_timeout``).
+
 Shutdown (SIGINT, SIGTERM or :meth:`FrontEnd.request_shutdown`) stops accepting, closes idle
 connections, answers every request already received, then runs the app's lifespan shutdown
 (which drains and closes the service).
@@ -56,6 +72,7 @@ import httptools
 from ..exceptions import ParameterError
 from ._json import dumps as _dumps
 from .app import _PREFIX, _SUFFIX, error_response, predict_response, start_predict
+from .metrics import metrics
 
 __all__ = ["FrontEnd", "run"]
 
@@ -74,6 +91,9 @@ _PIPELINE_LIMIT = 64
 #: bytes of request line and headers accepted (llhttp itself sets no limit)
 _HEAD_LIMIT = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+_CLOSED_LIMIT = metrics.connections_closed.labels("limit")
+_CLOSED_HEADER = metrics.connections_closed.labels("header_timeout")
+_CLOSED_BODY = metrics.connections_closed.labels("body_timeout")
 
 
 def _status_line(status: int) -> bytes:
@@ -128,6 +148,9 @@ class _Protocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         # the request being parsed
         self.in_message = False
+        self.in_body = False  # the request being parsed has its headers
+        self.head_started = 0.0  # FrontEnd.now when its first byte was parsed
+        self.body_started = 0.0  # FrontEnd.now when its headers were
         self.url = b""
         self.head_size = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -149,6 +172,28 @@ class _Protocol(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        front = self.front
+        if len(front.connections) >= front.max_connections:
+            # over the cap: answered 503 and closed at once, before reading anything
+            self.broken = True
+            _CLOSED_LIMIT.inc()
+            payload = _dumps(
+                {
+                    "error": "TooManyConnections",
+                    "detail": f"the server holds {len(front.connections)} connections, its "
+                    f"limit (max_connections); retry later",
+                }
+            )
+            transport.write(  # type: ignore[attr-defined]
+                _status_line(503)
+                + _JSON_HEAD
+                + b"%d\r\n" % len(payload)
+                + front.date_header
+                + b"retry-after: 1\r\nconnection: close\r\n\r\n"
+                + payload
+            )
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.client = tuple(peer[:2]) if isinstance(peer, tuple) else None  # type: ignore[assignment]
@@ -184,6 +229,19 @@ class _Protocol(asyncio.Protocol):
         except httptools.HttpParserError as err:
             self._reject(_Reject(400, "BadRequest", f"malformed HTTP request ({err})"))
 
+    def eof_received(self) -> bool:
+        """The client half-closed the connection (``shutdown(SHUT_WR)``): answer the requests
+        it sent (True keeps the transport open for writing), then close; a request cut short
+        by the EOF is dropped."""
+        self.closing = True  # close once the requests received are answered
+        self.in_message = self.in_body = False
+        self.broken = True  # nothing more to parse
+        if not self.busy and not self.queue:
+            return False  # nothing to answer: asyncio closes the transport
+        if self.queue:
+            self.queue[-1].keep_alive = False
+        return True
+
     def pause_writing(self) -> None:
         self.writing_paused = True
 
@@ -195,6 +253,7 @@ class _Protocol(asyncio.Protocol):
     # parser callbacks -------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.head_started = self.front.now
         self.url = b""
         self.head_size = 0
         self.headers = []
@@ -225,6 +284,8 @@ class _Protocol(asyncio.Protocol):
             self.expect_continue = value.lower() == b"100-continue"
 
     def on_headers_complete(self) -> None:
+        self.in_body = True
+        self.body_started = self.front.now
         self.keep_alive = self.parser.should_keep_alive()
         if self.expect_continue and not self.busy and not self.queue:
             self.transport.write(_CONTINUE)  # type: ignore[union-attr]
@@ -236,7 +297,7 @@ class _Protocol(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.in_message = False
+        self.in_message = self.in_body = False
         body = self.body
         request = _Request(
             self.parser.get_method(),
@@ -326,7 +387,7 @@ class _Protocol(asyncio.Protocol):
         if err is None:
             self._write_answer(request, 200, payload, None)  # type: ignore[arg-type]
             return
-        answer = error_response(err)
+        answer = error_response(err, name)
         if answer is None:
             logger.error("the predict route of %r raised", name, exc_info=err)
             self._write_answer(request, *_INTERNAL_ERROR)
@@ -376,13 +437,31 @@ class _Protocol(asyncio.Protocol):
     def _reject(self, reject: _Reject) -> None:
         """Answer the requests received so far, then ``reject``'s error, then close."""
         self.broken = True
-        self.in_message = False
+        self.in_message = self.in_body = False
         payload = _dumps({"error": reject.error, "detail": reject.detail})
         request = _Request(b"", b"", [], payload, False, "1.1")
         request.error = reject.status
         self.queue.append(request)
         if not self.busy:
             self._next()
+
+    def timed_out(self) -> None:
+        """The request being read missed its deadline (headers or body): answer the requests
+        before it, then 408, then close."""
+        front = self.front
+        if self.in_body:
+            _CLOSED_BODY.inc()
+            what, limit, option = "body", front.body_timeout, "body_timeout"
+        else:
+            _CLOSED_HEADER.inc()
+            what, limit, option = "line and headers", front.header_timeout, "header_timeout"
+        self._reject(
+            _Reject(
+                408,
+                "RequestTimeout",
+                f"the request {what} did not arrive within {limit:g} s ({option})",
+            )
+        )
 
     def _too_large(self, size: int, chunked: bool = False) -> str:
         what = "more than " if chunked else ""
@@ -538,11 +617,21 @@ class FrontEnd:
         Seconds an idle keep-alive connection stays open (default 5, as uvicorn).
     graceful_timeout : float
         Seconds shutdown waits for the requests already received to be answered (default 30).
+    header_timeout : float, optional
+        Seconds a request's line and headers may take to arrive, from their first byte
+        (default ``ML_UTILITIES_HTTP_HEADER_TIMEOUT``, 10); past it the request is answered
+        408 and the connection closed.
+    body_timeout : float, optional
+        Seconds a request's body may take to arrive, from the end of its headers (default
+        ``ML_UTILITIES_HTTP_BODY_TIMEOUT``, 30); past it, 408 and closed.
+    max_connections : int, optional
+        Connections served at once (default ``ML_UTILITIES_HTTP_MAX_CONNECTIONS``, 1000); a
+        connection beyond them is answered 503 and closed at once.
 
     Raises
     ------
     ParameterError
-        A size or timeout that is not positive.
+        A size, timeout or count that is not positive.
     """
 
     def __init__(
@@ -552,19 +641,47 @@ class FrontEnd:
         max_body_size: int = 16 * 1024 * 1024,
         keep_alive_timeout: float = 5.0,
         graceful_timeout: float = 30.0,
+        header_timeout: float | None = None,
+        body_timeout: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
+        if header_timeout is None or body_timeout is None or max_connections is None:
+            from ..config import get_settings
+
+            settings = get_settings()
+            if header_timeout is None:
+                header_timeout = settings.http_header_timeout
+            if body_timeout is None:
+                body_timeout = settings.http_body_timeout
+            if max_connections is None:
+                max_connections = settings.http_max_connections
         for key, value in (
             ("max_body_size", max_body_size),
             ("keep_alive_timeout", keep_alive_timeout),
             ("graceful_timeout", graceful_timeout),
+            ("header_timeout", header_timeout),
+            ("body_timeout", body_timeout),
         ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < float("inf")
+            ):
                 raise ParameterError(f"{key}={value!r}: expected a positive number")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise ParameterError(f"max_connections={max_connections!r}: expected an integer >= 1")
+        if max_connections < 1:
+            raise ParameterError(f"max_connections={max_connections!r}: expected an integer >= 1")
         self.app = app
         self.service = getattr(app, "service", None)
         self.max_body_size = int(max_body_size)
         self.keep_alive_timeout = float(keep_alive_timeout)
         self.graceful_timeout = float(graceful_timeout)
+        self.header_timeout = float(header_timeout)
+        self.body_timeout = float(body_timeout)
+        self.max_connections = int(max_connections)
+        #: the clock's period: a second, or a quarter of the shortest deadline
+        self.tick_s = min(1.0, self.header_timeout / 4, self.body_timeout / 4)
         self.connections: set[_Protocol] = set()
         self.state: dict[str, Any] = {}
         self.date_header = b""
@@ -648,17 +765,32 @@ class FrontEnd:
             conn.start_predict(name, request)
 
     def _tick(self) -> None:
-        """Once a second: the Date header, and idle keep-alive connections closed."""
-        self.now = self.loop.time()
+        """Every ``tick_s`` (a second, or less for deadlines under 4 s): the clock
+        (:attr:`now`) and the Date header; idle keep-alive connections closed; requests whose
+        headers or body missed their deadline answered 408 and their connections closed.
+
+        The times a request's parts began are read from :attr:`now` (no clock call per
+        request), up to one tick early: a deadline is enforced one tick late, so a request
+        always has its full time and is answered 408 at most two ticks past it."""
+        now = self.now = self.loop.time()
         self.date_header = b"date: %s\r\nserver: ml-utilities\r\n" % formatdate(usegmt=True).encode(
             "latin-1"
         )
-        limit = self.now - self.keep_alive_timeout
+        idle = now - self.keep_alive_timeout
+        head = now - self.header_timeout - self.tick_s
+        body = now - self.body_timeout - self.tick_s
         for conn in list(self.connections):
-            if not conn.busy and not conn.queue and conn.last_active < limit:
+            if conn.in_message:
+                # not while reading is paused (a full pipeline): the client is not the slow one
+                if conn.broken or conn.reading_paused:
+                    continue
+                if conn.body_started < body if conn.in_body else conn.head_started < head:
+                    conn.timed_out()
+            elif not conn.busy and not conn.queue and conn.last_active < idle:
                 conn.broken = True
                 conn.transport.close()  # type: ignore[union-attr]
-        self._ticker = self.loop.call_later(1.0, self._tick)
+        metrics.connections_open.set(len(self.connections))
+        self._ticker = self.loop.call_later(self.tick_s, self._tick)
 
 
 class _Lifespan:

@@ -19,6 +19,15 @@ the batcher's own:
   bad_input, not_found, error).
 - ``ml_serving_cache_requests_total`` (counter, label result: hit/miss): result-cache lookups.
 - ``ml_serving_models_loaded`` (gauge): models held in the model cache.
+- ``ml_serving_connections_open`` (gauge): connections the HTTP front end holds (updated on
+  its clock tick, at most a second old).
+- ``ml_serving_connections_closed_total`` (counter, label reason: ``limit``, ``header_timeout``,
+  ``body_timeout``): connections the front end refused over its cap, or answered 408 and
+  closed because the request's headers or body missed their deadline.
+
+The ``model`` label takes the names of the models the service has loaded, and ``_unknown``
+for every request whose model could not be found or loaded (names sent by clients cannot
+make new labels).
 """
 
 from __future__ import annotations
@@ -118,6 +127,18 @@ class ServingMetrics:
         )
         self.models_loaded = Gauge(
             "ml_serving_models_loaded", "Models held in the model cache", registry=registry
+        )
+        self.connections_open = Gauge(
+            "ml_serving_connections_open",
+            "Connections held by the HTTP front end (sampled on its clock tick)",
+            registry=registry,
+        )
+        self.connections_closed = Counter(
+            "ml_serving_connections_closed",
+            "Connections the HTTP front end refused over its cap (limit) or answered 408 and "
+            "closed (header_timeout, body_timeout)",
+            ["reason"],
+            registry=registry,
         )
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..exceptions import ParameterError
+from .._validators import integer
 
 __all__ = ["PredictionReplica", "prediction_app", "prediction_deployment"]
 
@@ -166,8 +166,7 @@ def prediction_deployment(
         ("num_replicas", num_replicas),
         ("max_ongoing_requests", max_ongoing_requests),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParameterError(f"{key}={value!r}: expected an integer >= 1")
+        integer(key, value, minimum=1)
     serve = _serve()
     return serve.deployment(
         PredictionReplica,

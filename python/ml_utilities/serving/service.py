@@ -31,6 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from .._validators import flag as check_flag
+from .._validators import integer as check_integer
+from .._validators import number as check_number
 from ..exceptions import ParameterError
 from ._json import dumps as _dumps
 from ._json import loads as _loads
@@ -44,11 +47,11 @@ from .cache import (
     result_key,
 )
 from .conformal import SplitConformal
-from .errors import ModelInputError, Overloaded, RequestTimeoutError
+from .errors import FeatureValueError, ModelInputError, Overloaded, RequestTimeoutError
 from .explain import Explainer, top_features
 from .metrics import metrics, observe_many
 
-__all__ = ["OPTION_KEYS", "LoadedModel", "PredictionService", "ServiceConfig"]
+__all__ = ["OPTION_KEYS", "UNKNOWN_MODEL", "LoadedModel", "PredictionService", "ServiceConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ _NO_OPTIONS = dict.fromkeys(OPTION_KEYS, False)
 _TIMING_KEYS = ("inference_time_ms", "batch_size", "cache_hit", "dynamic_batching")
 #: how long a name/alias -> version resolution is reused before asking the registry again (s)
 _RESOLVE_TTL_S = 2.0
+#: the ``model`` label of the requests for a model this service has never loaded (an unknown
+#: name, or a registered one that failed to load): one label for all of them, so that names
+#: sent by clients cannot grow the metrics without bound
+UNKNOWN_MODEL = "_unknown"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,19 +175,12 @@ class ServiceConfig:
 
 def _check(key: str, value: Any) -> Any:
     def integer(low: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ParameterError(f"{key}={value!r}: expected an integer >= {low}")
-        return int(value)
+        return check_integer(key, value, minimum=low)
 
     def number(low: float, strict: bool) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ParameterError(f"{key}={value!r}: expected a number")
-        v = float(value)
-        if not math.isfinite(v) or v < low or (strict and v == low):
-            raise ParameterError(
-                f"{key}={value!r}: expected a finite number {'>' if strict else '>='} {low:g}"
-            )
-        return v
+        if strict:
+            return check_number(key, value, above=low)
+        return check_number(key, value, minimum=low)
 
     if key in ("model_cache_size", "batch_size", "max_queue_size", "batcher_workers"):
         return integer(1)
@@ -195,9 +195,7 @@ def _check(key: str, value: Any) -> Any:
     if key == "max_queue_delay_us":
         return None if value is None else number(0.0, strict=False)
     if key in ("gpu_enabled", "dynamic_batching"):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ParameterError(f"{key}={value!r}: expected True or False")
-        return bool(value)
+        return check_flag(key, bool(value) if isinstance(value, np.bool_) else value)
     if key == "confidence_level":
         v = number(0.0, strict=True)
         if v >= 1.0:
@@ -451,6 +449,8 @@ class PredictionService:
         self._resolved: dict[tuple[str, str], tuple[float, int]] = {}
         self._loading: dict[tuple[str, int], threading.Lock] = {}
         self._loading_lock = threading.Lock()
+        #: names of the models loaded once: the only ``model`` labels besides UNKNOWN_MODEL
+        self._labelled: set[str] = set()
         self._calibration: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._results: InProcessResultCache | RedisResultCache | None = None
         self._closed = False
@@ -562,14 +562,22 @@ class PredictionService:
             return model
         with self._loading_lock:
             lock = self._loading.setdefault((name, v), threading.Lock())
-        with lock:
-            model = self._models.get((name, v))
-            if model is None:
-                model = self._load(name, v)
-                self._models.put((name, v), model)
-                metrics.models_loaded.inc()
-                if self._freeze_gc:
-                    _refreeze_gc()
+        try:
+            with lock:
+                model = self._models.get((name, v))
+                if model is None:
+                    model = self._load(name, v)
+                    self._models.put((name, v), model)
+                    self._labelled.add(name)
+                    metrics.models_loaded.inc()
+                    if self._freeze_gc:
+                        _refreeze_gc()
+        finally:
+            # the lock is only for the load: kept, a version number sent by clients
+            # ("genre@123456", which fails to load) would stay here for good
+            with self._loading_lock:
+                if self._loading.get((name, v)) is lock:
+                    del self._loading[(name, v)]
         return model
 
     async def get_model_async(
@@ -743,9 +751,10 @@ class PredictionService:
     # -- inputs ----------------------------------------------------------------------------------
     def _validate(self, model: LoadedModel, features: Any) -> np.ndarray:
         """``(rows, n_features)`` float32, C-contiguous, finite."""
+        _check_numbers(features, model.feature_names)
         try:
             x = np.asarray(features, dtype=np.float32)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:  # Overflow: a 400-digit int
             raise ModelInputError(
                 f"features for {model.name} v{model.version} are not a numeric array ({err})"
             ) from None
@@ -1041,7 +1050,7 @@ class PredictionService:
         try:
             model = await self.get_model_async(model_name, version)
         except Exception as err:
-            metrics.requests.labels(str(model_name), _outcome_name(err)).inc()
+            metrics.requests.labels(self._label(model_name), _outcome_name(err)).inc()
             raise
         with _outcome(model.name):
             opts = self._options(options)
@@ -1273,8 +1282,18 @@ class PredictionService:
         try:
             return fn()
         except Exception as err:
-            metrics.requests.labels(str(model_name), _outcome_name(err)).inc()
+            metrics.requests.labels(self._label(model_name), _outcome_name(err)).inc()
             raise
+
+    def _label(self, model_name: Any) -> str:
+        """The ``model`` label of a request for ``model_name`` that failed before its model was
+        found: the name (without its version) if this service has loaded that model once, else
+        :data:`UNKNOWN_MODEL`."""
+        if isinstance(model_name, str):
+            name = model_name.partition("@")[0].partition(":")[0]
+            if name in self._labelled:
+                return name
+        return UNKNOWN_MODEL
 
     # -- status and shutdown ---------------------------------------------------------------------
     def loaded_models(self) -> list[dict[str, Any]]:
@@ -1340,9 +1359,102 @@ def _split_name(model_name: Any, version: int | str | None) -> tuple[str, int | 
     return model_name, version
 
 
-def _one_row(features: Any) -> np.ndarray:
-    x = np.asarray(features, dtype=np.float32) if not isinstance(features, np.ndarray) else features
-    return x[None]
+def _one_row(features: Any) -> Any:
+    """``features`` as a batch of one row (converted and checked by ``_validate``)."""
+    return features[None] if isinstance(features, np.ndarray) else [features]
+
+
+#: the types of the values a JSON row may hold
+_NUMBER_TYPES = frozenset((float, int))
+
+
+def _check_numbers(features: Any, names: list[str] | None) -> None:
+    """Refuse features holding a value that is not a number (a string such as ``"1.5"``, a
+    boolean, None, an object), which ``np.asarray(..., float32)`` would convert or fail on
+    without saying where: :class:`FeatureValueError` naming the value and its position
+    (row and feature, with its name from ``names``, or the index path).
+
+    Lists and tuples (decoded JSON) are walked without recursion (a request can nest them
+    deeply), a whole row of ints and floats checked at once; arrays are checked by dtype."""
+    if isinstance(features, np.ndarray):
+        kind = features.dtype.kind
+        if kind in "iuf":
+            return
+        if kind == "O":
+            features = features.tolist()
+        elif features.size:
+            _refuse((0,) * features.ndim, features.reshape(-1)[0].item(), names)
+            return
+        else:
+            return
+    if type(features) is not list and type(features) is not tuple:
+        if not _is_number(features):
+            _refuse((), features, names)
+        return
+    # (depth, position, seq): a position is (parent position, index), the path built only for
+    # the message (a tuple per level would cost the square of the depth)
+    stack: list[tuple[int, Any, Any]] = [(0, None, features)]
+    while stack:
+        depth, where, seq = stack.pop()
+        if set(map(type, seq)) <= _NUMBER_TYPES:
+            continue
+        if depth >= _MAX_DEPTH:
+            raise ModelInputError(
+                f"features nest lists more than {_MAX_DEPTH} levels deep: not a numeric array"
+            )
+        nested = []
+        for i, v in enumerate(seq):
+            t = type(v)
+            if t is float or t is int:
+                continue
+            if t is list or t is tuple:
+                nested.append((depth + 1, (where, i), v))
+            elif isinstance(v, np.ndarray):
+                if v.dtype.kind not in "iuf":
+                    nested.append((depth + 1, (where, i), v.tolist()))
+            elif not _is_number(v):
+                _refuse(_path((where, i)), v, names)
+        stack.extend(reversed(nested))  # the first bad value in reading order
+
+
+#: list levels a request's features may nest (numpy's arrays have at most 64 dimensions)
+_MAX_DEPTH = 64
+
+
+def _path(where: Any) -> tuple[int, ...]:
+    out = []
+    while where is not None:
+        where, i = where
+        out.append(i)
+    return tuple(reversed(out))
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _refuse(path: tuple[int, ...], value: Any, names: list[str] | None) -> None:
+    if len(path) == 2:
+        r, c = path
+        name = f" ({names[c]})" if names is not None and 0 <= c < len(names) else ""
+        where = f"row {r}, feature {c}{name}"
+    elif len(path) == 1:
+        where = f"value {path[0]}"
+    else:
+        where = "features" + "".join(f"[{i}]" for i in path)
+    if isinstance(value, (bool, np.bool_)):
+        kind = "a boolean"
+    else:
+        kind = _KINDS.get(type(value)) or f"a {type(value).__name__}"
+    raise FeatureValueError(
+        f"features are not a numeric array: {where} = {value!r} is {kind}, not a number "
+        "(numbers only: no strings, booleans or nulls)"
+    )
+
+
+_KINDS = {str: "a string", bytes: "bytes", type(None): "null", dict: "an object"}
 
 
 def _single(result: dict[str, Any]) -> dict[str, Any]:
