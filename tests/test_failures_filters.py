@@ -209,8 +209,9 @@ def test_delta_order_not_below_width(width, order):
 
 def test_delta_bad_axis_and_mode():
     data = np.ones((2, 20))
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"axis=2 is not an axis") as info:
         delta(data, axis=2)
+    assert isinstance(info.value, ParameterError)
     with pytest.raises(IndexError):
         librosa.feature.delta(data, axis=2)
     with pytest.raises(ValueError, match="mode must be"):

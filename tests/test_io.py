@@ -16,7 +16,7 @@ import soundfile as sf
 
 from ml_utilities.audio import get_duration, get_samplerate, load, resample
 from ml_utilities.audio.io import SOXR_TYPES
-from ml_utilities.exceptions import ParameterError
+from ml_utilities.exceptions import AudioFileError, ParameterError
 
 librosa = pytest.importorskip("librosa")
 
@@ -316,24 +316,28 @@ def corrupt_file(tmp_path) -> Path:
 
 def test_corrupt_file_without_librosa(corrupt_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "librosa", None)
-    with pytest.raises(sf.LibsndfileError) as info:
+    with pytest.raises(AudioFileError, match="corrupt.wav") as info:
         load(corrupt_file)
-    assert isinstance(info.value, RuntimeError)
-    with pytest.raises(RuntimeError):
+    assert isinstance(info.value, OSError)
+    assert isinstance(info.value.__cause__, sf.LibsndfileError)
+    with pytest.raises(AudioFileError, match="corrupt.wav"):
         get_duration(path=corrupt_file)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(AudioFileError, match="corrupt.wav"):
         get_samplerate(corrupt_file)
 
 
-def test_corrupt_file_with_librosa_raises_what_librosa_raises(corrupt_file):
+def test_corrupt_file_with_librosa_raises_audio_file_error(corrupt_file):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # librosa's audioread fallback warns
         with pytest.raises(Exception) as theirs:
             librosa.load(corrupt_file)
-        with pytest.raises(Exception) as ours:
+        with pytest.raises(AudioFileError) as ours:
             load(corrupt_file)
         gc.collect()  # audioread leaves the file open on failure: let it warn in here
-    assert type(ours.value) is type(theirs.value)
+    # librosa's last decoder's error (often with an empty message) is chained; ours names the
+    # file and both decoders' reasons.
+    assert type(ours.value.__cause__) is type(theirs.value)
+    assert str(corrupt_file) in str(ours.value) and "audioread" in str(ours.value)
 
 
 def test_offset_past_the_end_fails_like_librosa(wav_files):
@@ -342,15 +346,16 @@ def test_offset_past_the_end_fails_like_librosa(wav_files):
         warnings.simplefilter("ignore")
         with pytest.raises(Exception) as theirs:
             librosa.load(path, offset=10.0)
-        with pytest.raises(Exception) as ours:
+        with pytest.raises(AudioFileError) as ours:
             load(path, offset=10.0)
         gc.collect()
-    assert type(ours.value) is type(theirs.value)
+    assert type(ours.value.__cause__) is type(theirs.value)
 
 
-def test_corrupt_file_like_raises_soundfile_error():
-    with pytest.raises(sf.LibsndfileError):
+def test_corrupt_file_like_raises_audio_file_error():
+    with pytest.raises(AudioFileError, match="BytesIO") as info:
         load(io.BytesIO(b"not audio at all" * 10))
+    assert isinstance(info.value.__cause__, sf.LibsndfileError)
 
 
 # -- get_duration, get_samplerate ------------------------------------------------------------

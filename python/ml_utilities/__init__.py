@@ -10,9 +10,15 @@ from typing import Any
 
 from ._native import core as _core
 from .config import apply_logging, apply_to_core, get_settings
-from .exceptions import BackendUnavailableError, MLUtilitiesError, ParameterError
+from .exceptions import (
+    AudioFileError,
+    BackendUnavailableError,
+    MLUtilitiesError,
+    ParameterError,
+)
 
 __all__ = [
+    "AudioFileError",
     "BackendUnavailableError",
     "MLUtilitiesError",
     "ParameterError",

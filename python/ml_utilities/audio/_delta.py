@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._native import core
-from ..exceptions import ParameterError
+from ..exceptions import AxisError, ParameterError
 
 __all__ = ["delta"]
 
@@ -66,14 +66,39 @@ def delta(
     array([8., 8., 8.], dtype=float32)
     """
     data = np.atleast_1d(data)
+    if (
+        isinstance(axis, bool)
+        or not isinstance(axis, (int, np.integer))
+        or not -data.ndim <= axis < data.ndim
+    ):
+        raise AxisError(f"axis={axis!r} is not an axis of data (data.shape={data.shape})")
+    if mode not in ("interp", "mirror", "constant", "nearest", "wrap"):
+        raise ParameterError(
+            f"mode={mode!r}: mode must be 'mirror', 'constant', 'nearest' 'wrap' or 'interp'."
+        )
     if mode == "interp" and width > data.shape[axis]:
         raise ParameterError(
             f"when mode='interp', width={width} cannot exceed data.shape[axis]={data.shape[axis]}"
         )
     if width < 3 or np.mod(width, 2) != 1:
-        raise ParameterError("width must be an odd integer >= 3")
+        raise ParameterError(f"width must be an odd integer >= 3 (width={width!r})")
     if order <= 0 or not isinstance(order, (int, np.integer)):
-        raise ParameterError("order must be a positive integer")
+        raise ParameterError(f"order must be a positive integer (order={order!r})")
+    if mode == "interp" and data.dtype.kind in "fc":
+        # scipy fits a polynomial to the first and last windows (a least-squares solve that
+        # refuses non-finite values); elsewhere NaN and inf spread through the filter as in
+        # scipy's convolution
+        edges = np.concatenate(
+            [np.take(data, range(width), axis=axis), np.take(data, range(-width, 0), axis=axis)],
+            axis=axis,
+        )
+        if not np.isfinite(edges).all():
+            bad = int(edges.size - np.count_nonzero(np.isfinite(edges)))
+            raise ParameterError(
+                f"array must not contain infs or NaNs: {bad} of them in the first or last "
+                f"width={width} values along axis={axis} of data (shape={data.shape}), where "
+                "mode='interp' fits a polynomial"
+            )
 
     kwargs.pop("deriv", None)
     native = (

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .._native import core
+from ..exceptions import ParameterError
 
 __all__ = ["dct_matrix", "mel_bank", "stft_plan"]
 
@@ -45,7 +46,11 @@ def mel_bank(sr: float, n_fft: int, kwargs: dict[str, Any]) -> tuple[np.ndarray,
         hash(key)
     except TypeError:
         return _mel_bank.__wrapped__(sr, n_fft, tuple(sorted(kwargs.items())))
-    return _mel_bank(float(sr), int(n_fft), key)
+    try:
+        n_fft_int = int(n_fft)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"n_fft={n_fft!r} must be a positive integer") from None
+    return _mel_bank(float(sr), n_fft_int, key)
 
 
 @lru_cache(maxsize=64)

@@ -13,16 +13,26 @@ __all__ = ["is_positive_int", "pad_center", "valid_audio"]
 
 def valid_audio(y: Any) -> bool:
     """Raise :class:`ParameterError` unless ``y`` is a finite floating-point ndarray, ndim >= 1."""
+    # librosa's messages first (callers match them), then the offending value.
     if not isinstance(y, np.ndarray):
-        raise ParameterError("Audio data must be of type numpy.ndarray")
+        raise ParameterError(
+            f"Audio data must be of type numpy.ndarray, given y of type {type(y).__name__}"
+        )
     if not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError("Audio data must be floating-point")
+        raise ParameterError(f"Audio data must be floating-point, given y.dtype={y.dtype}")
     if y.ndim == 0:
         raise ParameterError(
             f"Audio data must be at least one-dimensional, given y.shape={y.shape}"
         )
-    if not np.isfinite(y).all():
-        raise ParameterError("Audio buffer is not finite everywhere")
+    finite = np.isfinite(y)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.ravel())[0])
+        index = np.unravel_index(first, y.shape)
+        raise ParameterError(
+            f"Audio buffer is not finite everywhere: y (shape={y.shape}) has "
+            f"{int(y.size - np.count_nonzero(finite))} non-finite values, the first "
+            f"y[{', '.join(str(int(i)) for i in index)}]={y.flat[first]}"
+        )
     return True
 
 
@@ -56,8 +66,12 @@ def normalize(S: np.ndarray, norm: Any, axis: int = -2) -> np.ndarray:
     """librosa.util.normalize(S, norm=norm, axis=axis) with threshold=tiny(S) and fill=None."""
     if norm is None:
         return S
-    if not np.all(np.isfinite(S)):
-        raise ParameterError("Input must be finite")
+    finite = np.isfinite(S)
+    if not np.all(finite):
+        raise ParameterError(
+            f"Input must be finite: {int(S.size - np.count_nonzero(finite))} of the "
+            f"{S.size} values of the input (shape={S.shape}) are NaN or infinite"
+        )
     mag = np.abs(S).astype(float)
     if norm == np.inf:
         length = np.max(mag, axis=axis, keepdims=True)
@@ -73,3 +87,53 @@ def normalize(S: np.ndarray, norm: Any, axis: int = -2) -> np.ndarray:
     out = np.empty_like(S)
     out[:] = S / length
     return out
+
+
+def check_sr(sr: Any, name: str = "sr") -> None:
+    """Raise :class:`ParameterError` unless the sample rate ``sr`` is a finite number > 0
+    (librosa lets NaN, inf and negative rates through to NaN or empty results)."""
+    try:
+        ok = bool(np.isfinite(sr)) and sr > 0
+    except TypeError:
+        ok = False
+    if not ok or isinstance(sr, (bool, np.bool_)):
+        raise ParameterError(f"{name}={sr!r} must be a finite positive number")
+
+
+def check_finite(**params: Any) -> None:
+    """Raise :class:`ParameterError` for any numeric value among ``params`` that is NaN or
+    infinite (None, strings, callables and arrays are left to their own checks)."""
+    for name, value in params.items():
+        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            raise ParameterError(f"{name}={value!r} must be a finite number")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool: True/False (numpy's included) or the integers 0 and 1; anything else
+    (a string such as ``'no'``, which librosa would take as true) raises ParameterError."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise ParameterError(f"{name}={value!r} must be a boolean (True or False)")
+
+
+#: numpy.pad's modes that librosa passes on (librosa.stft refuses the statistical ones itself)
+PAD_MODES = ("constant", "edge", "linear_ramp", "reflect", "symmetric", "empty")
+
+
+def check_pad_mode(pad_mode: Any) -> None:
+    """A ``pad_mode`` numpy.pad accepts (a name or a callable): librosa lets numpy.pad refuse
+    any other, with a plain ValueError naming only the value."""
+    if not callable(pad_mode) and pad_mode not in (
+        *PAD_MODES,
+        "wrap",
+        "maximum",
+        "mean",
+        "median",
+        "minimum",
+    ):
+        raise ParameterError(
+            f"pad_mode={pad_mode!r} is not supported; expected one of {list(PAD_MODES)} "
+            "or a callable, as numpy.pad"
+        )

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_sr
+
 __all__ = [
     "fft_frequencies",
     "frames_to_samples",
@@ -117,6 +119,7 @@ def time_to_samples(times: Any, *, sr: float = 22050) -> Any:
     >>> time_to_samples([0.0, 0.5, 1.0], sr=22050)
     array([    0, 11025, 22050])
     """
+    check_sr(sr)
     return (np.asanyarray(times) * sr).astype(int)
 
 
@@ -141,6 +144,7 @@ def samples_to_time(samples: Any, *, sr: float = 22050) -> Any:
     >>> samples_to_time([0, 11025, 22050], sr=22050)
     array([0. , 0.5, 1. ])
     """
+    check_sr(sr)
     return np.asanyarray(samples) / float(sr)
 
 
@@ -171,6 +175,7 @@ def frames_to_time(
     >>> frames_to_time([0, 43, 86], sr=22050, hop_length=512)
     array([0.        , 0.99845805, 1.9969161 ])
     """
+    check_sr(sr)
     samples = frames_to_samples(frames, hop_length=hop_length, n_fft=n_fft)
     return samples_to_time(samples, sr=sr)
 
@@ -202,6 +207,7 @@ def time_to_frames(
     >>> time_to_frames([0.0, 1.0, 2.0], sr=22050, hop_length=512)
     array([ 0, 43, 86])
     """
+    check_sr(sr)
     samples = time_to_samples(times, sr=sr)
     return samples_to_frames(samples, hop_length=hop_length, n_fft=n_fft)
 
@@ -302,6 +308,7 @@ def fft_frequencies(*, sr: float = 22050, n_fft: int = 2048) -> np.ndarray:
     >>> fft_frequencies(sr=22050, n_fft=8)
     array([   0.  , 2756.25, 5512.5 , 8268.75, 11025.  ])
     """
+    check_sr(sr)
     return np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
 
 

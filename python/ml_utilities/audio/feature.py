@@ -9,7 +9,8 @@ import numpy as np
 from ..exceptions import ParameterError
 from . import _plans
 from ._delta import delta
-from .spectrum import _spectrum_power
+from ._validation import check_finite, check_sr
+from .spectrum import _float32_out_of_range, _spectrum_power
 
 __all__ = ["delta", "melspectrogram", "mfcc"]
 
@@ -72,6 +73,8 @@ def melspectrogram(
     >>> librosa.feature.melspectrogram(y=y, sr=22050).shape
     (128, 44)
     """
+    check_sr(sr)
+    check_finite(power=power)
     if S is not None:
         if n_fft is None or n_fft // 2 + 1 != S.shape[-2]:
             n_fft = 2 * (S.shape[-2] - 1)
@@ -87,10 +90,16 @@ def melspectrogram(
 
         valid_audio(y)
     compute = _compute_dtype(y, kwargs.get("dtype", np.float32))
+    # float32 audio too loud or too quiet for float32's |X|^2: transform in float64 (as librosa
+    # does) and round the mel energies (inf where they exceed float32, as float32 arithmetic)
+    rescue = compute == np.float32 and _float32_out_of_range(y, n_fft) and np.isfinite(y).all()
+    if rescue:
+        y = y.astype(np.float64)
+        compute = np.dtype(np.float64)
     kwargs = dict(kwargs)
     kwargs["dtype"] = compute
     _, bank = _plans.mel_bank(sr, n_fft, kwargs)
-    return _spectrum_power(
+    mel = _spectrum_power(
         y,
         n_fft=n_fft,
         hop_length=hop_length,
@@ -102,12 +111,20 @@ def melspectrogram(
         compute_dtype=compute,
         mel_bank=bank,
     )
+    if rescue:
+        with np.errstate(over="ignore"):
+            mel = mel.astype(np.float32)
+    return mel
 
 
 def _dct(S: np.ndarray, n_mfcc: int, dct_type: int, norm: str | None, lifter: float) -> np.ndarray:
     """scipy.fft.dct(S, axis=-2, type=dct_type, norm=norm)[..., :n_mfcc, :], then liftering."""
     if lifter < 0:
         raise ParameterError(f"MFCC lifter={lifter} must be a non-negative number")
+    if dct_type not in (1, 2, 3, 4):
+        raise ParameterError(
+            f"dct_type must be 1, 2, 3 or 4 (scipy's DCT types) (dct_type={dct_type!r})"
+        )
     if norm not in (None, "ortho", "backward") or dct_type not in (1, 2, 3):
         import scipy.fft
 
@@ -189,6 +206,8 @@ def mfcc(
     >>> librosa.feature.mfcc(y=y, sr=22050, n_mfcc=13).shape
     (13, 44)
     """
+    check_sr(sr)
+    check_finite(lifter=lifter, power=kwargs.get("power"))
     if S is None:
         y_mel = y
         if (
@@ -202,8 +221,21 @@ def mfcc(
             y_mel = y.astype(np.float64)
         mel = melspectrogram(y=y_mel, sr=sr, norm=mel_norm, **kwargs)
         if y_mel is not y:
-            mel = mel.astype(np.float32)
+            with np.errstate(over="ignore"):
+                mel = mel.astype(np.float32)
         # power_to_db with its defaults (ref=1, amin=1e-10, top_db=80), in place on the fresh array.
         _plans.core.spectrum.power_to_db_inplace(mel, 1e-10, 0.0, 80.0)
-        S = mel
+        coefficients = _dct(mel, n_mfcc, dct_type, norm, lifter)
+        if (
+            coefficients.dtype == np.float32
+            and isinstance(y, np.ndarray)
+            and y.dtype == np.float32
+            and not np.isfinite(coefficients).all()
+        ):
+            # Mel energies past float32's range (librosa gives NaN): their decibels are finite,
+            # so take them from float64 energies and round the coefficients.
+            mel = melspectrogram(y=y.astype(np.float64), sr=sr, norm=mel_norm, **kwargs)
+            _plans.core.spectrum.power_to_db_inplace(mel, 1e-10, 0.0, 80.0)
+            coefficients = _dct(mel, n_mfcc, dct_type, norm, lifter).astype(np.float32)
+        return coefficients
     return _dct(S, n_mfcc, dct_type, norm, lifter)

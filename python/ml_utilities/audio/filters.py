@@ -18,6 +18,7 @@ import numpy as np
 
 from .._native import core
 from ..exceptions import ParameterError
+from ._validation import check_finite, check_sr
 
 __all__ = ["dct", "get_window", "mel"]
 
@@ -93,9 +94,14 @@ def mel(
     >>> melfb.shape, melfb.dtype
     ((128, 1025), dtype('float32'))
     """
+    check_sr(sr)
+    check_finite(fmin=fmin, fmax=fmax)
     if fmax is None:
         fmax = float(sr) / 2
-    n_mels = int(n_mels)
+    try:
+        n_mels = int(n_mels)  # librosa converts it the same way (128.0 is 128)
+    except (TypeError, ValueError, OverflowError):
+        raise ParameterError(f"n_mels={n_mels!r} must be an integer") from None
     if n_mels < 0:
         raise ParameterError(f"n_mels={n_mels} must be non-negative")
     n_fft_int = _as_index(n_fft, "n_fft")

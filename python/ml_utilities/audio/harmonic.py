@@ -16,8 +16,8 @@ import numpy as np
 
 from .._native import core
 from ..exceptions import ParameterError
-from ._validation import is_positive_int, normalize, valid_audio
-from .spectrum import _spectrogram
+from ._validation import check_finite, check_sr, is_positive_int, normalize, valid_audio
+from .spectrum import _float32_out_of_range, _spectrogram
 
 __all__ = [
     "chroma_cqt",
@@ -172,6 +172,7 @@ def piptrack(
     >>> pitches.shape
     (1025, 44)
     """
+    check_sr(sr)
     flat, lead, n_fft, ref_values = _piptrack_prepare(
         y,
         sr,
@@ -222,6 +223,7 @@ def pitch_tuning(frequencies: Any, *, resolution: float = 0.01, bins_per_octave:
     >>> float(pitch_tuning(440.0 * 2.0 ** (np.arange(24) / 12 + 0.25 / 12)))
     0.25
     """
+    check_finite(resolution=resolution)
     frequencies = np.atleast_1d(frequencies)
     frequencies = frequencies[frequencies > 0]
     if not np.any(frequencies):
@@ -286,6 +288,8 @@ def estimate_tuning(
     >>> round(float(estimate_tuning(y=y, sr=22050)), 2)  # 443 Hz: 12 cents sharp
     0.1
     """
+    check_sr(sr)
+    check_finite(resolution=resolution)
     unknown = set(kwargs) - {
         "hop_length",
         "fmin",
@@ -477,6 +481,8 @@ def chroma_stft(
     >>> int(chroma_stft(y=y, sr=22050).mean(axis=1).argmax())  # A
     9
     """
+    check_sr(sr)
+    check_finite(ctroct=kwargs.get("ctroct"), octwidth=kwargs.get("octwidth"))
     bank_kwargs = dict(kwargs)
     unknown = set(bank_kwargs) - {"ctroct", "octwidth", "norm", "base_c", "dtype"}
     if unknown:
@@ -495,6 +501,7 @@ def chroma_stft(
         power=2.0,
     )
     S = np.asarray(S)
+    tuning_arg = tuning
     if tuning is None:
         tuning = estimate_tuning(S=S, sr=sr, bins_per_octave=n_chroma)
     bank = _chroma_bank(sr, n_fft, n_chroma, tuning, **bank_kwargs)
@@ -503,7 +510,31 @@ def chroma_stft(
             f"Spectrogram with {S.shape[-2]} bins does not match n_fft={n_fft} "
             f"({bank.shape[1]} bins)"
         )
-    return _apply_bank(S, bank, norm)
+    chroma = _apply_bank(S, bank, norm)
+    if (
+        isinstance(y, np.ndarray)
+        and y.dtype == np.float32
+        and chroma.dtype == np.float32
+        and _float32_out_of_range(y, n_fft)
+        and not np.isfinite(chroma).all()
+    ):
+        # float32's |X|^2 or the bank's sums overflowed (librosa raises here): the chroma is
+        # scale-free, so compute it in float64 and round it
+        chroma = chroma_stft(
+            y=y.astype(np.float64),
+            sr=sr,
+            norm=norm,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            tuning=tuning_arg,
+            n_chroma=n_chroma,
+            **kwargs,
+        ).astype(np.float32)
+    return chroma
 
 
 # ----------------------------------------------------------------------------- HPSS
@@ -603,19 +634,28 @@ def _hpss_references(
     split_zeros)."""
     win_harm, win_perc = _pair(kernel_size)
     margin_harm, margin_perc = _pair(margin)
+    check_finite(margin=margin_harm)
+    check_finite(margin=margin_perc)
     if margin_harm < 1 or margin_perc < 1:
-        raise ParameterError("Margins must be >= 1.0. A typical range is between 1 and 10.")
+        raise ParameterError(
+            f"Margins must be >= 1.0. A typical range is between 1 and 10. (margin={margin!r})"
+        )
     for name, win in (("harmonic", win_harm), ("percussive", win_perc)):
         if not is_positive_int(win):
-            raise ParameterError(f"{name} kernel size={win} must be a positive integer")
+            raise ParameterError(
+                f"{name} kernel size={win} must be a positive integer (kernel_size={kernel_size!r})"
+            )
     if S.ndim < 2:
         raise ParameterError(f"Spectrogram must be at least 2-dimensional, given S.shape={S.shape}")
     if power <= 0:
-        raise ParameterError("power must be strictly positive")
+        raise ParameterError(f"power must be strictly positive (power={power!r})")
     if S.dtype not in (np.float32, np.float64):
         S = S.astype(np.float32 if not np.issubdtype(S.dtype, np.floating) else np.float64)
     if not np.isfinite(S).all():
-        raise ParameterError("Input must be finite")
+        raise ParameterError(
+            f"Input must be finite: S (shape={S.shape}) has "
+            f"{int(S.size - np.count_nonzero(np.isfinite(S)))} NaN or infinite values"
+        )
     flat, _ = _flat(S)
     if np.isfinite(power) and np.any(flat < 0):
         raise ParameterError("X and X_ref must be non-negative")
@@ -634,13 +674,17 @@ def _istft(
     center: bool,
     length: int,
     dtype: Any,
+    win_length: int | None = None,
 ) -> np.ndarray:
-    """librosa.istft with ``win_length = n_fft`` and a given ``length``: numpy's irfft of every
-    frame, windowed, overlap-added block by block (hop-sized blocks), then divided by the
-    window's summed square where that is not tiny."""
+    """librosa.istft with a given ``length``: numpy's irfft of every frame, windowed (a window
+    of ``win_length``, ``n_fft`` by default, zero-padded to ``n_fft``), overlap-added block by
+    block (hop-sized blocks), then divided by the window's summed square where that is not
+    tiny."""
+    from ._validation import pad_center
     from .filters import get_window
 
-    win = np.asarray(get_window(window, n_fft, fftbins=True))
+    win = np.asarray(get_window(window, win_length or n_fft, fftbins=True))
+    win = pad_center(win, size=n_fft)
     padded = length + 2 * (n_fft // 2) if center else length
     n_frames = min(D.shape[-1], int(np.ceil(padded / hop_length)))
     lead = D.shape[:-2]
@@ -690,7 +734,9 @@ def effects_hpss(y: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     y : np.ndarray [shape=(..., n)], float
         Audio.
     **kwargs
-        Passed to :func:`hpss` (``kernel_size``, ``power``, ``margin``).
+        Passed to :func:`hpss` (``kernel_size``, ``power``, ``margin``); the STFT's
+        ``n_fft``, ``hop_length``, ``win_length``, ``window``, ``center`` and ``pad_mode`` go
+        to :func:`stft` and the matching inverse, as librosa does.
 
     Returns
     -------
@@ -712,22 +758,37 @@ def effects_hpss(y: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     from .spectrum import stft
 
-    if kwargs.get("mask"):
-        raise ParameterError("effects_hpss returns signals: mask=True is not supported")
+    mask = kwargs.pop("mask", False)
+    if mask is not False:
+        # librosa would inverse-transform the two masks as if they were spectrograms
+        raise ParameterError(f"effects_hpss returns signals: mask={mask!r} is not supported")
     valid_audio(y)
-    D = stft(y)
+    stft_kwargs = {
+        "n_fft": kwargs.pop("n_fft", 2048),
+        "hop_length": kwargs.pop("hop_length", None),
+        "win_length": kwargs.pop("win_length", None),
+        "window": kwargs.pop("window", "hann"),
+        "center": kwargs.pop("center", True),
+        "pad_mode": kwargs.pop("pad_mode", "constant"),
+    }
+    D = stft(y, **stft_kwargs)
     # hpss(D) returns (|D| * mask) * phase; D * mask is the same up to rounding, without
     # splitting D into magnitude and phase.
     mask_h, mask_p = hpss(np.abs(D), mask=True, **kwargs)
     H, P = D * mask_h, D * mask_p
-    dtype = y.dtype
-    y_h = _istft(
-        H, hop_length=512, n_fft=2048, window="hann", center=True, length=y.shape[-1], dtype=dtype
-    )
-    y_p = _istft(
-        P, hop_length=512, n_fft=2048, window="hann", center=True, length=y.shape[-1], dtype=dtype
-    )
-    return y_h, y_p
+    n_fft = stft_kwargs["n_fft"]
+    win_length = stft_kwargs["win_length"] or n_fft
+    hop_length = stft_kwargs["hop_length"] or win_length // 4
+    inverse = {
+        "hop_length": hop_length,
+        "n_fft": n_fft,
+        "win_length": win_length,
+        "window": stft_kwargs["window"],
+        "center": bool(stft_kwargs["center"]),
+        "length": y.shape[-1],
+        "dtype": y.dtype,
+    }
+    return _istft(H, **inverse), _istft(P, **inverse)
 
 
 def harmonicity(
@@ -786,6 +847,7 @@ def harmonicity(
     >>> harmonicity(y) > 0.9
     True
     """
+    check_sr(sr)
     del sr
     P, _ = _spectrogram(
         y=y,
@@ -878,7 +940,7 @@ def _wavelet_lengths(
     if filter_scale <= 0:
         raise ParameterError(f"filter_scale={filter_scale} must be positive")
     if np.any(freqs <= 0):
-        raise ParameterError("frequencies must be strictly positive")
+        raise ParameterError(f"frequencies must be strictly positive (lowest: {freqs.min()!r})")
     if len(freqs) > 1 and np.any(freqs[:-1] > freqs[1:]):
         raise ParameterError(f"Frequency array={freqs} must be in strictly ascending order")
     Q = float(filter_scale) / alpha
@@ -930,7 +992,7 @@ def _octave_basis(
     if key is not None and key in _CQT_BASES:
         return _CQT_BASES[key]
     if not 0.0 <= sparsity < 1:
-        raise ParameterError(f"Invalid quantile {sparsity:.2f}")
+        raise ParameterError(f"Invalid quantile {sparsity:.2f} (sparsity={sparsity!r})")
     lengths, _ = _wavelet_lengths(freqs, sr, window, filter_scale, alpha)
     filters = []
     for ilen, freq in zip(lengths, freqs, strict=True):
@@ -1054,6 +1116,8 @@ def cqt(
     >>> C.shape, int(C.mean(axis=1).argmax())  # A4 is 45 semitones above C1
     ((84, 44), 45)
     """
+    check_sr(sr)
+    check_finite(fmin=fmin, tuning=tuning, filter_scale=filter_scale)
     from .io import resample
     from .spectrum import _dtype_r2c, stft
 
@@ -1086,7 +1150,7 @@ def cqt(
         * fmin
     )
     if np.any(freqs <= 0):
-        raise ParameterError("frequencies must be strictly positive")
+        raise ParameterError(f"frequencies must be strictly positive (fmin={fmin!r})")
     if n_bins == 1:
         r = 2 ** (1 / bins_per_octave)
         alpha = np.atleast_1d((r**2 - 1) / (r**2 + 1))
@@ -1097,7 +1161,8 @@ def cqt(
     if filter_cutoff > nyquist:
         raise ParameterError(
             f"Wavelet basis with max frequency={np.max(freqs[-bins_per_octave:])} would exceed "
-            f"the Nyquist frequency={nyquist}. Try reducing the number of frequency bins."
+            f"the Nyquist frequency={nyquist}. Try reducing the number of frequency bins. "
+            f"(sr={sr}, n_bins={len(freqs)}, bins_per_octave={bins_per_octave})"
         )
     if res_type is None:
         warnings.warn(
@@ -1265,6 +1330,8 @@ def chroma_cqt(
     >>> int(chroma_cqt(y=y, sr=22050).mean(axis=1).argmax())  # A
     9
     """
+    check_sr(sr)
+    check_finite(fmin=fmin, tuning=tuning)
     if cqt_mode != "full":
         raise ParameterError(f"cqt_mode={cqt_mode!r} is not supported (only 'full')")
     if not is_positive_int(n_chroma):
@@ -1337,6 +1404,7 @@ def tonnetz(
     >>> tonnetz(y=y, sr=22050).shape
     (6, 173)
     """
+    check_sr(sr)
     if y is None and chroma is None:
         raise ParameterError(
             "Either the audio samples or the chromagram must be passed as an argument."

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from ..exceptions import AudioFileError, BackendUnavailableError, ParameterError
+from ._validation import valid_audio
 
 __all__ = ["get_duration", "get_samplerate", "load", "resample"]
 
@@ -27,6 +28,19 @@ logger = logging.getLogger(__name__)
 
 #: The resamplers implemented here (soxr's quality presets, named as librosa names them).
 SOXR_TYPES = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq")
+#: the other types librosa.resample knows (scipy, samplerate, resampy), run through librosa
+_LIBROSA_TYPES = (
+    "fft",
+    "scipy",
+    "polyphase",
+    "linear",
+    "zero_order_hold",
+    "sinc_best",
+    "sinc_medium",
+    "sinc_fastest",
+    "kaiser_best",
+    "kaiser_fast",
+)
 
 
 def _librosa_or_none() -> Any:
@@ -53,17 +67,8 @@ def _check_rate(value: Any, name: str) -> float:
 
 
 def _valid_audio(y: Any) -> None:
-    """librosa.util.valid_audio's checks and messages."""
-    if not isinstance(y, np.ndarray):
-        raise ParameterError("Audio data must be of type numpy.ndarray")
-    if not np.issubdtype(y.dtype, np.floating):
-        raise ParameterError("Audio data must be floating-point")
-    if y.ndim == 0:
-        raise ParameterError(
-            f"Audio data must be at least one-dimensional, given y.shape={y.shape}"
-        )
-    if not np.isfinite(y).all():
-        raise ParameterError("Audio buffer is not finite everywhere")
+    """librosa.util.valid_audio's checks and messages (with the bad value named)."""
+    valid_audio(y)
 
 
 def _to_mono(y: np.ndarray) -> np.ndarray:
@@ -161,12 +166,17 @@ def load(
     ------
     FileNotFoundError
         If ``path`` names a file that does not exist (as librosa).
-    soundfile.LibsndfileError
-        If soundfile cannot decode the input and librosa is not there to try audioread
-        (a ``RuntimeError``, as librosa's own failure).
+    ml_utilities.AudioFileError
+        If the file (or file-like object) cannot be decoded: corrupt, truncated, empty, of an
+        unknown format or unreadable. Its message names the file and the reason (soundfile's,
+        then audioread's when librosa tried it); ``filename`` is the file, and the decoder's
+        exception is chained. An ``OSError``, like ``FileNotFoundError``, so ``except OSError``
+        catches every file that cannot be used. (librosa raises whatever its last decoder
+        raised there: ``NoBackendError``, ``EOFError``, ``soundfile.LibsndfileError``.)
     ParameterError
-        If ``sr`` is not a positive number, the decoded audio is not floating-point or finite
-        where librosa rejects it, or ``res_type`` needs librosa and it is not installed.
+        If ``sr`` is not a positive number, ``offset`` or ``duration`` is not a finite number,
+        the decoded audio is not floating-point or finite where librosa rejects it, or
+        ``res_type`` needs librosa and it is not installed.
 
     Examples
     --------
@@ -180,6 +190,11 @@ def load(
     """
     if sr is not None:
         _check_rate(sr, "sr")
+    for name, value in (("offset", offset), ("duration", duration)):
+        if value is not None and not (
+            isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            raise ParameterError(f"{name}={value!r} must be a finite number of seconds")
 
     if _is_audioread_object(path):
         return _librosa_load(path, sr, mono, offset, duration, dtype, res_type, cause=None)
@@ -190,7 +205,7 @@ def load(
         y, native_sr = _soundfile_read(path, offset, duration, dtype)
     except sf.SoundFileRuntimeError as exc:
         if not isinstance(path, (str, pathlib.PurePath)):
-            raise
+            raise AudioFileError(_file_name(path), _reason(exc)) from exc
         missing = _missing_file(path)
         if missing is not None:
             raise missing from None
@@ -214,24 +229,51 @@ def _librosa_load(
     res_type: str,
     cause: BaseException | None,
 ) -> tuple[np.ndarray, float]:
-    """Hand a decode soundfile cannot do (audioread) to librosa, or re-raise ``cause``."""
+    """Hand a decode soundfile cannot do (audioread) to librosa; AudioFileError when that is
+    impossible or fails too."""
     librosa = _librosa_or_none()
     if librosa is None:
         if cause is not None:
-            raise cause
+            raise AudioFileError(_file_name(path), _reason(cause)) from cause
         raise ParameterError(
             f"an audioread decoder ({type(path).__name__}) needs librosa, which is not installed"
         )
     logger.info("soundfile cannot decode %r; handing it to librosa (audioread)", path)
-    return librosa.load(  # type: ignore[no-any-return]
-        path,
-        sr=sr,
-        mono=mono,
-        offset=offset,
-        duration=duration,
-        dtype=dtype,
-        res_type=res_type,
-    )
+    try:
+        return librosa.load(  # type: ignore[no-any-return]
+            path,
+            sr=sr,
+            mono=mono,
+            offset=offset,
+            duration=duration,
+            dtype=dtype,
+            res_type=res_type,
+        )
+    except (FileNotFoundError, ParameterError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - audioread and its backends raise anything
+        if cause is None:
+            raise
+        reason = f"{_reason(cause)}; audioread: {_reason(exc)}"
+        raise AudioFileError(_file_name(path), reason) from exc
+
+
+def _file_name(path: Any) -> Any:
+    """What an AudioFileError names: the path, or a file-like object's name or repr."""
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path)
+    name = getattr(path, "name", None)
+    return name if isinstance(name, (str, bytes, int)) else repr(path)
+
+
+def _reason(exc: BaseException) -> str:
+    """A decoder's failure in words, never empty (audioread's errors often have no message)."""
+    text = str(getattr(exc, "error_string", "") or exc).strip()
+    if type(exc).__name__ == "NoBackendError" and not text:
+        text = "no audioread backend can decode it"
+    elif isinstance(exc, EOFError) and not text:
+        text = "unexpected end of data"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def resample(
@@ -296,22 +338,34 @@ def resample(
     _check_rate(target_sr, "target_sr")
 
     if res_type not in SOXR_TYPES:
+        if res_type not in _LIBROSA_TYPES:
+            # librosa hands any other name to resampy as a filter name
+            raise ParameterError(
+                f"res_type={res_type!r} is not a resampling type; choose one of "
+                f"{list(SOXR_TYPES) + list(_LIBROSA_TYPES)}"
+            )
         librosa = _librosa_or_none()
         if librosa is None:
             raise ParameterError(
                 f"res_type={res_type!r} needs librosa, which is not installed; ml_utilities "
                 f"implements {', '.join(SOXR_TYPES)}"
             )
-        return librosa.resample(  # type: ignore[no-any-return]
-            y,
-            orig_sr=orig_sr,
-            target_sr=target_sr,
-            res_type=res_type,
-            fix=fix,
-            scale=scale,
-            axis=axis,
-            **kwargs,
-        )
+        try:
+            return librosa.resample(  # type: ignore[no-any-return]
+                y,
+                orig_sr=orig_sr,
+                target_sr=target_sr,
+                res_type=res_type,
+                fix=fix,
+                scale=scale,
+                axis=axis,
+                **kwargs,
+            )
+        except ImportError as err:  # resampy, samplerate: optional packages of librosa's
+            raise BackendUnavailableError(
+                f"res_type={res_type!r} needs a package that is not installed "
+                f"({str(err).splitlines()[0]}); the built-in types are {', '.join(SOXR_TYPES)}"
+            ) from err
 
     import soxr
 
@@ -373,6 +427,8 @@ def get_duration(
         If none of ``y``, ``S`` and ``path`` is given, or ``sr`` is not positive.
     FileNotFoundError
         If ``path`` does not exist.
+    ml_utilities.AudioFileError
+        If ``path`` cannot be read (as :func:`load`).
 
     Examples
     --------
@@ -432,8 +488,8 @@ def get_samplerate(path: Any) -> float:
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    soundfile.LibsndfileError
-        If soundfile cannot read it and librosa is not installed to try audioread.
+    ml_utilities.AudioFileError
+        If the file cannot be read (as :func:`load`).
 
     Examples
     --------
@@ -461,8 +517,14 @@ def _fallback_info(path: Any, function: str, exc: BaseException) -> Any:
     if missing is not None:
         raise missing from None
     librosa = _librosa_or_none()
-    if librosa is None:
-        raise exc
-    if function == "get_duration":
-        return librosa.get_duration(path=path)
-    return librosa.get_samplerate(path)
+    if librosa is None or not isinstance(path, (str, pathlib.PurePath)):
+        raise AudioFileError(_file_name(path), _reason(exc)) from exc
+    try:
+        if function == "get_duration":
+            return librosa.get_duration(path=path)
+        return librosa.get_samplerate(path)
+    except FileNotFoundError:
+        raise
+    except Exception as second:  # noqa: BLE001 - audioread and its backends raise anything
+        reason = f"{_reason(exc)}; audioread: {_reason(second)}"
+        raise AudioFileError(_file_name(path), reason) from second

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from . import _plans
-from ._validation import normalize, tiny
+from ._validation import check_finite, check_sr, normalize, tiny
 
 __all__ = [
     "beat_track",
@@ -198,6 +198,7 @@ def onset_strength_multi(
         If ``lag`` or ``max_size`` is not a positive integer, ``ref`` has another shape than
         ``S``, or neither ``y`` nor ``S`` is given.
     """
+    check_sr(sr)
     default_feature = feature is None
     if feature is None:
         kwargs.setdefault("fmax", 0.5 * sr)
@@ -361,6 +362,7 @@ def onset_strength(
     >>> onset_strength(y=y, sr=22050).shape
     (44,)
     """
+    check_sr(sr)
     if aggregate is False:
         raise ParameterError(
             "aggregate parameter cannot be False when computing full-spectrum onset strength."
@@ -379,6 +381,28 @@ def onset_strength(
         channels=None,
         **kwargs,
     )
+    if (
+        S is None
+        and feature is None
+        and isinstance(y, np.ndarray)
+        and y.dtype == np.float32
+        and odf_all.dtype == np.float32
+        and not np.isfinite(odf_all).all()
+    ):
+        # mel energies past float32's range (librosa gives NaN): their decibels, and so the
+        # envelope, are finite, so take them from float64 energies and round the envelope
+        odf_all = onset_strength_multi(
+            y=y.astype(np.float64),
+            sr=sr,
+            lag=lag,
+            max_size=max_size,
+            ref=ref,
+            detrend=detrend,
+            center=center,
+            aggregate=aggregate,
+            channels=None,
+            **kwargs,
+        ).astype(np.float32)
     return odf_all[..., 0, :]
 
 
@@ -580,6 +604,7 @@ def onset_detect(
     >>> onset_detect(y=y, sr=22050)
     array([22, 44, 65])
     """
+    check_sr(sr)
     if onset_envelope is None:
         if y is None:
             raise ParameterError("y or onset_envelope must be provided")
@@ -652,6 +677,7 @@ def tempo_frequencies(n_bins: int, *, hop_length: int = 512, sr: float = 22050) 
     >>> tempo_frequencies(4, hop_length=512, sr=22050)
     array([         inf, 2583.984375 , 1291.9921875,  861.328125 ])
     """
+    check_sr(sr)
     bin_frequencies = np.zeros(int(n_bins), dtype=np.float64)
     bin_frequencies[0] = np.inf
     bin_frequencies[1:] = 60.0 * sr / (hop_length * np.arange(1.0, n_bins))
@@ -669,7 +695,7 @@ def _tempogram_frames(
 ) -> tuple[np.ndarray, int, np.ndarray, tuple[int, ...]]:
     """tempogram's checks and padding: (padded rows, frame count, window, leading shape)."""
     if win_length < 1:
-        raise ParameterError("win_length must be a positive integer")
+        raise ParameterError(f"win_length must be a positive integer (win_length={win_length!r})")
     from .filters import get_window
 
     ac_window = np.ascontiguousarray(get_window(window, win_length, fftbins=True), dtype=np.float64)
@@ -691,7 +717,10 @@ def _tempogram_frames(
     if center:
         n_frames = min(n_frames, n)
     if not np.all(np.isfinite(onset_envelope)):
-        raise ParameterError("Input must be finite")
+        raise ParameterError(
+            f"Input must be finite: onset_envelope (shape={onset_envelope.shape}) has NaN or "
+            "infinite values"
+        )
     dtype = np.float32 if onset_envelope.dtype == np.float32 else np.float64
     lead = onset_envelope.shape[:-1]
     rows = np.ascontiguousarray(onset_envelope.reshape(-1, length), dtype=dtype)
@@ -743,6 +772,7 @@ def tempogram(
         For ``win_length < 1``, no input, a non-finite envelope or an envelope shorter than the
         window without centring.
     """
+    check_sr(sr)
     rows, n_frames, ac_window, lead = _tempogram_frames(
         y, sr, onset_envelope, hop_length, win_length, center, window
     )
@@ -819,8 +849,12 @@ def tempo(
     >>> tempo(y=y, sr=22050)
     array([117.45383523])
     """
+    check_sr(sr)
+    check_finite(start_bpm=start_bpm, ac_size=ac_size, std_bpm=std_bpm)
+    if max_tempo is not None and np.isnan(max_tempo):
+        raise ParameterError(f"max_tempo must be a number or None (max_tempo={max_tempo!r})")
     if start_bpm <= 0:
-        raise ParameterError("start_bpm must be strictly positive")
+        raise ParameterError(f"start_bpm must be strictly positive (start_bpm={start_bpm!r})")
     _check_hop(hop_length)
     if tg is None:
         from .convert import time_to_frames
@@ -935,6 +969,8 @@ def beat_track(
     >>> bpm
     array([117.45383523])
     """
+    check_sr(sr)
+    check_finite(start_bpm=start_bpm, tightness=tightness, bpm=bpm)
     if onset_envelope is None:
         if y is None:
             raise ParameterError("y or onset_envelope must be provided")
@@ -990,7 +1026,7 @@ def _beat_tracker(
     if np.any(bpm <= 0):
         raise ParameterError(f"bpm={bpm} must be strictly positive")
     if tightness <= 0:
-        raise ParameterError("tightness must be strictly positive")
+        raise ParameterError(f"tightness must be strictly positive (tightness={tightness!r})")
     if bpm.shape[-1] not in (1, onset_envelope.shape[-1]):
         raise ParameterError(
             f"Invalid bpm shape={bpm.shape} does not match "

@@ -13,7 +13,14 @@ import numpy as np
 
 from .._native import core
 from ..exceptions import ParameterError
-from ._validation import is_positive_int, valid_audio
+from ._validation import (
+    check_bool,
+    check_finite,
+    check_pad_mode,
+    check_sr,
+    is_positive_int,
+    valid_audio,
+)
 from .spectrum import _spectrogram
 
 __all__ = [
@@ -125,6 +132,7 @@ def spectral_centroid(
     ParameterError
         For complex or negative ``S`` and every STFT parameter error.
     """
+    check_sr(sr)
     S, n_fft = _magnitude(
         y,
         S,
@@ -165,6 +173,8 @@ def spectral_bandwidth(
     -------
     np.ndarray [shape=(..., 1, t)], float64
     """
+    check_sr(sr)
+    check_finite(p=p)
     S, n_fft = _magnitude(
         y,
         S,
@@ -211,8 +221,11 @@ def spectral_rolloff(
     -------
     np.ndarray [shape=(..., 1, t)], float64
     """
+    check_sr(sr)
     if not 0.0 < roll_percent < 1.0:
-        raise ParameterError("roll_percent must lie in the range (0, 1)")
+        raise ParameterError(
+            f"roll_percent must lie in the range (0, 1) (roll_percent={roll_percent!r})"
+        )
     S, n_fft = _magnitude(
         y,
         S,
@@ -250,8 +263,9 @@ def spectral_flatness(
     -------
     np.ndarray [shape=(..., 1, t)], the spectrogram's dtype (float32 for float32 audio)
     """
+    check_finite(amin=amin, power=power)
     if amin <= 0:
-        raise ParameterError("amin must be strictly positive")
+        raise ParameterError(f"amin must be strictly positive (amin={amin!r})")
     S, n_fft = _magnitude(
         y,
         S,
@@ -326,6 +340,8 @@ def spectral_contrast(
     -------
     np.ndarray [shape=(..., n_bands + 1, t)], float64
     """
+    check_sr(sr)
+    check_finite(fmin=fmin, quantile=quantile)
     y_spec = y
     if S is None and isinstance(y, np.ndarray) and y.dtype == np.float32:
         # The valleys are the quietest bins, where a float32 FFT's rounding noise shows in dB;
@@ -374,12 +390,15 @@ def zero_crossing_rate(
     threshold: float = 1e-10,
     ref_magnitude: Any = None,
     zero_pos: bool = True,
+    pad: bool = False,
     **kwargs: Any,
 ) -> np.ndarray:
     """Zero-crossing rate per frame, as ``librosa.feature.zero_crossing_rate``.
 
     Frames are edge-padded when centred; ``|x| <= threshold`` counts as zero and zero as
-    positive (``zero_pos``).
+    positive (``zero_pos``). ``pad=True`` counts each frame's first sample as a crossing (as
+    librosa, whose default here is ``False``); ``axis`` is accepted and ignored, as librosa
+    ignores it.
 
     Returns
     -------
@@ -387,18 +406,27 @@ def zero_crossing_rate(
     """
     valid_audio(y)
     _frame_args(frame_length, hop_length)
+    kwargs.pop("axis", None)  # librosa overrides it
     if kwargs:
         raise ParameterError(f"unexpected arguments for zero_crossing_rate: {sorted(kwargs)}")
+    center = check_bool("center", center)
+    pad = check_bool("pad", pad)
+    zero_pos = check_bool("zero_pos", zero_pos)
     if ref_magnitude is not None:
         ref = ref_magnitude(np.abs(y)) if callable(ref_magnitude) else ref_magnitude
         threshold = threshold * ref
+    if center and y.shape[-1] == 0:
+        # librosa fails in numpy's edge padding here too
+        raise ParameterError(f"cannot edge-pad an empty signal (y.shape={y.shape}, center=True)")
     lead = y.shape[:-1]
     dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
-    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]), dtype=dtype)
+    flat = np.ascontiguousarray(y.reshape(int(np.prod(lead)), y.shape[-1]), dtype=dtype)
     module = core.features.f32 if dtype == np.float32 else core.features.f64
     out = module.zero_crossing_rate(
-        flat, frame_length, hop_length, bool(center), float(threshold), bool(zero_pos)
+        flat, frame_length, hop_length, center, float(threshold), zero_pos
     )
+    if pad:
+        out += 1.0 / frame_length  # the first sample of every frame counts as a crossing
     return _frames_out(out, lead)
 
 
@@ -411,8 +439,15 @@ def _rms_energy(
     if dtype not in (np.float32, np.float64):
         raise ParameterError(f"dtype={dtype} must be float32 or float64")
     lead = y.shape[:-1]
-    flat = np.ascontiguousarray(y.reshape(-1, y.shape[-1]), dtype=dtype)
+    flat = np.ascontiguousarray(y.reshape(int(np.prod(lead)), y.shape[-1]), dtype=dtype)
+    center = check_bool("center", center)
     if center and pad_mode != "constant":
+        check_pad_mode(pad_mode)
+        if flat.shape[-1] == 0 and pad_mode != "empty":
+            # numpy.pad's own ValueError in librosa
+            raise ParameterError(
+                f"cannot pad an empty signal (y.shape={y.shape}) with pad_mode={pad_mode!r}"
+            )
         pad = frame_length // 2
         flat = np.ascontiguousarray(np.pad(flat, [(0, 0), (pad, pad)], mode=pad_mode), dtype=dtype)
         center = False
@@ -478,6 +513,14 @@ def frame_energy(
     return _frames_out(energy, lead)
 
 
+def _empty_band(k: int, f_low: float, f_high: float, freq: np.ndarray, sr: float) -> ParameterError:
+    # librosa averages an empty slice there: a NaN row, with numpy's warnings
+    return ParameterError(
+        f"octave band {k} ({f_low:g} to {f_high:g} Hz) holds no frequency bin of the "
+        f"{len(freq)}-bin spectrum (n_fft={2 * (len(freq) - 1)}, sr={sr:g}): raise n_fft or fmin"
+    )
+
+
 def contrast_bands(
     freq: np.ndarray, sr: float, fmin: float, n_bands: int, quantile: float
 ) -> list[tuple[int, int, int]]:
@@ -488,11 +531,11 @@ def contrast_bands(
     and all but the last drop their top bin.
     """
     if n_bands < 1 or not isinstance(n_bands, (int, np.integer)):
-        raise ParameterError("n_bands must be a positive integer")
+        raise ParameterError(f"n_bands must be a positive integer (n_bands={n_bands!r})")
     if not 0.0 < quantile < 1.0:
-        raise ParameterError("quantile must lie in the range (0, 1)")
+        raise ParameterError(f"quantile must lie in the range (0, 1) (quantile={quantile!r})")
     if fmin <= 0:
-        raise ParameterError("fmin must be a positive number")
+        raise ParameterError(f"fmin must be a positive number (fmin={fmin!r})")
     octa = np.zeros(n_bands + 2)
     octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
     if np.any(octa[:-1] >= 0.5 * sr):
@@ -501,6 +544,8 @@ def contrast_bands(
     for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=True)):
         current = np.logical_and(freq >= f_low, freq <= f_high)
         idx = np.flatnonzero(current)
+        if idx.size == 0:
+            raise _empty_band(k, f_low, f_high, freq, sr)
         if k > 0:
             current[idx[0] - 1] = True
         if k == n_bands:
@@ -509,6 +554,8 @@ def contrast_bands(
         begin, end = int(where[0]), int(where[-1]) + 1
         if k < n_bands:
             end -= 1
+        if end <= begin:
+            raise _empty_band(k, f_low, f_high, freq, sr)
         q = int(np.maximum(np.rint(quantile * np.sum(current)), 1))
         bands.append((begin, end, q))
     return bands

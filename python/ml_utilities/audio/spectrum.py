@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from . import _plans
-from ._validation import is_positive_int, pad_center, valid_audio
+from ._validation import check_bool, check_pad_mode, is_positive_int, pad_center, valid_audio
 
 __all__ = [
     "amplitude_to_db",
@@ -55,6 +55,26 @@ def _dtype_r2c(dtype: np.dtype) -> np.dtype:
         np.dtype(np.float32): np.dtype(np.complex64),
         np.dtype(np.float64): np.dtype(np.complex128),
     }.get(dtype, np.dtype(np.complex64))
+
+
+# float32 audio whose peak |y| times n_fft exceeds this can overflow float32 in |X|^2 (|X| can
+# reach peak * n_fft, and |X| > 1.8e19 overflows its square); a peak below _F32_PEAK_MIN puts the
+# spectrum's quiet bins where their squares underflow float32 (and denormal samples make a
+# float32 FFT imprecise). Such audio is transformed in float64, as librosa does.
+_F32_SPAN_MAX = 2.0**60
+_F32_PEAK_MIN = 2.0**-30
+
+
+def _float32_out_of_range(y: Any, n_fft: Any) -> bool:
+    """True for float32 audio too loud or too quiet for a float32 STFT's |X|^2 (see above).
+
+    Two reductions over ``y``: negligible next to the transform itself."""
+    if not isinstance(y, np.ndarray) or y.dtype != np.float32 or y.size == 0:
+        return False
+    peak = max(float(y.max()), -float(y.min()))
+    span = peak * (n_fft if is_positive_int(n_fft) else 1)
+    # NaN or inf audio is left to the usual validation (False), so it raises as before
+    return bool(span > _F32_SPAN_MAX or 0.0 < peak < _F32_PEAK_MIN)
 
 
 def _stft_window(window: Any, win_length: int, n_fft: int) -> np.ndarray:
@@ -113,14 +133,19 @@ def _frame_setup(
         raise ParameterError(f"n_fft={n_fft} must be a positive integer")
     if win_length is None:
         win_length = n_fft
+    elif not is_positive_int(win_length):
+        raise ParameterError(f"win_length={win_length!r} must be a positive integer")
     if hop_length is None:
         hop_length = int(win_length // 4)
         if hop_length < 1:
-            raise ParameterError(f"Invalid hop_length: {hop_length:d}")
+            raise ParameterError(
+                f"Invalid hop_length: {hop_length:d} (win_length={win_length} // 4)"
+            )
     elif not is_positive_int(hop_length):
         raise ParameterError(f"hop_length={hop_length} must be a positive integer")
 
     valid_audio(y)
+    center = check_bool("center", center)  # the native plan takes a bool only
     fft_window = _stft_window(window, win_length, n_fft)
     plan = _plans.stft_plan(compute_dtype, n_fft, hop_length, fft_window)
 
@@ -133,6 +158,7 @@ def _frame_setup(
     if center:
         if isinstance(pad_mode, str) and pad_mode in _UNSUPPORTED_PAD:
             raise ParameterError(f"pad_mode='{pad_mode}' is not supported by librosa.stft")
+        check_pad_mode(pad_mode)
         if n_fft > n and not _QUIET_SHORT_SIGNALS.get():
             warnings.warn(
                 f"n_fft={n_fft} is too large for input signal of length={n}", stacklevel=3
@@ -142,6 +168,11 @@ def _frame_setup(
                 f"Input is too short (n={n + 2 * pad:d}) for frame_length={n_fft:d}"
             )
         if pad_mode != "constant":
+            if n == 0 and pad_mode != "empty":
+                # numpy.pad's own ValueError in librosa
+                raise ParameterError(
+                    f"cannot pad an empty signal (y.shape={y.shape}) with pad_mode={pad_mode!r}"
+                )
             head, tail, signal, center = _edge_padding(signal, n_fft, hop_length, pad_mode)
     elif n_fft > n:
         raise ParameterError(
@@ -208,6 +239,23 @@ def stft(
     out_dtype = np.dtype(dtype) if dtype is not None else _dtype_r2c(y.dtype)
     if out_dtype.kind != "c":
         raise ParameterError(f"dtype={out_dtype} is not a complex dtype")
+    if (
+        out is None
+        and out_dtype == np.complex64
+        and _float32_out_of_range(y, n_fft)
+        and np.isfinite(y).all()
+    ):
+        # librosa's FFT runs in float64 and rounds the result: so do we where a float32 FFT
+        # would lose the quiet bins (denormal samples) or come near float32's limits
+        return stft(
+            y.astype(np.float64),
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+        ).astype(np.complex64)
     compute = np.dtype(np.float64) if out_dtype == np.complex128 else np.dtype(np.float32)
     plan, signal, centre, head, tail, lead = _frame_setup(
         y,
@@ -260,7 +308,31 @@ def _spectrum_power(
     compute_dtype: np.dtype,
     mel_bank: Any = None,
 ) -> np.ndarray:
-    """``|stft(y)| ** power`` or, with a bank, the bank applied to it, in one native pass."""
+    """``|stft(y)| ** power`` or, with a bank, the bank applied to it, in one native pass.
+
+    Float32 audio out of a float32 STFT's range (:func:`_float32_out_of_range`) without a bank
+    is transformed as librosa does it: in float64, rounded to complex64, ``np.abs`` (hypot, so no
+    overflow nor underflow in the squares) and ``** power`` in float32.
+    """
+    if (
+        mel_bank is None
+        and compute_dtype == np.float32
+        and _float32_out_of_range(y, n_fft)
+        and np.isfinite(y).all()
+    ):
+        D = stft(
+            y.astype(np.float64),
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+        ).astype(np.complex64)
+        spec: np.ndarray = np.abs(D)
+        if power != 1.0:
+            spec = spec**power
+        return spec
     plan, signal, centre, head, tail, lead = _frame_setup(
         y,
         n_fft=n_fft,
@@ -369,6 +441,13 @@ def _spectrogram(
     return spec, int(n_fft)
 
 
+def _check_ref(ref: Any) -> None:
+    """A numeric ``ref`` must be finite (a NaN or infinite reference makes librosa's every
+    decibel value NaN or -inf)."""
+    if not callable(ref) and not np.all(np.isfinite(np.asarray(ref, dtype=np.complex128))):
+        raise ParameterError(f"ref must be finite (or a callable) (ref={ref!r})")
+
+
 def _ref_db(ref: Any, magnitude: np.ndarray, amin: float) -> float:
     ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
     return float(10.0 * np.log10(np.maximum(amin, ref_value)))
@@ -406,9 +485,16 @@ def power_to_db(
     ParameterError
         If ``amin <= 0`` or ``top_db < 0``.
     """
+    _check_ref(ref)
+    return _power_to_db(S, ref=ref, amin=amin, top_db=top_db)
+
+
+def _power_to_db(S: Any, *, ref: Any, amin: float, top_db: float | None) -> Any:
+    """:func:`power_to_db` after its ``ref`` check (amplitude_to_db passes a reference it
+    computed from the data, which may be non-finite as librosa's would be)."""
     S = np.asarray(S)
-    if amin <= 0:
-        raise ParameterError("amin must be strictly positive")
+    if not amin > 0:  # NaN included (the native path would refuse it without naming it)
+        raise ParameterError(f"amin must be strictly positive (amin={amin!r})")
     if np.issubdtype(S.dtype, np.complexfloating):
         warnings.warn(
             "power_to_db was called on complex input so phase "
@@ -419,9 +505,25 @@ def power_to_db(
         magnitude = np.abs(S)
     else:
         magnitude = S
-    if top_db is not None and top_db < 0:
-        raise ParameterError("top_db must be non-negative")
-    if magnitude.dtype in (np.float32, np.float64) and magnitude.ndim > 0 and magnitude.size > 0:
+    if top_db is not None and not top_db >= 0:  # NaN included: librosa's result is all NaN
+        raise ParameterError(f"top_db must be non-negative (top_db={top_db!r})")
+    if callable(ref) and magnitude.size == 0:
+        # numpy's reductions refuse an empty array, in librosa too
+        raise ParameterError(
+            f"S is empty (S.shape={magnitude.shape}): ref={ref!r} needs its values"
+        )
+    if top_db is not None and magnitude.size == 0:
+        raise ParameterError(
+            f"S is empty (S.shape={magnitude.shape}): top_db={top_db!r} needs its maximum"
+        )
+    if (
+        magnitude.dtype in (np.float32, np.float64)
+        and magnitude.ndim > 0
+        and magnitude.size > 0
+        # NaN or +inf in S: librosa's numpy arithmetic spreads them (through the maximum with
+        # top_db); the reference path below does the same.
+        and np.isfinite(magnitude.max())
+    ):
         ref_db = _ref_db(ref, magnitude, amin)
         result = np.array(magnitude, dtype=magnitude.dtype, order="C", copy=True)
         _plans.core.spectrum.power_to_db_inplace(
@@ -455,10 +557,15 @@ def amplitude_to_db(
             stacklevel=2,
         )
     magnitude = np.abs(S)
+    if callable(ref) and np.size(magnitude) == 0:
+        raise ParameterError(
+            f"S is empty (S.shape={np.shape(magnitude)}): ref={ref!r} needs its values"
+        )
+    _check_ref(ref)
     ref_value = ref(magnitude) if callable(ref) else np.abs(ref)
     out_array = magnitude if isinstance(magnitude, np.ndarray) else None
     power = np.square(magnitude, out=out_array)
-    return power_to_db(power, ref=ref_value**2, amin=amin**2, top_db=top_db)
+    return _power_to_db(power, ref=ref_value**2, amin=amin**2, top_db=top_db)
 
 
 def db_to_power(S_db: Any, *, ref: float = 1.0) -> Any:

@@ -131,7 +131,7 @@ class DeviceArray:
 
 def _check_dtype(dtype: np.dtype) -> np.dtype:
     if not np.issubdtype(dtype, np.floating):
-        raise ParameterError("Audio data must be floating-point")
+        raise ParameterError(f"Audio data must be floating-point, given y.dtype={dtype}")
     if dtype not in (np.float32, np.float64):
         raise ParameterError(
             f"the CUDA backend takes float32 or float64 audio, got {dtype}; convert it first"
@@ -169,7 +169,7 @@ def _torch_view(x: Any) -> tuple[Any, int, tuple[int, ...], tuple[int, ...], np.
             raise ParameterError(
                 f"the CUDA backend takes float32 or float64 audio, got {t.dtype}; convert it first"
             )
-        raise ParameterError("Audio data must be floating-point")
+        raise ParameterError(f"Audio data must be floating-point, given y.dtype={t.dtype}")
     if _rows(tuple(t.shape), tuple(t.stride())) is None:
         t = t.contiguous()
     return t, int(t.data_ptr()), tuple(t.shape), tuple(t.stride()), dtype, int(t.device.index or 0)

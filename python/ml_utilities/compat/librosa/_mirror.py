@@ -6,9 +6,17 @@ implements at that path. Its module-level ``__getattr__`` then resolves, in orde
 1. an implemented name: imported from ``ml_utilities`` on first use and cached;
 2. a mirrored submodule: imported;
 3. any other public name: taken from the real librosa module at the same path (imported only
-   then), so ``librosa.feature.chroma_stft`` still works. Forwarded functions raise
-   ``ml_utilities.exceptions.ParameterError`` where librosa raises its own, so that
-   ``except librosa.ParameterError`` catches errors from both halves of the namespace.
+   then), so ``librosa.feature.chroma_stft`` still works. Forwarded functions, and the
+   functions of forwarded modules (``librosa.sequence``, ``librosa.feature.inverse``, ...),
+   re-raise what librosa raises for a bad value as ``ml_utilities.exceptions.ParameterError``
+   (message kept, the original chained as ``__cause__``), so that ``except
+   librosa.ParameterError`` catches errors from both halves of the namespace:
+
+   - librosa's ``ParameterError`` becomes :class:`ForwardedParameterError`, a subclass of
+     both ours and librosa's, so code written against the real librosa (``except
+     librosa.util.exceptions.ParameterError``) still catches it;
+   - any other ``ValueError`` (numpy's, scipy's) becomes our ``ParameterError``, still a
+     ``ValueError``.
 
 Without librosa, step 3 raises an ``AttributeError`` naming the attribute.
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -51,22 +60,109 @@ def _import_librosa(module_name: str, real_path: str, name: str) -> types.Module
         ) from exc
 
 
+def _forwarded_error_class() -> type[ParameterError]:
+    """:class:`ForwardedParameterError`, made on first use (it needs librosa's class)."""
+    cls = globals().get("ForwardedParameterError")
+    if cls is None:
+        librosa_error = importlib.import_module("librosa.util.exceptions").ParameterError
+        cls = type(
+            "ForwardedParameterError",
+            (ParameterError, librosa_error),
+            {
+                "__module__": __name__,
+                "__doc__": "librosa's ParameterError from a forwarded call: an "
+                "ml_utilities ParameterError (a ValueError) and a librosa ParameterError.",
+            },
+        )
+        globals()["ForwardedParameterError"] = cls
+    return cls  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    # ForwardedParameterError by name (unpickling in a process that has not made it yet).
+    if name == "ForwardedParameterError":
+        return _forwarded_error_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _translating(function: types.FunctionType) -> Callable[..., Any]:
-    """``function`` with librosa's ParameterError re-raised as ml_utilities'."""
+    """``function`` with librosa's ParameterError, and other ValueErrors, re-raised as
+    ml_utilities' ParameterError."""
     cached = _wrappers.get(function)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
+    forwarded_error = _forwarded_error_class()
     librosa_error = importlib.import_module("librosa.util.exceptions").ParameterError
+
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
+        except ParameterError:
+            raise
         except librosa_error as exc:
-            raise ParameterError(*exc.args) from exc
+            raise forwarded_error(_with_call(exc, function, args, kwargs)) from exc
+        except (ValueError, ArithmeticError, IndexError) as exc:
+            raise ParameterError(_with_call(exc, function, args, kwargs)) from exc
+        except TypeError as exc:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError:
+                raise exc from None  # a call that does not fit the signature stays a TypeError
+            raise ParameterError(_with_call(exc, function, args, kwargs)) from exc
 
     _wrappers[function] = wrapper
     return wrapper
+
+
+def _with_call(
+    exc: BaseException, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """librosa's message, then the call's arguments (arrays by shape and dtype), so that the
+    message names the values even where librosa's own does not."""
+
+    def show(value: Any) -> str:
+        shape = getattr(value, "shape", None)
+        if shape is not None and getattr(value, "dtype", None) is not None:
+            return f"array(shape={tuple(shape)}, dtype={value.dtype})"
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    shown = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    name = f"{function.__module__}.{function.__qualname__}"
+    message = str(exc) or type(exc).__name__
+    return f"{message} (in {name}({', '.join(shown)}))"
+
+
+class _ForwardedModule(types.ModuleType):
+    """A librosa module reached through the mirror: its functions are translated too."""
+
+    def __init__(self, real: types.ModuleType) -> None:
+        super().__init__(real.__name__, real.__doc__)
+        self.__dict__["_real"] = real
+
+    def __getattr__(self, name: str) -> Any:
+        return _wrap(getattr(self.__dict__["_real"], name))
+
+    def __dir__(self) -> list[str]:
+        return dir(self.__dict__["_real"])
+
+    def __repr__(self) -> str:
+        return f"<module {self.__name__!r} forwarded by ml_utilities.compat (errors translated)>"
+
+
+def _wrap(value: Any) -> Any:
+    """A forwarded attribute: functions and librosa modules translate their errors."""
+    if isinstance(value, types.FunctionType):
+        return _translating(value)
+    if isinstance(value, types.ModuleType) and value.__name__.split(".")[0] == "librosa":
+        cached = _wrappers.get(value)
+        if cached is None:
+            cached = _wrappers[value] = _ForwardedModule(value)
+        return cached
+    return value
 
 
 def _forward(module_name: str, real_path: str, name: str) -> Any:
@@ -78,9 +174,7 @@ def _forward(module_name: str, real_path: str, name: str) -> Any:
             f"module {module_name!r} has no attribute {name!r} (neither ml_utilities nor "
             f"{real_path} has it)"
         ) from None
-    if isinstance(value, types.FunctionType):
-        return _translating(value)
-    return value
+    return _wrap(value)
 
 
 def mirror(
