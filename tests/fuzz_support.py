@@ -222,6 +222,7 @@ class Spec:
     data: str  # "y", "y=", "S", "data", "C" (complex STFT), "file"
     params: dict[str, tuple[list[Any], list[Any]]]
     tol: float
+    atol: float = 0.0  # absolute, for outputs in decibels
 
 
 def _mod(path: str) -> Callable[[], Callable[..., Any]]:
@@ -247,8 +248,8 @@ def _lib(path: str) -> Callable[[], Callable[..., Any]] | None:
     return resolve_theirs
 
 
-def _spec(path: str, data: str, params: dict[str, Any], tol: float) -> Spec:
-    return Spec(_mod(path), _lib(path), data, params, tol)
+def _spec(path: str, data: str, params: dict[str, Any], tol: float, atol: float = 0.0) -> Spec:
+    return Spec(_mod(path), _lib(path), data, params, tol, atol)
 
 
 _STFT = {"n_fft": N_FFT, "hop_length": HOP_INT, "center": CENTER}
@@ -471,6 +472,7 @@ SPECS: dict[str, Spec] = {
             "top_db": _p([80.0, None, 40.0], [-1.0, NAN]),
         },
         1e-5,
+        atol=1e-4,  # dB: one float32 rounding of a -100 dB term is 7.6e-6
     ),
     "amplitude_to_db": _spec(
         "amplitude_to_db",
@@ -481,6 +483,7 @@ SPECS: dict[str, Spec] = {
             "top_db": _p([80.0, None, 40.0], [-1.0, NAN]),
         },
         1e-5,
+        atol=1e-4,  # dB: one float32 rounding of a -100 dB term is 7.6e-6
     ),
     "resample": _spec(
         "resample",
@@ -631,7 +634,7 @@ def _as_arrays(value: Any) -> list[np.ndarray]:
     return [np.asarray(value)]
 
 
-def same_numbers(ours: Any, theirs: Any, tol: float) -> bool:
+def same_numbers(ours: Any, theirs: Any, tol: float, atol: float = 0.0) -> bool:
     """Element-wise agreement at the parity tolerance, non-finite entries in the same places."""
     a_list, e_list = _as_arrays(ours), _as_arrays(theirs)
     if len(a_list) != len(e_list):
@@ -654,7 +657,7 @@ def same_numbers(ours: Any, theirs: Any, tol: float) -> bool:
             return False
         if fe.any():
             scale = float(np.max(np.abs(e[fe])))
-            if not np.allclose(a[fa], e[fe], rtol=tol, atol=max(tol * scale, floor)):
+            if not np.allclose(a[fa], e[fe], rtol=tol, atol=max(tol * scale, floor, atol)):
                 return False
     return True
 
@@ -698,7 +701,7 @@ def classify(case: Case) -> Verdict:
             return Verdict(OURS_ONLY_OK)
         return refusal_verdict(OURS_ONLY_REFUSE)
     if ours.error is None and theirs.error is None:
-        if same_numbers(ours.value, theirs.value, spec.tol):
+        if same_numbers(ours.value, theirs.value, spec.tol, spec.atol):
             return Verdict(AGREE)
         if _agrees_in_float64(spec, case, ours.value):
             return Verdict(AGREE_F64)
@@ -747,10 +750,12 @@ def _agrees_in_float64(spec: Spec, case: Case, ours: Any) -> bool:
     wide = _call(spec.theirs(), Case(case.name, args, kwargs, case.notes))
     if wide.error is not None:
         return False
-    narrowed = [
-        a.astype(np.complex64 if np.iscomplexobj(a) else np.float32) for a in _as_arrays(wide.value)
-    ]
-    return same_numbers(ours, narrowed if len(narrowed) != 1 else narrowed[0], spec.tol)
+    with np.errstate(all="ignore"):  # a float64 answer past float32's range rounds to inf
+        narrowed = [
+            a.astype(np.complex64 if np.iscomplexobj(a) else np.float32)
+            for a in _as_arrays(wide.value)
+        ]
+    return same_numbers(ours, narrowed if len(narrowed) != 1 else narrowed[0], spec.tol, spec.atol)
 
 
 def _diff(ours: Any, theirs: Any) -> str:
@@ -815,6 +820,18 @@ DELIBERATE_REFUSALS: list[tuple[str, str, Callable[[Case], bool]]] = [
         "*",
         "sr <= 0: not a sampling rate (docs/reliability.md)",
         lambda c: isinstance(c.kwargs.get("sr"), (int, float)) and c.kwargs["sr"] <= 0,
+    ),
+    (
+        "rms",
+        "frame_length=0: frames of no samples (librosa returns NaN) (docs/reliability.md)",
+        lambda c: c.kwargs.get("frame_length") == 0 and c.kwargs["frame_length"] is not False,
+    ),
+    (
+        "spectral_flatness",
+        "power <= 0 or infinite: not a flatness (docs/reliability.md)",
+        lambda c: (
+            isinstance(c.kwargs.get("power"), (int, float)) and not 0 < c.kwargs["power"] < math.inf
+        ),
     ),
     (
         "spectral_bandwidth",
@@ -960,8 +977,13 @@ def known(case: Case, verdict: Verdict) -> str | None:
 
 
 def run_case(case: Case) -> tuple[str, str]:
-    """(outcome class, detail) for one case, failures explained by KNOWN_BEING_FIXED moved."""
-    verdict = classify(case)
+    """(outcome class, detail) for one case, failures explained by KNOWN_BEING_FIXED moved.
+
+    Warnings are silenced around the comparison too (pytest turns them into errors): a cast or
+    a difference of huge values warns, and whether it does must not decide the outcome."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        verdict = classify(case)
     if verdict.kind in FAILURES:
         reason = known(case, verdict)
         if reason is not None:

@@ -15,7 +15,17 @@ ROOT = Path(ml_utilities.__file__).resolve().parent
 
 #: bottom up; a unit is a top-level module or package of ml_utilities, or a module named apart
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "exceptions", "_native", "_fs", "_jsonable", "config", "_core", "_cuda"),
+    (
+        "__init__",
+        "exceptions",
+        "_native",
+        "_fs",
+        "_jsonable",
+        "_validators",
+        "config",
+        "_core",
+        "_cuda",
+    ),
     ("gpu",),
     ("audio", "compat"),
     ("features",),

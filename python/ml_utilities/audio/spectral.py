@@ -264,6 +264,10 @@ def spectral_flatness(
     np.ndarray [shape=(..., 1, t)], the spectrogram's dtype (float32 for float32 audio)
     """
     check_finite(amin=amin, power=power)
+    if not power > 0:
+        # librosa computes S ** power for any power; a non-positive one inverts or flattens
+        # the spectrum, so the ratio is no longer a flatness
+        raise ParameterError(f"power must be strictly positive (power={power!r})")
     if amin <= 0:
         raise ParameterError(f"amin must be strictly positive (amin={amin!r})")
     S, n_fft = _magnitude(
@@ -539,7 +543,10 @@ def contrast_bands(
     octa = np.zeros(n_bands + 2)
     octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
     if np.any(octa[:-1] >= 0.5 * sr):
-        raise ParameterError("Frequency band exceeds Nyquist. Reduce either fmin or n_bands.")
+        raise ParameterError(
+            "Frequency band exceeds Nyquist. Reduce either fmin or n_bands. "
+            f"(fmin={fmin!r}, n_bands={n_bands!r}, sr={sr!r})"
+        )
     bands = []
     for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:], strict=True)):
         current = np.logical_and(freq >= f_low, freq <= f_high)
