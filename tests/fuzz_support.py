@@ -750,10 +750,12 @@ def _agrees_in_float64(spec: Spec, case: Case, ours: Any) -> bool:
     wide = _call(spec.theirs(), Case(case.name, args, kwargs, case.notes))
     if wide.error is not None:
         return False
-    with np.errstate(all="ignore"):  # a float64 answer past float32's range rounds to inf
+    # round each float64 array to the dtype ours returned (integer results, beat frames, as
+    # they are); a float64 answer past float32's range rounds to inf
+    with np.errstate(all="ignore"):
         narrowed = [
-            a.astype(np.complex64 if np.iscomplexobj(a) else np.float32)
-            for a in _as_arrays(wide.value)
+            e.astype(a.dtype) if a.dtype.kind in "fc" and e.dtype.kind in "fc" else e
+            for a, e in zip(_as_arrays(ours), _as_arrays(wide.value), strict=False)
         ]
     return same_numbers(ours, narrowed if len(narrowed) != 1 else narrowed[0], spec.tol, spec.atol)
 
@@ -825,6 +827,13 @@ DELIBERATE_REFUSALS: list[tuple[str, str, Callable[[Case], bool]]] = [
         "rms",
         "frame_length=0: frames of no samples (librosa returns NaN) (docs/reliability.md)",
         lambda c: c.kwargs.get("frame_length") == 0 and c.kwargs["frame_length"] is not False,
+    ),
+    (
+        "*",
+        "an infinite fmin or fmax: a filter bank of no frequencies (docs/reliability.md)",
+        lambda c: any(
+            isinstance(c.kwargs.get(k), float) and math.isinf(c.kwargs[k]) for k in ("fmin", "fmax")
+        ),
     ),
     (
         "spectral_flatness",

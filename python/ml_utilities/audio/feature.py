@@ -125,6 +125,9 @@ def _dct(S: np.ndarray, n_mfcc: int, dct_type: int, norm: str | None, lifter: fl
         raise ParameterError(
             f"dct_type must be 1, 2, 3 or 4 (scipy's DCT types) (dct_type={dct_type!r})"
         )
+    if S.shape[-2] == 0:
+        # scipy's DCT of no mel bands: "invalid number of data points (0)"
+        raise ParameterError(f"invalid number of data points (0) specified (n_mels={S.shape[-2]})")
     if norm not in (None, "ortho", "backward") or dct_type not in (1, 2, 3):
         import scipy.fft
 
@@ -208,6 +211,12 @@ def mfcc(
     """
     check_sr(sr)
     check_finite(lifter=lifter, power=kwargs.get("power"))
+    if norm not in (None, "ortho", "backward", "forward"):
+        # scipy's DCT refuses it in librosa, with a ValueError naming only the value
+        raise ParameterError(
+            f"norm={norm!r} is not a DCT normalisation; expected None or 'ortho' "
+            "('backward' and 'forward' as scipy)"
+        )
     if S is None:
         y_mel = y
         if (
