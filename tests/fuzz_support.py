@@ -54,7 +54,6 @@ DELIBERATE_REFUSAL = "we refuse, librosa succeeds: a documented deliberate refus
 DELIBERATE_ACCEPT = "we succeed, librosa raises: a documented deliberate acceptance"
 AGREE_F64 = "both succeed, same numbers as librosa on the float64 input (its float32 overflows)"
 DELIBERATE_NUMBERS = "both succeed, different numbers: a documented deliberate difference"
-KNOWN = "known problem being fixed (KNOWN_BEING_FIXED)"
 MISMATCH = "FAIL: both succeed, different numbers"
 UNNAMED = "FAIL: ParameterError whose message names no argument and value"
 GAP = "FAIL: we raise, librosa succeeds (API gap)"
@@ -932,69 +931,12 @@ DELIBERATE_ACCEPTANCES: list[tuple[str, str, Callable[[Case], bool]]] = [
 ]
 
 
-def _scale(*values: float) -> Callable[[Case], bool]:
-    return lambda c: c.notes.get("scale") in values
-
-
-def _param(key: str, *values: Any) -> Callable[[Case], bool]:
-    def check(c: Case) -> bool:
-        value = c.kwargs.get(key, _MISSING)
-        return any(value is v or (type(value) is type(v) and value == v) for v in values)
-
-    return check
-
-
-_MISSING = object()
-
-
-def _empty(c: Case) -> bool:
-    return bool(c.args or c.kwargs) and np.asarray((c.args or (c.kwargs["y"],))[0]).size == 0
-
-
-_SPECTRAL_NAMES = (
-    "stft",
-    "melspectrogram",
-    "mfcc",
-    "chroma_stft",
-    "spectral_centroid",
-    "spectral_bandwidth",
-    "spectral_rolloff",
-    "spectral_contrast",
-    "spectral_flatness",
-    "rms",
-    "zero_crossing_rate",
-)
-
-#: Problems another change is fixing now (issue 17, items 4 and 7): the fuzzer counts them as
-#: KNOWN instead of failing. The lead removes each entry once its fix lands.
-KNOWN_BEING_FIXED: list[tuple[str, str, Callable[[Case], bool]]] = []
-
-#: Found by this fuzzer, not fixed by it and not (yet) being fixed: reported to the lead.
-KNOWN_OPEN: list[tuple[str, str, Callable[[Case], bool]]] = []
-
-
-def known(case: Case, verdict: Verdict) -> str | None:
-    """The KNOWN_BEING_FIXED or KNOWN_OPEN entry that explains a failing ``verdict``, if any."""
-    for name, reason, predicate in (*KNOWN_BEING_FIXED, *KNOWN_OPEN):
-        try:
-            hit = name in (case.name, "*") and predicate(case)
-        except Exception:  # noqa: BLE001 - a predicate that does not apply is no match
-            hit = False
-        if hit:
-            return reason
-    return None
-
-
 def run_case(case: Case) -> tuple[str, str]:
-    """(outcome class, detail) for one case, failures explained by KNOWN_BEING_FIXED moved.
+    """(outcome class, detail) for one case.
 
     Warnings are silenced around the comparison too (pytest turns them into errors): a cast or
     a difference of huge values warns, and whether it does must not decide the outcome."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         verdict = classify(case)
-    if verdict.kind in FAILURES:
-        reason = known(case, verdict)
-        if reason is not None:
-            return KNOWN, reason
     return verdict.kind, verdict.detail

@@ -3,10 +3,9 @@
 
 Each drawn call must end in a class outside ``fuzz_support.FAILURES``: the same numbers as
 librosa, or a ``ParameterError`` (``AudioFileError`` for files) naming the value where librosa
-raises too, or a documented deliberate difference. ``KNOWN_BEING_FIXED`` holds what another
-change is fixing now. The CI run draws a few dozen calls per function (derandomized, so every
-run draws the same ones); ``python3 benchmarks/fuzz_contract.py --cases 10000`` is the long run,
-with counts per outcome class and per function.
+raises too, or a documented deliberate difference. The CI run draws a few dozen derandomized
+calls per function; ``python3 benchmarks/fuzz_contract.py --cases 10008`` is the long run, with
+counts per outcome class and per function.
 """
 
 from __future__ import annotations
