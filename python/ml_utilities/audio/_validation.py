@@ -118,22 +118,28 @@ def check_bool(name: str, value: Any) -> bool:
     raise ParameterError(f"{name}={value!r} must be a boolean (True or False)")
 
 
-#: numpy.pad's modes that librosa passes on (librosa.stft refuses the statistical ones itself)
-PAD_MODES = ("constant", "edge", "linear_ramp", "reflect", "symmetric", "empty")
+#: numpy.pad's modes; librosa.stft refuses the statistical ones and "wrap" itself
+NUMPY_PAD_MODES = (
+    "constant",
+    "edge",
+    "linear_ramp",
+    "maximum",
+    "mean",
+    "median",
+    "minimum",
+    "reflect",
+    "symmetric",
+    "wrap",
+    "empty",
+)
+STFT_REFUSED_PAD_MODES = ("wrap", "maximum", "mean", "median", "minimum")
 
 
 def check_pad_mode(pad_mode: Any) -> None:
     """A ``pad_mode`` numpy.pad accepts (a name or a callable): librosa lets numpy.pad refuse
     any other, with a plain ValueError naming only the value."""
-    if not callable(pad_mode) and pad_mode not in (
-        *PAD_MODES,
-        "wrap",
-        "maximum",
-        "mean",
-        "median",
-        "minimum",
-    ):
+    if not callable(pad_mode) and pad_mode not in NUMPY_PAD_MODES:
         raise ParameterError(
-            f"pad_mode={pad_mode!r} is not supported; expected one of {list(PAD_MODES)} "
+            f"pad_mode={pad_mode!r} is not supported; expected one of {list(NUMPY_PAD_MODES)} "
             "or a callable, as numpy.pad"
         )

@@ -92,7 +92,7 @@ def melspectrogram(
     compute = _compute_dtype(y, kwargs.get("dtype", np.float32))
     # float32 audio too loud or too quiet for float32's |X|^2: transform in float64 (as librosa
     # does) and round the mel energies (inf where they exceed float32, as float32 arithmetic)
-    rescue = compute == np.float32 and _float32_out_of_range(y, n_fft) and np.isfinite(y).all()
+    rescue = compute == np.float32 and _float32_out_of_range(y, n_fft)
     if rescue:
         y = y.astype(np.float64)
         compute = np.dtype(np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,7 +13,14 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from . import _plans
-from ._validation import check_bool, check_pad_mode, is_positive_int, pad_center, valid_audio
+from ._validation import (
+    STFT_REFUSED_PAD_MODES,
+    check_bool,
+    check_pad_mode,
+    is_positive_int,
+    pad_center,
+    valid_audio,
+)
 
 __all__ = [
     "amplitude_to_db",
@@ -24,7 +32,6 @@ __all__ = [
 ]
 
 # np.pad modes librosa.stft refuses for centring.
-_UNSUPPORTED_PAD = ("wrap", "maximum", "mean", "median", "minimum")
 
 
 # Set (per thread / task) by callers that knowingly analyse signals shorter than n_fft, such as
@@ -72,8 +79,9 @@ def _float32_out_of_range(y: Any, n_fft: Any) -> bool:
     if not isinstance(y, np.ndarray) or y.dtype != np.float32 or y.size == 0:
         return False
     peak = max(float(y.max()), -float(y.min()))
+    if not math.isfinite(peak):
+        return False  # NaN or inf audio is left to the usual validation, which refuses it
     span = peak * (n_fft if is_positive_int(n_fft) else 1)
-    # NaN or inf audio is left to the usual validation (False), so it raises as before
     return bool(span > _F32_SPAN_MAX or 0.0 < peak < _F32_PEAK_MIN)
 
 
@@ -156,7 +164,7 @@ def _frame_setup(
     head = tail = None
     pad = n_fft // 2
     if center:
-        if isinstance(pad_mode, str) and pad_mode in _UNSUPPORTED_PAD:
+        if isinstance(pad_mode, str) and pad_mode in STFT_REFUSED_PAD_MODES:
             raise ParameterError(f"pad_mode='{pad_mode}' is not supported by librosa.stft")
         check_pad_mode(pad_mode)
         if n_fft > n and not _QUIET_SHORT_SIGNALS.get():
@@ -239,12 +247,7 @@ def stft(
     out_dtype = np.dtype(dtype) if dtype is not None else _dtype_r2c(y.dtype)
     if out_dtype.kind != "c":
         raise ParameterError(f"dtype={out_dtype} is not a complex dtype")
-    if (
-        out is None
-        and out_dtype == np.complex64
-        and _float32_out_of_range(y, n_fft)
-        and np.isfinite(y).all()
-    ):
+    if out is None and out_dtype == np.complex64 and _float32_out_of_range(y, n_fft):
         # librosa's FFT runs in float64 and rounds the result: so do we where a float32 FFT
         # would lose the quiet bins (denormal samples) or come near float32's limits
         return stft(
@@ -314,21 +317,17 @@ def _spectrum_power(
     is transformed as librosa does it: in float64, rounded to complex64, ``np.abs`` (hypot, so no
     overflow nor underflow in the squares) and ``** power`` in float32.
     """
-    if (
-        mel_bank is None
-        and compute_dtype == np.float32
-        and _float32_out_of_range(y, n_fft)
-        and np.isfinite(y).all()
-    ):
+    if mel_bank is None and compute_dtype == np.float32 and _float32_out_of_range(y, n_fft):
+        # stft itself takes the float64 route for this audio and rounds to complex64
         D = stft(
-            y.astype(np.float64),
+            y,
             n_fft=n_fft,
             hop_length=hop_length,
             win_length=win_length,
             window=window,
             center=center,
             pad_mode=pad_mode,
-        ).astype(np.complex64)
+        )
         spec: np.ndarray = np.abs(D)
         if power != 1.0:
             spec = spec**power
