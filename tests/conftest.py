@@ -4,6 +4,10 @@ No test writes to the real home folder: before any test module is imported, ``HO
 ``ML_UTILITIES_HOME`` point at a folder made for this session (removed at its end), so the
 defaults under ``~`` (the registry, Optuna's studies, caches) land there, for this process and
 every subprocess it starts. Tests that need a home of their own still set one.
+
+Hypothesis draws the same examples on every run (derandomized, no example database), so a
+red CI reproduces here and a green run here is the run CI makes; ``MLU_HYPOTHESIS=explore``
+draws fresh examples to look for new failures (the long searches live in ``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import AUDIO_DIR, CLIPS
+from hypothesis import settings
 from servers import postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
+
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", database=None)
+settings.load_profile("explore" if os.environ.get("MLU_HYPOTHESIS") == "explore" else "repeatable")
 
 _TEST_HOME = tempfile.mkdtemp(prefix="mlu-test-home-")
 os.environ["HOME"] = _TEST_HOME
