@@ -17,7 +17,7 @@ from serving_support import N_FEATURES, blocked_service, make_data
 
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import Overloaded, PredictionService, RequestTimeoutError
-from ml_utilities.serving import service as service_module
+from ml_utilities.serving import loaded as loaded_module
 from ml_utilities.serving.app import start_predict
 from ml_utilities.serving.batching import DynamicBatcher
 from ml_utilities.serving.metrics import REGISTRY
@@ -264,7 +264,7 @@ def test_answer_template_gives_the_bytes_of_the_whole_document(
 ) -> None:
     if codec == "json":  # the standard library's encoding, as where orjson is not installed
         monkeypatch.setattr(
-            service_module,
+            loaded_module,
             "_dumps",
             lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode(),
         )
@@ -292,7 +292,7 @@ def test_answer_template_gives_the_bytes_of_the_whole_document(
             "cache_hit": False,
             "dynamic_batching": True,
         }
-        assert answer == service_module._dumps(doc)
+        assert answer == loaded_module._dumps(doc)
     loaded._template = None  # made again with the codec of the module, for later tests
 
 

@@ -22,7 +22,7 @@ from ml_utilities.serving import FeatureValueError, ModelInputError, PredictionS
 from ml_utilities.serving.app import create_app
 from ml_utilities.serving.frontend import FrontEnd
 from ml_utilities.serving.metrics import render
-from ml_utilities.serving.service import UNKNOWN_MODEL
+from ml_utilities.serving.request import UNKNOWN_MODEL
 
 
 def _value(text: str, line_prefix: str) -> float:

@@ -43,7 +43,7 @@ __all__ = [
 _LAZY = {
     "DynamicBatcher": "batching",
     "PredictionService": "service",
-    "ServiceConfig": "service",
+    "ServiceConfig": "config",
     "SplitConformal": "conformal",
     "create_app": "app",
 }

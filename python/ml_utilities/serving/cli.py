@@ -141,7 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import os
 
     from ..exceptions import ParameterError
-    from .service import ServiceConfig
+    from .config import ServiceConfig
 
     config = _service_config(args)
     ServiceConfig().updated(config)  # fail before starting workers on a bad configuration

@@ -198,7 +198,7 @@ def prediction_app(
     ParameterError
         A bad configuration key or value (checked here, before any replica starts).
     """
-    from .service import ServiceConfig
+    from .config import ServiceConfig
 
     ServiceConfig().updated(dict(config or {}))
     return prediction_deployment(**deployment_options).bind(registry_url, artifact_root, config)

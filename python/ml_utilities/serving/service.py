@@ -31,9 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from .._validators import flag as check_flag
-from .._validators import integer as check_integer
-from .._validators import number as check_number
 from ..exceptions import ParameterError
 from ._json import dumps as _dumps
 from ._json import loads as _loads
@@ -46,366 +43,35 @@ from .cache import (
     key_hasher,
     result_key,
 )
+from .config import ServiceConfig
 from .conformal import SplitConformal
-from .errors import FeatureValueError, ModelInputError, Overloaded, RequestTimeoutError
 from .explain import Explainer, top_features
+from .loaded import LoadedModel, cuda_available, folder_bytes
 from .metrics import metrics, observe_many
+from .request import (
+    FLOAT32_MAX,
+    NO_OPTIONS,
+    TIMING_KEYS,
+    UNKNOWN_MODEL,
+    fast_row,
+    one_row,
+    outcome,
+    outcome_name,
+    parse_options,
+    single,
+    split_name,
+    validate,
+)
 
-__all__ = ["OPTION_KEYS", "UNKNOWN_MODEL", "LoadedModel", "PredictionService", "ServiceConfig"]
+__all__ = ["PredictionService"]
 
 logger = logging.getLogger(__name__)
 
-#: keys of ``predict_batch``'s ``options``
-OPTION_KEYS = ("explain_predictions", "confidence_intervals", "feature_importance")
-_OPTIMIZATIONS = (None, "none", "onnxruntime", "tensorrt", "fp16", "cuda_graphs")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-#: the options of a request without any (``_options(None)``), as the fast path's cache key has
-_NO_OPTIONS = dict.fromkeys(OPTION_KEYS, False)
-#: the metadata keys a cached result gets on its way out (``PredictionService._finish``)
-_TIMING_KEYS = ("inference_time_ms", "batch_size", "cache_hit", "dynamic_batching")
 #: how long a name/alias -> version resolution is reused before asking the registry again (s)
 _RESOLVE_TTL_S = 2.0
-#: the ``model`` label of the requests for a model this service has never loaded (an unknown
-#: name, or a registered one that failed to load): one label for all of them, so that names
-#: sent by clients cannot grow the metrics without bound
-UNKNOWN_MODEL = "_unknown"
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceConfig:
-    """The service's configuration (``configure``'s keys; defaults from ``ML_UTILITIES_*``).
-
-    Attributes
-    ----------
-    model_cache_size : int
-        Models kept loaded (``ML_UTILITIES_MODEL_CACHE_SIZE``, 10).
-    prediction_cache_ttl : float
-        Seconds a result stays cached; 0 turns the result cache off
-        (``ML_UTILITIES_PREDICTION_CACHE_TTL``, 3600).
-    batch_size : int
-        Rows per model call of the dynamic batcher, and the size from which a request's rows
-        go to the model directly as one batch (``ML_UTILITIES_BATCH_SIZE``, 128).
-    max_latency_ms : float
-        Latency target (``ML_UTILITIES_MAX_LATENCY_MS``, 10): the batcher waits at most a
-        fifth of it for a batch to fill, unless ``max_queue_delay_us`` is given.
-    gpu_enabled : bool
-        Run models on a CUDA device when one is there (``ML_UTILITIES_GPU_ENABLED``).
-    model_optimization : str or None
-        None/``"none"`` (the framework's own predict), ``"onnxruntime"`` (export to ONNX, run
-        on ONNX Runtime: CUDA provider on a GPU, else CPU), ``"tensorrt"`` (ONNX Runtime's
-        TensorRT provider; where TensorRT cannot run, ONNX Runtime on CUDA or CPU, said in
-        each response's ``metadata`` and logged), ``"fp16"`` (PyTorch in half precision on
-        CUDA; float32 on CPU, said in ``metadata``), ``"cuda_graphs"`` (PyTorch on CUDA
-        replaying one captured CUDA graph per power-of-two batch size; eager on CPU, said in
-        ``metadata``).
-    redis_url : str or None
-        Keep results in Redis at this URL instead of in-process.
-    dynamic_batching : bool
-        Gather concurrent rows into batches (True) or call the model per request (False).
-    max_queue_delay_us : float or None
-        Batcher queue delay; None derives it from ``max_latency_ms``.
-    max_queue_size : int
-        Rows queued per model beyond which requests fail with :class:`Overloaded`.
-    request_timeout_s : float
-        Deadline of each row in the batcher (:class:`RequestTimeoutError` past it).
-    batcher_workers : int
-        Batcher threads per model.
-    confidence_level : float
-        Coverage of the conformal intervals and sets (0.9).
-    explanation_top_k : int
-        Features per explanation (5).
-    explanation_background_size : int
-        Background rows of the permutation explainer (50).
-    explanation_max_evals : int or None
-        Model evaluations per row of the permutation explainer (None: ``2 * n_features + 1``).
-    prediction_cache_size : int
-        Entries of the in-process result cache at most (100000).
-    """
-
-    model_cache_size: int = 10
-    prediction_cache_ttl: float = 3600.0
-    batch_size: int = 128
-    max_latency_ms: float = 10.0
-    gpu_enabled: bool = True
-    model_optimization: str | None = None
-    redis_url: str | None = None
-    dynamic_batching: bool = True
-    max_queue_delay_us: float | None = None
-    max_queue_size: int = 4096
-    request_timeout_s: float = 30.0
-    batcher_workers: int = 1
-    confidence_level: float = 0.9
-    explanation_top_k: int = 5
-    explanation_background_size: int = 50
-    explanation_max_evals: int | None = None
-    prediction_cache_size: int = 100_000
-
-    @classmethod
-    def from_settings(cls) -> ServiceConfig:
-        from ..config import get_settings
-
-        s = get_settings()
-        return cls(
-            model_cache_size=s.model_cache_size,
-            prediction_cache_ttl=s.prediction_cache_ttl,
-            batch_size=s.batch_size,
-            max_latency_ms=s.max_latency_ms,
-            gpu_enabled=s.gpu_enabled,
-        )
-
-    @property
-    def queue_delay_us(self) -> float:
-        if self.max_queue_delay_us is not None:
-            return float(self.max_queue_delay_us)
-        return self.max_latency_ms * 1000.0 / 5.0
-
-    def updated(self, changes: Any) -> ServiceConfig:
-        """A copy with ``changes`` applied, each checked; unknown keys are refused."""
-        if not isinstance(changes, dict):
-            raise ParameterError(f"config={changes!r}: expected a dict")
-        names = [f.name for f in dataclasses.fields(self)]
-        unknown = sorted(set(changes) - set(names))
-        if unknown:
-            raise ParameterError(f"unknown configuration key(s) {unknown}; accepted: {names}")
-        values = dataclasses.asdict(self)
-        for key, value in changes.items():
-            values[key] = _check(key, value)
-        return ServiceConfig(**values)
-
-
-def _check(key: str, value: Any) -> Any:
-    def integer(low: int) -> int:
-        return check_integer(key, value, minimum=low)
-
-    def number(low: float, strict: bool) -> float:
-        if strict:
-            return check_number(key, value, above=low)
-        return check_number(key, value, minimum=low)
-
-    if key in ("model_cache_size", "batch_size", "max_queue_size", "batcher_workers"):
-        return integer(1)
-    if key in ("explanation_top_k", "explanation_background_size", "prediction_cache_size"):
-        return integer(1)
-    if key == "explanation_max_evals":
-        return None if value is None else integer(3)
-    if key == "prediction_cache_ttl":
-        return number(0.0, strict=False)
-    if key in ("max_latency_ms", "request_timeout_s"):
-        return number(0.0, strict=True)
-    if key == "max_queue_delay_us":
-        return None if value is None else number(0.0, strict=False)
-    if key in ("gpu_enabled", "dynamic_batching"):
-        return check_flag(key, bool(value) if isinstance(value, np.bool_) else value)
-    if key == "confidence_level":
-        v = number(0.0, strict=True)
-        if v >= 1.0:
-            raise ParameterError(f"confidence_level={value!r}: expected a number in (0, 1)")
-        return v
-    if key == "model_optimization":
-        if isinstance(value, str):
-            value = value.strip().lower()
-        if value not in _OPTIMIZATIONS:
-            raise ParameterError(
-                f"model_optimization={value!r}: expected one of {list(_OPTIMIZATIONS)}"
-            )
-        return None if value == "none" else value
-    if key == "redis_url":
-        if value is not None and (not isinstance(value, str) or "://" not in value):
-            raise ParameterError(f"redis_url={value!r}: expected a URL such as redis://host:6379/0")
-        return value
-    raise AssertionError(key)  # pragma: no cover - every field is handled above
-
-
-# ---------------------------------------------------------------------------------- loaded model
-class _ModelMetrics:
-    """The Prometheus children one model version updates on every request."""
-
-    __slots__ = ("batch_size", "duration", "ok", "queue_time", "rows_hit", "rows_miss")
-
-    def __init__(self, name: str, version: int) -> None:
-        labels = (name, str(version))
-        self.duration = metrics.inference_duration.labels(*labels)
-        self.rows_hit = metrics.prediction_count.labels(*labels, "hit")
-        self.rows_miss = metrics.prediction_count.labels(*labels, "miss")
-        self.ok = metrics.requests.labels(name, "ok")
-        self.batch_size = metrics.batch_size.labels(name)
-        self.queue_time = metrics.queue_time.labels(name)
-
 
 _CACHE_HIT = metrics.cache.labels("hit")
 _CACHE_MISS = metrics.cache.labels("miss")
-
-
-@dataclasses.dataclass
-class LoadedModel:
-    """One model version held by the service, with its serving backend."""
-
-    name: str
-    version: int
-    version_label: str
-    handle: Any
-    task: str  # "classification" or "regression"
-    n_features: int
-    feature_names: list[str]
-    predict_raw: Callable[[np.ndarray], np.ndarray]
-    backend: str
-    device: str
-    fallback: str | None
-    calibration_source: str | None
-    calibration: tuple[np.ndarray, np.ndarray] | None
-    size_bytes: int
-    batcher: DynamicBatcher | None = None
-    #: batches TreeSHAP rows of concurrent requests (XGBoost, with dynamic batching)
-    explain_batcher: DynamicBatcher | None = None
-    conformal: SplitConformal | None = None
-    explainer: Explainer | None = None
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-    #: the metric children of this model, looked up once (``labels()`` costs a lock and a dict)
-    observers: _ModelMetrics = dataclasses.field(init=False, repr=False)
-    #: ``handle.classes`` as an array, to decode class indices without converting the list
-    classes: np.ndarray | None = dataclasses.field(init=False, repr=False, default=None)
-    #: whether a row is the model's sample (1-D input shape): the JSON fast path applies
-    flat_input: bool = dataclasses.field(init=False, repr=False, default=True)
-    #: the result cache key's hash state for one float32 row without options (set on first use)
-    key_hasher: Any = dataclasses.field(init=False, repr=False, default=None)
-    #: :meth:`answer_template`'s pieces (made on first use)
-    _template: tuple[bytes, ...] | None = dataclasses.field(init=False, repr=False, default=None)
-
-    def __post_init__(self) -> None:
-        self.observers = _ModelMetrics(self.name, self.version)
-        if self.task == "classification":
-            self.classes = np.asarray(self.handle.codec.classes)
-        self.flat_input = len(tuple(self.handle.adapter.input_shape)) == 1
-
-    def metadata(self) -> dict[str, Any]:
-        """The metadata every answer of this model carries (before timing and options)."""
-        meta: dict[str, Any] = {
-            "model_name": self.name,
-            "model_version": self.version_label,
-            "registry_version": self.version,
-            "task": self.task,
-            "backend": self.backend,
-            "device": self.device,
-        }
-        if self.fallback:
-            meta["fallback"] = self.fallback
-        return meta
-
-    def encode(self, tokens: list[tuple[Any, Any]], out: np.ndarray) -> list[Any]:
-        """The JSON answers (bytes) of single-row requests without options, for a whole batch
-        at once: ``tokens`` are ``(future, start)`` pairs (``start`` the request's
-        ``time.perf_counter()``; None: answer the raw output row instead), ``out`` the batch's
-        output rows. The documents are those of :meth:`PredictionService.predict_batch` for
-        one row, written through :meth:`answer_template` (only the prediction, probabilities
-        and time are encoded per row); the metrics are updated once for the batch."""
-        now = time.perf_counter()
-        if self.task == "classification":
-            probs = out.reshape(len(out), -1)
-            labels = self.classes[np.argmax(probs, axis=1)].tolist()  # type: ignore[index]
-            first: list[Any] = labels
-            second: list[Any] | None = np.round(probs.astype(np.float64), 7).tolist()
-        else:
-            first = out.reshape(len(out), -1)[:, 0].astype(np.float64).tolist()
-            second = None
-        parts = self.answer_template()
-        join = b"".join
-        elapsed = np.asarray([now - start for _, start in tokens if start is not None])
-        # as round(seconds * 1000, 3) per row, in one numpy call
-        times = iter(np.round(elapsed * 1000.0, 3).tolist())
-        values: list[Any] = []
-        for i, (_, start) in enumerate(tokens):
-            if start is None:
-                values.append(out[i])
-            elif second is None:
-                ms = _dumps(next(times))
-                values.append(join((parts[0], _dumps(first[i]), parts[1], ms, parts[2])))
-            else:
-                ms = _dumps(next(times))
-                values.append(
-                    join(
-                        (parts[0], _dumps(first[i]), parts[1], _dumps(second[i]), parts[2], ms)
-                        + parts[3:]
-                    )
-                )
-        if len(elapsed):
-            obs = self.observers
-            observe_many(obs.duration, elapsed)
-            obs.rows_miss.inc(len(elapsed))
-            obs.ok.inc(len(elapsed))
-        return values
-
-    def answer_template(self) -> tuple[bytes, ...]:
-        """The JSON of a one-row answer of :meth:`encode` cut around its per-row values, made
-        once: joined with the encoded prediction, probabilities (classifiers) and
-        ``inference_time_ms`` in between, the pieces give the bytes ``_dumps`` gives for the
-        whole document (the pieces come from ``_dumps`` of that document, with markers for
-        the values)."""
-        if self._template is None:
-            markers = [f"\x00mlu-value-{i}\x00" for i in range(3)]
-            doc: dict[str, Any] = {"predictions": [markers[0]]}
-            if self.task == "classification":
-                doc["probabilities"] = [markers[1]]
-            else:
-                del markers[1]
-            doc["confidence_intervals"] = None
-            doc["explanations"] = None
-            doc["feature_importance"] = None
-            doc["metadata"] = {
-                **self.metadata(),
-                "inference_time_ms": markers[-1],
-                "batch_size": 1,
-                "cache_hit": False,
-                "dynamic_batching": self.batcher is not None,
-            }
-            parts = [_dumps(doc)]
-            for marker in markers:
-                head, sep, tail = parts.pop().partition(_dumps(marker))
-                if not sep or _dumps(marker) in tail:  # pragma: no cover - markers are unique
-                    raise AssertionError("the answer template's marker is not where expected")
-                parts += [head, tail]
-            self._template = tuple(parts)
-        return self._template
-
-    def batch_fn(self, x: np.ndarray) -> np.ndarray:
-        """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``: one model
-        call and one reshape per batch."""
-        self.observers.batch_size.observe(len(x))
-        out = np.asarray(self.predict_raw(x), dtype=np.float32)
-        return out.reshape(len(x), -1)
-
-    def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close(drain=True)
-        if self.explain_batcher is not None:
-            self.explain_batcher.close(drain=True)
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is part of the models extra
-        return False
-    return bool(torch.cuda.is_available())
-
-
-def _folder_bytes(handle: Any) -> int:
-    """Rough in-memory size: bytes of the adapter's saved files, or of its arrays."""
-    adapter = handle.adapter
-    net = getattr(adapter, "net", None)
-    if net is not None:
-        return int(sum(p.numel() * p.element_size() for p in net.parameters()))
-    booster = getattr(adapter, "booster", None)
-    if booster is not None:
-        return len(booster.model_to_string())
-    model = getattr(adapter, "model", None)
-    if model is not None and hasattr(model, "get_booster"):
-        return len(model.get_booster().save_raw("ubj"))
-    import pickle
-
-    try:
-        return len(pickle.dumps(model))
-    except Exception:  # noqa: BLE001 - a size estimate only
-        return 0
 
 
 # ---------------------------------------------------------------------------------- the service
@@ -520,7 +186,7 @@ class PredictionService:
         metrics.models_loaded.set(0)
         if old_results is not None and old_results is not results:
             old_results.close()
-        if new.gpu_enabled and not _cuda_available():
+        if new.gpu_enabled and not cuda_available():
             logger.info("gpu_enabled=True but no CUDA device is visible: models run on the CPU")
 
     @staticmethod
@@ -555,7 +221,7 @@ class PredictionService:
         """
         if self._closed:
             raise ParameterError("this PredictionService is closed")
-        name, version = _split_name(model_name, version)
+        name, version = split_name(model_name, version)
         v = self._resolve(name, version)
         model = self._models.get((name, v))
         if model is not None:
@@ -592,7 +258,7 @@ class PredictionService:
     def _loaded(self, model_name: str, version: int | str | None) -> LoadedModel | None:
         """The model if it is loaded and its name or alias was resolved within the last
         ``_RESOLVE_TTL_S`` (no registry call), else None."""
-        name, ver = _split_name(model_name, version)
+        name, ver = split_name(model_name, version)
         if isinstance(ver, int) and not isinstance(ver, bool):
             v: int | None = ver
         else:
@@ -627,7 +293,7 @@ class PredictionService:
             fallback=fallback,
             calibration_source=source,
             calibration=calib,
-            size_bytes=_folder_bytes(handle),
+            size_bytes=folder_bytes(handle),
         )
         if cfg.dynamic_batching:
             model.batcher = DynamicBatcher(
@@ -698,7 +364,7 @@ class PredictionService:
         calibration (the data registered with the model). Returns ``{"quantile",
         "n_calibration", "confidence_level"}``."""
         model = self.get_model(model_name, version)
-        x = self._validate(model, features)
+        x = validate(model, features)
         y = np.asarray(labels)
         if y.ndim != 1 or len(y) != len(x):
             raise ParameterError(f"labels has shape {y.shape}: expected ({len(x)},)")
@@ -749,60 +415,8 @@ class PredictionService:
             return model.explainer
 
     # -- inputs ----------------------------------------------------------------------------------
-    def _validate(self, model: LoadedModel, features: Any) -> np.ndarray:
-        """``(rows, n_features)`` float32, C-contiguous, finite."""
-        _check_numbers(features, model.feature_names)
-        try:
-            x = np.asarray(features, dtype=np.float32)
-        except (TypeError, ValueError, OverflowError) as err:  # Overflow: a 400-digit int
-            raise ModelInputError(
-                f"features for {model.name} v{model.version} are not a numeric array ({err})"
-            ) from None
-        shape = tuple(model.handle.adapter.input_shape)
-        if x.ndim == len(shape) and x.shape == shape:
-            x = x[None]
-        if x.ndim == 2 and x.shape[1] == model.n_features:
-            pass
-        elif x.ndim == len(shape) + 1 and x.shape[1:] == shape:
-            x = x.reshape(len(x), -1)
-        else:
-            got = x.shape[-1] if x.ndim >= 1 else 0
-            raise ModelInputError(
-                f"{model.name} v{model.version} expects {model.n_features} features per row "
-                f"(sample shape {list(shape)}), got an array of shape {list(x.shape)}"
-                + (f" ({got} features per row)" if x.ndim == 2 else "")
-            )
-        if len(x) == 0:
-            raise ModelInputError("features hold no rows")
-        finite = np.isfinite(x)
-        if not finite.all():
-            bad = np.argwhere(~finite)
-            r, c = (int(v) for v in bad[0])
-            raise ModelInputError(
-                f"features hold {len(bad)} non-finite value(s) (NaN or inf); the first is row "
-                f"{r}, feature {c} ({model.feature_names[c]}) = {x[r, c]}"
-            )
-        return np.ascontiguousarray(x)
-
-    @staticmethod
-    def _options(options: Any) -> dict[str, bool]:
-        if options is None:
-            return dict.fromkeys(OPTION_KEYS, False)
-        if not isinstance(options, dict):
-            raise ParameterError(f"options={options!r}: expected a dict")
-        unknown = sorted(set(options) - set(OPTION_KEYS))
-        if unknown:
-            raise ParameterError(f"unknown option(s) {unknown}; accepted: {list(OPTION_KEYS)}")
-        out = {}
-        for k in OPTION_KEYS:
-            v = options.get(k, False)
-            if not isinstance(v, (bool, np.bool_)):
-                raise ParameterError(f"options[{k!r}]={v!r}: expected True or False")
-            out[k] = bool(v)
-        return out
-
     def _cache_key(self, model: LoadedModel, opts: dict[str, bool], x: np.ndarray) -> str:
-        if opts == _NO_OPTIONS and x.shape == (1, model.n_features) and x.dtype == np.float32:
+        if opts == NO_OPTIONS and x.shape == (1, model.n_features) and x.dtype == np.float32:
             # the common request (one row, no options): the hash of its prefix is kept
             if model.key_hasher is None:
                 model.key_hasher = key_hasher(
@@ -983,9 +597,9 @@ class PredictionService:
         """Synchronous twin of :meth:`predict_batch`."""
         start = time.perf_counter()
         model = self._counted(model_name, lambda: self.get_model(model_name, version))
-        with _outcome(model.name):
-            opts = self._options(options)
-            x = self._validate(model, features)
+        with outcome(model.name):
+            opts = parse_options(options)
+            x = validate(model, features)
             key = self._cache_key(model, opts, x) if self._results is not None else None
             if key is not None:
                 cached = self._results.get(key)  # type: ignore[union-attr]
@@ -1050,11 +664,11 @@ class PredictionService:
         try:
             model = await self.get_model_async(model_name, version)
         except Exception as err:
-            metrics.requests.labels(self._label(model_name), _outcome_name(err)).inc()
+            metrics.requests.labels(self._label(model_name), outcome_name(err)).inc()
             raise
-        with _outcome(model.name):
-            opts = self._options(options)
-            x = self._validate(model, features)
+        with outcome(model.name):
+            opts = parse_options(options)
+            x = validate(model, features)
             key = self._cache_key(model, opts, x) if self._results is not None else None
             if key is not None:
                 cached = await self._results.aget(key)  # type: ignore[union-attr]
@@ -1076,32 +690,13 @@ class PredictionService:
             return self._finish(model, result, start, len(x), False)
 
     def _fast_request(self, model_name: str, doc: Any) -> tuple[LoadedModel, list[Any]] | None:
-        """``(model, features)`` where ``doc`` is the fast path's request (:meth:`predict_json`):
-        a dict with one row (a list of ``model.n_features`` values) in ``features`` or
-        ``instances``, options all False or none, no other field, for a flat-input model that
-        is loaded; else None."""
-        if type(doc) is not dict:
-            return None
-        size = 1
-        if "options" in doc:
-            size = 2
-            options = doc["options"]
-            if options is not None:
-                if type(options) is not dict:
-                    return None
-                for key, value in options.items():
-                    if value is not False or key not in OPTION_KEYS:
-                        return None
-        features = doc.get("features")
+        """``(model, features)`` where ``doc`` is the fast path's request (:func:`fast_row`)
+        for a flat-input model that is loaded and takes that many features; else None."""
+        features = fast_row(doc)
         if features is None:
-            features = doc.get("instances")
-        if len(doc) != size or type(features) is not list or len(features) != 1:
-            return None
-        row = features[0]
-        if type(row) is not list:
             return None
         model = self._loaded(model_name, None)
-        if model is None or not model.flat_input or len(row) != model.n_features:
+        if model is None or not model.flat_input or len(features[0]) != model.n_features:
             return None
         return model, features
 
@@ -1139,7 +734,7 @@ class PredictionService:
                 x64 = np.array(features, dtype=np.float64)
             except (TypeError, ValueError, OverflowError):  # predict_batch says why
                 return None
-            if not (np.abs(x64) <= _FLOAT32_MAX).all():  # NaN, inf, or inf once in float32
+            if not (np.abs(x64) <= FLOAT32_MAX).all():  # NaN, inf, or inf once in float32
                 return None
             x = x64.astype(np.float32)
         start = time.perf_counter()
@@ -1154,7 +749,7 @@ class PredictionService:
             except ParameterError:  # not a row of finite numbers: predict_batch says why
                 return None
         except Exception as err:
-            metrics.requests.labels(model.name, _outcome_name(err)).inc()
+            metrics.requests.labels(model.name, outcome_name(err)).inc()
             raise
 
     def predict_json_nowait(
@@ -1191,7 +786,7 @@ class PredictionService:
                 callback(None, None)
                 return
             if err is not None:
-                metrics.requests.labels(name, _outcome_name(err)).inc()
+                metrics.requests.labels(name, outcome_name(err)).inc()
             callback(payload, err)
 
         start = time.perf_counter()
@@ -1202,7 +797,7 @@ class PredictionService:
         except ParameterError:  # not a row of finite numbers: predict_batch says why
             return False
         except Exception as err:
-            metrics.requests.labels(name, _outcome_name(err)).inc()
+            metrics.requests.labels(name, outcome_name(err)).inc()
             raise
         return True
 
@@ -1221,13 +816,13 @@ class PredictionService:
         (less its timing) is what gets cached."""
         row = features[0]
         if not all(
-            (type(v) is float or type(v) is int) and -_FLOAT32_MAX <= v <= _FLOAT32_MAX for v in row
+            (type(v) is float or type(v) is int) and -FLOAT32_MAX <= v <= FLOAT32_MAX for v in row
         ):  # NaN fails both comparisons
             return None
         x = np.asarray(features, dtype=np.float32)  # as predict_batch converts it
         start = time.perf_counter()
-        with _outcome(model.name):
-            key = self._cache_key(model, _NO_OPTIONS, x)
+        with outcome(model.name):
+            key = self._cache_key(model, NO_OPTIONS, x)
             cached = results.get(key)
             (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
             if cached is not None:
@@ -1242,7 +837,7 @@ class PredictionService:
                 )
             doc = _loads(answer)
             meta = doc["metadata"]
-            for timing in _TIMING_KEYS:  # added to every answer, hit or miss, by _finish
+            for timing in TIMING_KEYS:  # added to every answer, hit or miss, by _finish
                 del meta[timing]
             results.set(key, doc)
             return answer
@@ -1256,8 +851,8 @@ class PredictionService:
         version: int | str | None = None,
     ) -> dict[str, Any]:
         """Synchronous twin of :meth:`predict`."""
-        return _single(
-            self.predict_batch_sync(model_name, _one_row(features), options, version=version)
+        return single(
+            self.predict_batch_sync(model_name, one_row(features), options, version=version)
         )
 
     async def predict(
@@ -1274,15 +869,15 @@ class PredictionService:
         ``prediction``, ``probabilities`` (classifiers), ``confidence_interval``,
         ``explanation``, ``feature_importance``, ``metadata``.
         """
-        return _single(
-            await self.predict_batch(model_name, _one_row(features), options, version=version)
+        return single(
+            await self.predict_batch(model_name, one_row(features), options, version=version)
         )
 
     def _counted(self, model_name: str, fn: Callable[[], LoadedModel]) -> LoadedModel:
         try:
             return fn()
         except Exception as err:
-            metrics.requests.labels(self._label(model_name), _outcome_name(err)).inc()
+            metrics.requests.labels(self._label(model_name), outcome_name(err)).inc()
             raise
 
     def _label(self, model_name: Any) -> str:
@@ -1335,7 +930,6 @@ class PredictionService:
         await asyncio.to_thread(self.close_sync)
 
 
-# ---------------------------------------------------------------------------------- helpers
 def _refreeze_gc() -> None:
     """One full collection over everything, frozen objects included (so the cycles of an
     evicted model are freed too), then every survivor frozen again: one pause per model load
@@ -1343,158 +937,3 @@ def _refreeze_gc() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-def _split_name(model_name: Any, version: int | str | None) -> tuple[str, int | str | None]:
-    if not isinstance(model_name, str) or not model_name:
-        raise ParameterError(f"model_name={model_name!r}: expected a registered model name")
-    for sep in ("@", ":"):
-        if sep in model_name:
-            name, _, v = model_name.partition(sep)
-            if version is not None:
-                raise ParameterError(
-                    f"model_name={model_name!r} names a version and version={version!r} too"
-                )
-            return name, (int(v) if v.isdigit() else v)
-    return model_name, version
-
-
-def _one_row(features: Any) -> Any:
-    """``features`` as a batch of one row (converted and checked by ``_validate``)."""
-    return features[None] if isinstance(features, np.ndarray) else [features]
-
-
-#: the types of the values a JSON row may hold
-_NUMBER_TYPES = frozenset((float, int))
-
-
-def _check_numbers(features: Any, names: list[str] | None) -> None:
-    """Refuse features holding a value that is not a number (a string such as ``"1.5"``, a
-    boolean, None, an object), which ``np.asarray(..., float32)`` would convert or fail on
-    without saying where: :class:`FeatureValueError` naming the value and its position
-    (row and feature, with its name from ``names``, or the index path).
-
-    Lists and tuples (decoded JSON) are walked without recursion (a request can nest them
-    deeply), a whole row of ints and floats checked at once; arrays are checked by dtype."""
-    if isinstance(features, np.ndarray):
-        kind = features.dtype.kind
-        if kind in "iuf":
-            return
-        if kind == "O":
-            features = features.tolist()
-        elif features.size:
-            _refuse((0,) * features.ndim, features.reshape(-1)[0].item(), names)
-            return
-        else:
-            return
-    if type(features) is not list and type(features) is not tuple:
-        if not _is_number(features):
-            _refuse((), features, names)
-        return
-    # (depth, position, seq): a position is (parent position, index), the path built only for
-    # the message (a tuple per level would cost the square of the depth)
-    stack: list[tuple[int, Any, Any]] = [(0, None, features)]
-    while stack:
-        depth, where, seq = stack.pop()
-        if set(map(type, seq)) <= _NUMBER_TYPES:
-            continue
-        if depth >= _MAX_DEPTH:
-            raise ModelInputError(
-                f"features nest lists more than {_MAX_DEPTH} levels deep: not a numeric array"
-            )
-        nested = []
-        for i, v in enumerate(seq):
-            t = type(v)
-            if t is float or t is int:
-                continue
-            if t is list or t is tuple:
-                nested.append((depth + 1, (where, i), v))
-            elif isinstance(v, np.ndarray):
-                if v.dtype.kind not in "iuf":
-                    nested.append((depth + 1, (where, i), v.tolist()))
-            elif not _is_number(v):
-                _refuse(_path((where, i)), v, names)
-        stack.extend(reversed(nested))  # the first bad value in reading order
-
-
-#: list levels a request's features may nest (numpy's arrays have at most 64 dimensions)
-_MAX_DEPTH = 64
-
-
-def _path(where: Any) -> tuple[int, ...]:
-    out = []
-    while where is not None:
-        where, i = where
-        out.append(i)
-    return tuple(reversed(out))
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    return isinstance(value, (int, float, np.integer, np.floating))
-
-
-def _refuse(path: tuple[int, ...], value: Any, names: list[str] | None) -> None:
-    if len(path) == 2:
-        r, c = path
-        name = f" ({names[c]})" if names is not None and 0 <= c < len(names) else ""
-        where = f"row {r}, feature {c}{name}"
-    elif len(path) == 1:
-        where = f"value {path[0]}"
-    else:
-        where = "features" + "".join(f"[{i}]" for i in path)
-    if isinstance(value, (bool, np.bool_)):
-        kind = "a boolean"
-    else:
-        kind = _KINDS.get(type(value)) or f"a {type(value).__name__}"
-    raise FeatureValueError(
-        f"features are not a numeric array: {where} = {value!r} is {kind}, not a number "
-        "(numbers only: no strings, booleans or nulls)"
-    )
-
-
-_KINDS = {str: "a string", bytes: "bytes", type(None): "null", dict: "an object"}
-
-
-def _single(result: dict[str, Any]) -> dict[str, Any]:
-    ci = result["confidence_intervals"]
-    ex = result["explanations"]
-    out = {
-        "prediction": result["predictions"][0],
-        "confidence_interval": None if ci is None else ci[0],
-        "explanation": None if ex is None else ex[0],
-        "feature_importance": result["feature_importance"],
-        "metadata": result["metadata"],
-    }
-    if "probabilities" in result:
-        out["probabilities"] = result["probabilities"][0]
-    return out
-
-
-def _outcome_name(err: BaseException) -> str:
-    from ..models.errors import ModelNotFoundError
-
-    if isinstance(err, ModelNotFoundError):
-        return "not_found"
-    if isinstance(err, Overloaded):
-        return "overloaded"
-    if isinstance(err, RequestTimeoutError):
-        return "timeout"
-    if isinstance(err, ParameterError):
-        return "bad_input"
-    return "error"
-
-
-class _outcome:  # noqa: N801 - used as a context manager
-    """Counts a failed request under its outcome in ``ml_serving_requests_total``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: Any, err: BaseException | None, tb: Any) -> None:
-        if err is not None and not isinstance(err, asyncio.CancelledError):
-            metrics.requests.labels(self.name, _outcome_name(err)).inc()
