@@ -8,6 +8,10 @@
 
 namespace py = pybind11;
 
+#ifndef MLU_CUDA_STATUS
+#define MLU_CUDA_STATUS "unknown (built outside CMakeLists.txt)"
+#endif
+
 namespace mlu::bindings {
 
 void register_info(py::module_& m) {
@@ -30,6 +34,8 @@ void register_info(py::module_& m) {
     d["simd_compiled"] = info.simd_compiled;
     d["threads"] = info.threads;
     d["sanitized"] = info.sanitized;
+    // "built", or why the _cuda module was not built ("MLU_CUDA=OFF", what was not found)
+    d["cuda_build"] = MLU_CUDA_STATUS;
     return d;
   });
   m.def("set_threads", &set_default_threads, py::arg("n_threads"),

@@ -42,8 +42,9 @@ def build_info() -> dict[str, Any]:
     -------
     dict
         ``version``, ``compiler``, ``simd`` (the level in use), ``simd_detected``, ``threads``,
-        ``cuda_built`` and ``cuda_loads`` (bool), ``cuda_error`` (str or None), and
-        ``cuda_devices`` (int, 0 where CUDA does not load).
+        ``cuda_build`` (``"built"``, or why the CUDA module was not built: ``"MLU_CUDA=OFF"``,
+        no nvcc, nvcc without cuFFT), ``cuda_built`` and ``cuda_loads`` (bool), ``cuda_error``
+        (str or None), and ``cuda_devices`` (int, 0 where CUDA does not load).
     """
     from . import _native
 

@@ -40,7 +40,8 @@ def cuda() -> ModuleType:
             return _cuda_module
         except ImportError as err:
             if "No module named" in str(err):
-                _cuda_error = "ml_utilities was built without CUDA (no CUDA toolkit at build time)"
+                why = core.build_info().get("cuda_build", "unknown")
+                _cuda_error = f"ml_utilities was built without CUDA ({why} at build time)"
             else:
                 _cuda_error = f"ml_utilities' CUDA module failed to load: {err}"
     raise BackendUnavailableError(_cuda_error)

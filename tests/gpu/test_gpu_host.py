@@ -4,6 +4,7 @@ descriptions, and the tables and formulas the kernels use (checked against the C
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,11 +86,25 @@ def test_build_info_without_cuda_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(
         _native,
         "_cuda_error",
-        "ml_utilities was built without CUDA (no CUDA toolkit at build time)",
+        "ml_utilities was built without CUDA (no CUDA compiler (nvcc) was found at build time)",
     )
     info = ml_utilities.build_info()
     assert info["cuda_built"] is False and info["cuda_loads"] is False
     assert "built without CUDA" in info["cuda_error"]
+
+
+def test_build_info_says_why_cuda_was_not_built() -> None:
+    # the build records what it found ("built", "MLU_CUDA=OFF", no nvcc, nvcc without cuFFT),
+    # and the error of a build without _cuda says that instead of guessing at a missing toolkit
+    code = (
+        "import ml_utilities as m, json; i = m.build_info();"
+        "print(json.dumps([i['cuda_build'], i['cuda_built'], i['cuda_error']]))"
+    )
+    why, built, error = json.loads(_run_python(code))
+    assert why == "built" or why == "MLU_CUDA=OFF" or "nvcc" in why, why
+    assert built == (why == "built")
+    if not built:
+        assert error == f"ml_utilities was built without CUDA ({why} at build time)"
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -170,7 +185,7 @@ def test_device_array_without_cuda_build_is_a_clear_error(monkeypatch: pytest.Mo
     monkeypatch.setattr(
         _native,
         "_cuda_error",
-        "ml_utilities was built without CUDA (no CUDA toolkit at build time)",
+        "ml_utilities was built without CUDA (no CUDA compiler (nvcc) was found at build time)",
     )
     monkeypatch.setattr(_arrays, "_backend_ready", False)
     with pytest.raises(BackendUnavailableError, match="built without CUDA"):
