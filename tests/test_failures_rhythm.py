@@ -9,7 +9,8 @@ import pytest
 
 from ml_utilities import ParameterError, _core
 from ml_utilities.audio import beat_track, onset_detect, onset_strength, peak_pick, tempo
-from ml_utilities.audio.rhythm import onset_strength_multi, tempogram
+from ml_utilities.audio.onset import onset_strength_multi
+from ml_utilities.audio.tempo_estimation import tempogram
 
 LibrosaError = librosa.util.exceptions.ParameterError
 

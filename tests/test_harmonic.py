@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from helpers import chirp, relative_error
 
-from ml_utilities.audio import harmonic
+from ml_utilities.audio.chroma import chroma_cqt, chroma_stft, tonnetz
+from ml_utilities.audio.constantq import cqt
+from ml_utilities.audio.decompose import effects_hpss, harmonicity, hpss
+from ml_utilities.audio.pitch import estimate_tuning, piptrack, pitch_tuning
 
 TRUMPET = "sorohanro_-_solo-trumpet-06.ogg"
 JAZZ = "Kevin_MacLeod_-_Vibe_Ace.ogg"
@@ -37,17 +40,17 @@ def excerpt(clip_cache, name: str, seconds: float | None = None) -> tuple[np.nda
 @pytest.mark.parametrize("clip", PARITY_CLIPS)
 def test_estimate_tuning_identical(clip_cache, clip):
     y, sr = clip_cache[clip]
-    assert harmonic.estimate_tuning(y=y, sr=sr) == librosa.estimate_tuning(y=y, sr=sr)
+    assert estimate_tuning(y=y, sr=sr) == librosa.estimate_tuning(y=y, sr=sr)
     S = np.abs(librosa.stft(y)) ** 2
     for bpo in (12, 36):
         expected = librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=bpo)
-        assert harmonic.estimate_tuning(S=S, sr=sr, bins_per_octave=bpo) == expected
+        assert estimate_tuning(S=S, sr=sr, bins_per_octave=bpo) == expected
 
 
 def test_piptrack_matches_librosa(clip_cache):
     y, sr = clip_cache[TRUMPET]
     p_ref, m_ref = librosa.piptrack(y=y, sr=sr)
-    p, m = harmonic.piptrack(y=y, sr=sr)
+    p, m = piptrack(y=y, sr=sr)
     assert p.shape == p_ref.shape and p.dtype == p_ref.dtype
     np.testing.assert_array_equal(p > 0, p_ref > 0)
     assert relative_error(p, p_ref) <= 1e-6
@@ -63,7 +66,7 @@ def test_piptrack_options():
         dict(ref=0.5),
     ):
         p_ref, m_ref = librosa.piptrack(S=S, sr=SR, **kwargs)
-        p, m = harmonic.piptrack(S=S, sr=SR, **kwargs)
+        p, m = piptrack(S=S, sr=SR, **kwargs)
         np.testing.assert_array_equal(p > 0, p_ref > 0)
         np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(m, m_ref, rtol=1e-12, atol=1e-9)
@@ -73,7 +76,7 @@ def test_piptrack_options():
 def test_tuning_of_pure_tones(freq):
     y = tone(freq)
     expected = librosa.estimate_tuning(y=y, sr=SR)
-    assert harmonic.estimate_tuning(y=y, sr=SR) == expected
+    assert estimate_tuning(y=y, sr=SR) == expected
     if freq == 443.0:
         # 443 Hz is 11.8 cents sharp of A440: librosa reports +0.1 of a semitone
         assert abs(expected - 0.1) < 1e-9
@@ -81,13 +84,13 @@ def test_tuning_of_pure_tones(freq):
 
 def test_pitch_tuning():
     freqs = librosa.cqt_frequencies(n_bins=24, fmin=55, tuning=0.25)
-    assert harmonic.pitch_tuning(freqs) == librosa.pitch_tuning(freqs) == 0.25
+    assert pitch_tuning(freqs) == librosa.pitch_tuning(freqs) == 0.25
     rng = np.random.default_rng(3)
     freqs = rng.uniform(50, 5000, 500)
     for kwargs in (dict(), dict(resolution=0.001), dict(bins_per_octave=36)):
-        assert harmonic.pitch_tuning(freqs, **kwargs) == librosa.pitch_tuning(freqs, **kwargs)
+        assert pitch_tuning(freqs, **kwargs) == librosa.pitch_tuning(freqs, **kwargs)
     with pytest.warns(UserWarning, match="empty frequency set"):
-        assert harmonic.pitch_tuning([0.0, -1.0]) == 0.0
+        assert pitch_tuning([0.0, -1.0]) == 0.0
 
 
 # ------------------------------------------------------------------------------ chroma
@@ -97,7 +100,7 @@ def test_pitch_tuning():
 def test_chroma_stft_parity(clip_cache, clip):
     y, sr = clip_cache[clip]
     expected = librosa.feature.chroma_stft(y=y, sr=sr)
-    actual = harmonic.chroma_stft(y=y, sr=sr)
+    actual = chroma_stft(y=y, sr=sr)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     assert relative_error(actual, expected) <= 1e-3
 
@@ -115,7 +118,7 @@ def test_chroma_stft_options():
     ]
     for kwargs in cases:
         expected = librosa.feature.chroma_stft(**kwargs)
-        actual = harmonic.chroma_stft(**kwargs)
+        actual = chroma_stft(**kwargs)
         assert actual.shape == expected.shape and actual.dtype == expected.dtype, kwargs
         assert relative_error(actual, expected) <= 1e-3, kwargs
 
@@ -123,16 +126,16 @@ def test_chroma_stft_options():
 def test_chroma_stft_multichannel():
     y = np.stack([chirp(), tone(330.0, seconds=3.0)])
     expected = librosa.feature.chroma_stft(y=y, sr=SR)
-    actual = harmonic.chroma_stft(y=y, sr=SR)
+    actual = chroma_stft(y=y, sr=SR)
     assert actual.shape == expected.shape == (2, 12, 130)
     assert relative_error(actual, expected) <= 1e-3
 
 
 def test_pure_a4_gives_chroma_a():
-    chroma = harmonic.chroma_stft(y=tone(440.0), sr=SR)
+    chroma = chroma_stft(y=tone(440.0), sr=SR)
     assert int(np.argmax(chroma.mean(axis=1))) == 9  # C, C#, ..., A
     assert np.all(np.argmax(chroma[:, 2:-2], axis=0) == 9)
-    chroma = harmonic.chroma_cqt(y=tone(440.0, seconds=4.0), sr=SR)
+    chroma = chroma_cqt(y=tone(440.0, seconds=4.0), sr=SR)
     assert int(np.argmax(chroma.mean(axis=1))) == 9
 
 
@@ -143,7 +146,7 @@ def test_pure_a4_gives_chroma_a():
 def test_cqt_parity(clip_cache, clip):
     y, sr = excerpt(clip_cache, clip, 20.0)
     expected = librosa.cqt(y, sr=sr)
-    actual = harmonic.cqt(y, sr=sr)
+    actual = cqt(y, sr=sr)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     assert relative_error(np.abs(actual), np.abs(expected)) <= 1e-3
 
@@ -159,12 +162,12 @@ def test_cqt_options():
     ]
     for kwargs in cases:
         expected = librosa.cqt(y, sr=SR, **kwargs)
-        actual = harmonic.cqt(y, sr=SR, **kwargs)
+        actual = cqt(y, sr=SR, **kwargs)
         assert actual.shape == expected.shape and actual.dtype == expected.dtype, kwargs
         assert relative_error(np.abs(actual), np.abs(expected)) <= 1e-3, kwargs
     y64 = y.astype(np.float64)
     expected = librosa.cqt(y64, sr=SR, n_bins=60)
-    actual = harmonic.cqt(y64, sr=SR, n_bins=60)
+    actual = cqt(y64, sr=SR, n_bins=60)
     assert actual.dtype == expected.dtype == np.complex128
     assert relative_error(np.abs(actual), np.abs(expected)) <= 1e-6
 
@@ -172,16 +175,16 @@ def test_cqt_options():
 def test_cqt_multichannel():
     y = np.stack([chirp(), tone(330.0, seconds=3.0)])[np.newaxis]
     expected = librosa.cqt(y, sr=SR, n_bins=72)
-    actual = harmonic.cqt(y, sr=SR, n_bins=72)
+    actual = cqt(y, sr=SR, n_bins=72)
     assert actual.shape == expected.shape == (1, 2, 72, 130)
     assert relative_error(np.abs(actual), np.abs(expected)) <= 1e-3
     np.testing.assert_allclose(
-        np.abs(actual[0, 1]), np.abs(harmonic.cqt(y[0, 1], sr=SR, n_bins=72)), rtol=1e-5, atol=1e-7
+        np.abs(actual[0, 1]), np.abs(cqt(y[0, 1], sr=SR, n_bins=72)), rtol=1e-5, atol=1e-7
     )
 
 
 def test_cqt_of_a4_peaks_at_a4():
-    C = np.abs(harmonic.cqt(tone(440.0, seconds=4.0), sr=SR))
+    C = np.abs(cqt(tone(440.0, seconds=4.0), sr=SR))
     assert int(np.argmax(C.mean(axis=1))) == 45  # MIDI 69 is 45 semitones above C1 (MIDI 24)
 
 
@@ -189,16 +192,16 @@ def test_cqt_of_a4_peaks_at_a4():
 def test_chroma_cqt_and_tonnetz_parity(clip_cache, clip):
     y, sr = excerpt(clip_cache, clip, 20.0)
     expected = librosa.feature.chroma_cqt(y=y, sr=sr)
-    actual = harmonic.chroma_cqt(y=y, sr=sr)
+    actual = chroma_cqt(y=y, sr=sr)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     assert relative_error(actual, expected) <= 1e-3
     expected_t = librosa.feature.tonnetz(y=y, sr=sr)
-    actual_t = harmonic.tonnetz(y=y, sr=sr)
+    actual_t = tonnetz(y=y, sr=sr)
     assert actual_t.shape == expected_t.shape and actual_t.dtype == expected_t.dtype
     assert relative_error(actual_t, expected_t) <= 1e-3
     # from a given chromagram
     expected_t = librosa.feature.tonnetz(chroma=expected)
-    assert relative_error(harmonic.tonnetz(chroma=expected), expected_t) <= 1e-6
+    assert relative_error(tonnetz(chroma=expected), expected_t) <= 1e-6
 
 
 def test_chroma_cqt_options():
@@ -211,7 +214,7 @@ def test_chroma_cqt_options():
     ]
     for kwargs in cases:
         expected = librosa.feature.chroma_cqt(**kwargs)
-        actual = harmonic.chroma_cqt(**kwargs)
+        actual = chroma_cqt(**kwargs)
         assert actual.shape == expected.shape, kwargs
         assert relative_error(actual, expected) <= 1e-3, kwargs
 
@@ -224,7 +227,7 @@ def test_hpss_parity(clip_cache, clip):
     y, sr = excerpt(clip_cache, clip, 12.0)
     S = np.abs(librosa.stft(y)) ** 2
     H_ref, P_ref = librosa.decompose.hpss(S)
-    H, P = harmonic.hpss(S)
+    H, P = hpss(S)
     assert H.dtype == H_ref.dtype and H.shape == H_ref.shape
     assert relative_error(H, H_ref) <= 1e-4
     assert relative_error(P, P_ref) <= 1e-4
@@ -245,7 +248,7 @@ def test_hpss_options():
     for X in (S, D, S.astype(np.float64)):
         for kwargs in cases:
             expected = librosa.decompose.hpss(X, **kwargs)
-            actual = harmonic.hpss(X, **kwargs)
+            actual = hpss(X, **kwargs)
             for a, e in zip(actual, expected, strict=True):
                 assert a.shape == e.shape and a.dtype == e.dtype, kwargs
                 assert relative_error(a, e) <= 1e-4, kwargs
@@ -272,7 +275,7 @@ def test_hpss_median_filter_edges():
         S = rng.random(shape).astype(np.float32)
         S[:, 3] = S[:, 4]  # ties
         for kernel in (3, 4, 11, 31, 32, 45, 64, 90):
-            actual = harmonic.hpss(S, kernel_size=kernel, mask=True)
+            actual = hpss(S, kernel_size=kernel, mask=True)
             harm = _reflect_median(S, kernel, axis=1)
             perc = _reflect_median(S, kernel, axis=0)
             expected = (
@@ -311,32 +314,30 @@ def test_native_median_filters_equal_scipy(dtype):
 def test_effects_hpss_parity(clip_cache):
     y, _ = excerpt(clip_cache, TRUMPET, 4.0)
     h_ref, p_ref = librosa.effects.hpss(y)
-    h, p = harmonic.effects_hpss(y)
+    h, p = effects_hpss(y)
     assert h.shape == h_ref.shape and h.dtype == h_ref.dtype
     assert relative_error(h, h_ref) <= 1e-4
     assert relative_error(p, p_ref) <= 1e-4
     h_ref, p_ref = librosa.effects.hpss(y, margin=3.0)
-    h, p = harmonic.effects_hpss(y, margin=3.0)
+    h, p = effects_hpss(y, margin=3.0)
     assert relative_error(h, h_ref) <= 1e-4
 
 
 def test_harmonicity():
-    steady = harmonic.harmonicity(tone(440.0))
+    steady = harmonicity(tone(440.0))
     rng = np.random.default_rng(0)
     clicks = np.zeros(2 * SR, dtype=np.float32)
     clicks[:: SR // 8] = 1.0
-    clicky = harmonic.harmonicity(
-        clicks + 1e-4 * rng.standard_normal(clicks.size).astype(np.float32)
-    )
+    clicky = harmonicity(clicks + 1e-4 * rng.standard_normal(clicks.size).astype(np.float32))
     assert 0.9 < steady <= 1.0
     assert 0.0 <= clicky < 0.3
     # the definition: harmonic energy of HPSS on the power spectrogram over the total
     S = np.abs(librosa.stft(tone(440.0))) ** 2
     H, _ = librosa.decompose.hpss(S)
-    assert harmonic.harmonicity(S=S) == pytest.approx(
+    assert harmonicity(S=S) == pytest.approx(
         float(H.sum(dtype=np.float64) / S.sum(dtype=np.float64)), rel=1e-5
     )
-    assert harmonic.harmonicity(np.zeros(4096, dtype=np.float32)) == 0.0
+    assert harmonicity(np.zeros(4096, dtype=np.float32)) == 0.0
 
 
 # ------------------------------------------------------------------------- threads, API
@@ -345,9 +346,9 @@ def test_harmonicity():
 @pytest.mark.parametrize(
     "function",
     [
-        lambda y: harmonic.chroma_stft(y=y, sr=SR),
-        lambda y: harmonic.hpss(np.abs(librosa.stft(y)))[0],
-        lambda y: np.abs(harmonic.cqt(y, sr=SR, n_bins=60)),
+        lambda y: chroma_stft(y=y, sr=SR),
+        lambda y: hpss(np.abs(librosa.stft(y)))[0],
+        lambda y: np.abs(cqt(y, sr=SR, n_bins=60)),
     ],
     ids=["chroma_stft", "hpss", "cqt"],
 )
@@ -371,23 +372,24 @@ def test_threads_give_the_same_answers(function):
 
 def test_exports():
     from ml_utilities import audio
+    from ml_utilities.audio import chroma, constantq, decompose, pitch
 
-    for name in (
-        "piptrack",
-        "estimate_tuning",
-        "pitch_tuning",
-        "chroma_stft",
-        "cqt",
-        "chroma_cqt",
-        "tonnetz",
-        "hpss",
-        "harmonicity",
+    for module, name in (
+        (pitch, "piptrack"),
+        (pitch, "estimate_tuning"),
+        (pitch, "pitch_tuning"),
+        (chroma, "chroma_stft"),
+        (constantq, "cqt"),
+        (chroma, "chroma_cqt"),
+        (chroma, "tonnetz"),
+        (decompose, "hpss"),
+        (decompose, "harmonicity"),
     ):
         exported = getattr(audio, name)
         # functions with a CUDA twin are handed out wrapped by the device dispatch
-        assert getattr(exported, "__wrapped__", exported) is getattr(harmonic, name)
-        assert name in harmonic.__all__
-    assert "effects_hpss" in harmonic.__all__
+        assert getattr(exported, "__wrapped__", exported) is getattr(module, name)
+        assert name in module.__all__
+    assert "effects_hpss" in decompose.__all__
 
 
 def test_short_input_warns_like_librosa():
@@ -396,5 +398,5 @@ def test_short_input_warns_like_librosa():
         warnings.simplefilter("ignore")
         expected = librosa.feature.chroma_stft(y=y, sr=SR, tuning=0.0)
     with pytest.warns(UserWarning, match="n_fft=2048 is too large"):
-        actual = harmonic.chroma_stft(y=y, sr=SR, tuning=0.0)
+        actual = chroma_stft(y=y, sr=SR, tuning=0.0)
     assert relative_error(actual, expected) <= 1e-3

@@ -10,12 +10,8 @@ import pytest
 from helpers import CLIPS, relative_error
 
 from ml_utilities.audio import beat_track, onset_detect, onset_strength, peak_pick, tempo
-from ml_utilities.audio.rhythm import (
-    onset_backtrack,
-    onset_strength_multi,
-    tempo_frequencies,
-    tempogram,
-)
+from ml_utilities.audio.onset import onset_backtrack, onset_strength_multi
+from ml_utilities.audio.tempo_estimation import tempo_frequencies, tempogram
 
 SR = 22050
 

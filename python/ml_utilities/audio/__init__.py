@@ -33,27 +33,32 @@ _EXPORTS = {
     "zero_crossing_rate": "spectral",
     "rms": "spectral",
     "frame_energy": "spectral",
-    # rhythm.py: onsets, tempo, beats
-    "onset_strength": "rhythm",
-    "onset_detect": "rhythm",
-    "peak_pick": "rhythm",
-    "tempo": "rhythm",
-    "beat_track": "rhythm",
-    "onset_backtrack": "rhythm",
-    "onset_strength_multi": "rhythm",
-    "tempogram": "rhythm",
-    "tempo_frequencies": "rhythm",
-    # harmonic.py: tuning, chroma, CQT, tonnetz, HPSS
-    "piptrack": "harmonic",
-    "estimate_tuning": "harmonic",
-    "pitch_tuning": "harmonic",
-    "chroma_stft": "harmonic",
-    "cqt": "harmonic",
-    "chroma_cqt": "harmonic",
-    "tonnetz": "harmonic",
-    "hpss": "harmonic",
-    "harmonicity": "harmonic",
-    "effects_hpss": "harmonic",
+    # onset.py: onset strength, onset detection, peak picking
+    "onset_strength": "onset",
+    "onset_strength_multi": "onset",
+    "onset_detect": "onset",
+    "onset_backtrack": "onset",
+    "peak_pick": "onset",
+    # tempo_estimation.py: tempogram and tempo (a module named tempo would shadow the function)
+    "tempo": "tempo_estimation",
+    "tempogram": "tempo_estimation",
+    "tempo_frequencies": "tempo_estimation",
+    # beat.py: beat tracking
+    "beat_track": "beat",
+    # pitch.py: pitch tracking and tuning
+    "piptrack": "pitch",
+    "estimate_tuning": "pitch",
+    "pitch_tuning": "pitch",
+    # chroma.py: chroma and tonnetz
+    "chroma_stft": "chroma",
+    "chroma_cqt": "chroma",
+    "tonnetz": "chroma",
+    # constantq.py: constant-Q transform
+    "cqt": "constantq",
+    # decompose.py: harmonic/percussive separation
+    "hpss": "decompose",
+    "effects_hpss": "decompose",
+    "harmonicity": "decompose",
     # filters.py: filter banks and windows
     "mel": "filters",
     "dct": "filters",

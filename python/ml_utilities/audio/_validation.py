@@ -36,9 +36,27 @@ def valid_audio(y: Any) -> bool:
     return True
 
 
-def is_positive_int(x: Any) -> bool:
-    """True for a Python or numpy integer greater than zero (booleans excluded)."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0
+def is_positive_int(x: Any, *, allow_bool: bool = False) -> bool:
+    """True for a Python or numpy integer greater than zero; booleans only with ``allow_bool``
+    (librosa.util.is_positive_int lets ``True`` through, and the rhythm functions follow it)."""
+    if isinstance(x, bool) and not allow_bool:
+        return False
+    return isinstance(x, (int, np.integer)) and bool(x > 0)
+
+
+def check_hop(hop_length: Any) -> None:
+    """Raise :class:`ParameterError` unless ``hop_length`` is a positive integer (librosa's
+    rule, as the onset, tempo and beat functions check it: ``True`` passes)."""
+    if not is_positive_int(hop_length, allow_bool=True):
+        raise ParameterError(f"hop_length={hop_length} must be a positive integer")
+
+
+def check_envelope(onset_envelope: np.ndarray) -> None:
+    """Raise :class:`ParameterError` for an onset envelope without frames."""
+    if onset_envelope.ndim == 0 or onset_envelope.shape[-1] == 0:
+        raise ParameterError(
+            f"onset_envelope must have at least one frame, got shape {onset_envelope.shape}"
+        )
 
 
 def pad_center(data: np.ndarray, *, size: int, axis: int = -1) -> np.ndarray:

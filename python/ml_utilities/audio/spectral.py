@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .._native import core
 from ..exceptions import ParameterError
+from ._shapes import kernels
 from ._validation import (
     check_bool,
     check_finite,
@@ -77,7 +77,7 @@ def _native(S: np.ndarray) -> tuple[Any, np.ndarray, tuple[int, ...]]:
     dtype = S.dtype if S.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     lead = S.shape[:-2]
     flat = np.ascontiguousarray(S.reshape(-1, S.shape[-2], S.shape[-1]), dtype=dtype)
-    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    module = kernels("features", dtype)
     return module, flat, lead
 
 
@@ -425,7 +425,7 @@ def zero_crossing_rate(
     lead = y.shape[:-1]
     dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.dtype(np.float32)
     flat = np.ascontiguousarray(y.reshape(int(np.prod(lead)), y.shape[-1]), dtype=dtype)
-    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    module = kernels("features", dtype)
     out = module.zero_crossing_rate(
         flat, frame_length, hop_length, center, float(threshold), zero_pos
     )
@@ -455,7 +455,7 @@ def _rms_energy(
         pad = frame_length // 2
         flat = np.ascontiguousarray(np.pad(flat, [(0, 0), (pad, pad)], mode=pad_mode), dtype=dtype)
         center = False
-    module = core.features.f32 if dtype == np.float32 else core.features.f64
+    module = kernels("features", dtype)
     rms_values, energy = module.rms_energy(flat, frame_length, hop_length, bool(center))
     return rms_values, energy, lead
 

@@ -440,6 +440,72 @@ def _spectrogram(
     return spec, int(n_fft)
 
 
+def _magphase(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """librosa.magphase: ``|D|`` and the unit phase ``D / |D|`` (1 where ``D`` is 0)."""
+    mag = np.abs(D)
+    zeros_to_ones = mag == 0
+    mag_nonzero = mag + zeros_to_ones
+    phase = np.empty_like(D)
+    phase.real = D.real / mag_nonzero + zeros_to_ones
+    phase.imag = D.imag / mag_nonzero
+    return mag, phase
+
+
+def _istft(
+    D: np.ndarray,
+    *,
+    hop_length: int,
+    n_fft: int,
+    window: Any,
+    center: bool,
+    length: int,
+    dtype: Any,
+    win_length: int | None = None,
+) -> np.ndarray:
+    """librosa.istft with a given ``length``: numpy's irfft of every frame, windowed (a window
+    of ``win_length``, ``n_fft`` by default, zero-padded to ``n_fft``), overlap-added block by
+    block (hop-sized blocks), then divided by the window's summed square where that is not
+    tiny."""
+    from .filters import get_window
+
+    win = np.asarray(get_window(window, win_length or n_fft, fftbins=True))
+    win = pad_center(win, size=n_fft)
+    padded = length + 2 * (n_fft // 2) if center else length
+    n_frames = min(D.shape[-1], int(np.ceil(padded / hop_length)))
+    lead = D.shape[:-2]
+    # (..., frames, n_fft): each frame contiguous
+    frames = np.fft.irfft(np.swapaxes(D[..., :n_frames], -1, -2), n=n_fft, axis=-1)
+    frames = (frames * win.astype(frames.dtype)).astype(dtype, copy=False)
+    blocks = -(-n_fft // hop_length)
+    span = blocks * hop_length
+    if span != n_fft:
+        frames = np.concatenate(
+            [frames, np.zeros((*frames.shape[:-1], span - n_fft), dtype=frames.dtype)], axis=-1
+        )
+    parts = frames.reshape(*lead, n_frames, blocks, hop_length)
+    win_sq = np.zeros(span, dtype=dtype)
+    win_sq[:n_fft] = win**2
+    win_parts = win_sq.reshape(blocks, hop_length)
+    total = (n_frames + blocks - 1) * hop_length
+    y = np.zeros((*lead, n_frames + blocks - 1, hop_length), dtype=dtype)
+    wss = np.zeros((n_frames + blocks - 1, hop_length), dtype=dtype)
+    for r in range(blocks):
+        y[..., r : r + n_frames, :] += parts[..., :, r, :]
+        wss[r : r + n_frames, :] += win_parts[r]
+    y = y.reshape(*lead, total)
+    wss = wss.reshape(total)
+    start = n_fft // 2 if center else 0
+    y = y[..., start : start + length]
+    wss = wss[start : start + length]
+    if y.shape[-1] < length:
+        y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, length - y.shape[-1])])
+        wss = np.pad(wss, (0, length - wss.shape[-1]))
+    y = np.array(y, dtype=dtype)
+    nonzero = wss > np.finfo(wss.dtype).tiny
+    y[..., nonzero] /= wss[nonzero]
+    return y
+
+
 def _check_ref(ref: Any) -> None:
     """A numeric ``ref`` must be finite (a NaN or infinite reference makes librosa's every
     decibel value NaN or -inf)."""

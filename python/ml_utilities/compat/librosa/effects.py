@@ -9,7 +9,7 @@ from typing import Any
 from ._mirror import mirror
 
 _IMPLEMENTED: dict[str, str] = {
-    "hpss": "ml_utilities.audio.harmonic:effects_hpss",
+    "hpss": "ml_utilities.audio.decompose:effects_hpss",
 }
 
 __all__ = sorted(_IMPLEMENTED)

@@ -11,8 +11,8 @@ from ._mirror import mirror
 _IMPLEMENTED: dict[str, str] = {
     "onset_strength": "ml_utilities.audio",
     "onset_detect": "ml_utilities.audio",
-    "onset_backtrack": "ml_utilities.audio.rhythm",
-    "onset_strength_multi": "ml_utilities.audio.rhythm",
+    "onset_backtrack": "ml_utilities.audio.onset",
+    "onset_strength_multi": "ml_utilities.audio.onset",
 }
 
 __all__ = sorted(_IMPLEMENTED)

@@ -1,10 +1,9 @@
-"""Onsets, tempo and beats, librosa 0.11 compatible (``librosa.onset``, ``librosa.feature.tempo``,
-``librosa.feature.tempogram``, ``librosa.beat.beat_track``, ``librosa.util.peak_pick``).
+"""Onset strength, onset detection and peak picking, librosa 0.11 compatible
+(``librosa.onset`` and ``librosa.util.peak_pick``).
 
-The log-mel spectrogram comes from the native STFT plan; the spectral flux, the peak picker, the
-autocorrelation tempogram and the dynamic-programming beat tracker run in C++ (``_core.rhythm``)
-with the GIL released. Their arithmetic follows librosa's (numba kernels included: float32
-accumulators, float32 ``tightness`` and ``delta``), so onsets and beats come out the same.
+The log-mel spectrogram comes from the native STFT plan; the spectral flux and the peak picker
+run in C++ (``_core.rhythm``) with the GIL released, with librosa's arithmetic (numba kernels
+included: float32 ``delta`` and accumulators of the input's type), so the onsets are librosa's.
 """
 
 from __future__ import annotations
@@ -16,58 +15,19 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from . import _plans
-from ._validation import check_finite, check_sr, normalize, tiny
+from ._shapes import NATIVE_DTYPES, kernels
+from ._validation import check_envelope, check_hop, check_sr, is_positive_int, tiny
+from .convert import frames_to_samples, frames_to_time
+from .feature import melspectrogram
+from .spectrum import power_to_db
 
 __all__ = [
-    "beat_track",
     "onset_backtrack",
     "onset_detect",
     "onset_strength",
     "onset_strength_multi",
     "peak_pick",
-    "tempo",
-    "tempo_frequencies",
-    "tempogram",
 ]
-
-_NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _rhythm() -> Any:
-    return _plans.core.rhythm
-
-
-def _is_positive_int(x: Any) -> bool:
-    """librosa.util.is_positive_int (booleans pass, as there)."""
-    return isinstance(x, (int, np.integer)) and bool(x > 0)
-
-
-def _check_hop(hop_length: Any) -> None:
-    if not _is_positive_int(hop_length):
-        raise ParameterError(f"hop_length={hop_length} must be a positive integer")
-
-
-def _check_envelope(onset_envelope: np.ndarray) -> None:
-    if onset_envelope.ndim == 0 or onset_envelope.shape[-1] == 0:
-        raise ParameterError(
-            f"onset_envelope must have at least one frame, got shape {onset_envelope.shape}"
-        )
-
-
-def _expand_to(x: np.ndarray, *, ndim: int, axes: Any) -> np.ndarray:
-    """librosa.util.expand_to: place x's axes at ``axes`` of an ndim-dimensional shape."""
-    try:
-        axes = tuple(axes)
-    except TypeError:
-        axes = tuple([axes])
-    if len(axes) != x.ndim:
-        raise ParameterError(f"Shape mismatch between axes={axes} and input x.shape={x.shape}")
-    if ndim < x.ndim:
-        raise ParameterError(f"Cannot expand x.shape={x.shape} to fewer dimensions ndim={ndim}")
-    shape: list[int] = [1] * ndim
-    for i, axi in enumerate(axes):
-        shape[axi] = x.shape[i]
-    return x.reshape(shape)
 
 
 def _fix_frames(
@@ -123,14 +83,10 @@ def _sync(
 
 def _log_mel(y: Any, sr: float, n_fft: int, hop_length: int, kwargs: dict[str, Any]) -> np.ndarray:
     """power_to_db(melspectrogram(y)) with librosa's defaults, in place on the fresh array."""
-    from .feature import melspectrogram
-
     S = melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, **kwargs)
-    if S.dtype in _NATIVE_DTYPES and S.flags.c_contiguous and S.flags.writeable and S.size > 0:
+    if S.dtype in NATIVE_DTYPES and S.flags.c_contiguous and S.flags.writeable and S.size > 0:
         _plans.core.spectrum.power_to_db_inplace(S, 1e-10, 0.0, 80.0)
         return S
-    from .spectrum import power_to_db
-
     return np.asarray(power_to_db(np.abs(S)))
 
 
@@ -204,9 +160,9 @@ def onset_strength_multi(
         kwargs.setdefault("fmax", 0.5 * sr)
     if aggregate is None:
         aggregate = np.mean
-    if not _is_positive_int(lag):
+    if not is_positive_int(lag, allow_bool=True):
         raise ParameterError(f"lag={lag} must be a positive integer")
-    if not _is_positive_int(max_size):
+    if not is_positive_int(max_size, allow_bool=True):
         raise ParameterError(f"max_size={max_size} must be a positive integer")
     lag = int(lag)
     max_size = int(max_size)
@@ -215,8 +171,6 @@ def onset_strength_multi(
         if default_feature:
             S = _log_mel(y, sr, n_fft, hop_length, kwargs)
         else:
-            from .spectrum import power_to_db
-
             assert feature is not None
             S = np.asarray(
                 power_to_db(
@@ -234,12 +188,12 @@ def onset_strength_multi(
     native = (
         channels is None
         and (aggregate is np.mean or aggregate is np.median)
-        and S.dtype in _NATIVE_DTYPES
+        and S.dtype in NATIVE_DTYPES
         and (ref is None or ref.dtype == S.dtype)
         and S.shape[-2] > 0
     )
     if native:
-        rhythm = _rhythm()
+        rhythm = kernels("rhythm")
         lead = S.shape[:-2]
         S3 = np.ascontiguousarray(S.reshape(-1, S.shape[-2], n_frames))
         if ref is not None:
@@ -265,10 +219,10 @@ def onset_strength_multi(
             ref = S
         else:
             ref = np.empty_like(S)
-            if S.dtype in _NATIVE_DTYPES and S.shape[-2] > 0:
+            if S.dtype in NATIVE_DTYPES and S.shape[-2] > 0:
                 S3 = np.ascontiguousarray(S.reshape(-1, S.shape[-2], n_frames))
                 ref3 = np.empty_like(S3)
-                _rhythm().max_filter_bands(S3, max_size, ref3)
+                kernels("rhythm").max_filter_bands(S3, max_size, ref3)
                 ref = ref3.reshape(S.shape)
             else:
                 import scipy.ndimage
@@ -289,10 +243,10 @@ def onset_strength_multi(
     onset_env = np.pad(onset_env, padding, mode="constant")
     if detrend:
         flat = np.ascontiguousarray(onset_env.reshape(-1, onset_env.shape[-1]))
-        if flat.dtype not in _NATIVE_DTYPES:
+        if flat.dtype not in NATIVE_DTYPES:
             flat = flat.astype(np.float64)
         trended = np.empty(flat.shape, dtype=np.float64)
-        _rhythm().detrend(flat, trended)
+        kernels("rhythm").detrend(flat, trended)
         onset_env = trended.reshape(onset_env.shape)
     if center:
         onset_env = onset_env[..., :n_frames]
@@ -495,7 +449,9 @@ def peak_pick(
     dtype = np.float32 if x.dtype in (np.float32, np.float16) else np.float64
     rows = np.ascontiguousarray(xt.reshape(-1, n), dtype=dtype)
     marks = np.zeros(rows.shape, dtype=np.uint8)
-    _rhythm().peak_pick(rows, ints[0], ints[1], ints[2], ints[3], float(delta), ints[4], marks)
+    kernels("rhythm").peak_pick(
+        rows, ints[0], ints[1], ints[2], ints[3], float(delta), ints[4], marks
+    )
     peaks = marks.view(bool).reshape(xt.shape).swapaxes(axis, -1)
     if sparse:
         return np.flatnonzero(peaks)
@@ -609,9 +565,9 @@ def onset_detect(
         if y is None:
             raise ParameterError("y or onset_envelope must be provided")
         onset_envelope = onset_strength(y=y, sr=sr, hop_length=hop_length)
-    _check_hop(hop_length)
+    check_hop(hop_length)
     onset_envelope = np.asarray(onset_envelope)
-    _check_envelope(onset_envelope)
+    check_envelope(onset_envelope)
     if normalize:
         onset_envelope = onset_envelope - np.min(onset_envelope, keepdims=True, axis=-1)
         onset_envelope /= np.max(onset_envelope, keepdims=True, axis=-1) + tiny(onset_envelope)
@@ -638,8 +594,6 @@ def onset_detect(
             onsets = onset_backtrack(onsets, energy)
 
     if sparse:
-        from .convert import frames_to_samples, frames_to_time
-
         if units == "frames":
             pass
         elif units == "samples":
@@ -649,408 +603,3 @@ def onset_detect(
         else:
             raise ParameterError(f"Invalid unit type: {units}")
     return onsets
-
-
-# ------------------------------------------------------------------------------------ tempo
-
-
-def tempo_frequencies(n_bins: int, *, hop_length: int = 512, sr: float = 22050) -> np.ndarray:
-    """BPM of each lag bin of an autocorrelation tempogram, as ``librosa.tempo_frequencies``.
-
-    Parameters
-    ----------
-    n_bins : int > 0
-        Number of lag bins.
-    hop_length : int > 0
-        Hop of the onset envelope.
-    sr : float > 0
-        Sample rate.
-
-    Returns
-    -------
-    np.ndarray [shape=(n_bins,)], float64
-        ``inf`` for lag 0, then ``60 * sr / (hop_length * lag)``.
-
-    Examples
-    --------
-    >>> from ml_utilities.audio.rhythm import tempo_frequencies
-    >>> tempo_frequencies(4, hop_length=512, sr=22050)
-    array([         inf, 2583.984375 , 1291.9921875,  861.328125 ])
-    """
-    check_sr(sr)
-    bin_frequencies = np.zeros(int(n_bins), dtype=np.float64)
-    bin_frequencies[0] = np.inf
-    bin_frequencies[1:] = 60.0 * sr / (hop_length * np.arange(1.0, n_bins))
-    return bin_frequencies
-
-
-def _tempogram_frames(
-    y: np.ndarray | None,
-    sr: float,
-    onset_envelope: np.ndarray | None,
-    hop_length: int,
-    win_length: int,
-    center: bool,
-    window: Any,
-) -> tuple[np.ndarray, int, np.ndarray, tuple[int, ...]]:
-    """tempogram's checks and padding: (padded rows, frame count, window, leading shape)."""
-    if win_length < 1:
-        raise ParameterError(f"win_length must be a positive integer (win_length={win_length!r})")
-    from .filters import get_window
-
-    ac_window = np.ascontiguousarray(get_window(window, win_length, fftbins=True), dtype=np.float64)
-    if onset_envelope is None:
-        if y is None:
-            raise ParameterError("Either y or onset_envelope must be provided")
-        onset_envelope = onset_strength(y=y, sr=sr, hop_length=hop_length)
-    onset_envelope = np.asarray(onset_envelope)
-    _check_envelope(onset_envelope)
-    n = onset_envelope.shape[-1]
-    if center:
-        padding = [(0, 0) for _ in onset_envelope.shape]
-        padding[-1] = (int(win_length // 2),) * 2
-        onset_envelope = np.pad(onset_envelope, padding, mode="linear_ramp", end_values=[0, 0])
-    length = onset_envelope.shape[-1]
-    if length < win_length:
-        raise ParameterError(f"Input is too short (n={length:d}) for frame_length={win_length:d}")
-    n_frames = 1 + (length - win_length)
-    if center:
-        n_frames = min(n_frames, n)
-    if not np.all(np.isfinite(onset_envelope)):
-        raise ParameterError(
-            f"Input must be finite: onset_envelope (shape={onset_envelope.shape}) has NaN or "
-            "infinite values"
-        )
-    dtype = np.float32 if onset_envelope.dtype == np.float32 else np.float64
-    lead = onset_envelope.shape[:-1]
-    rows = np.ascontiguousarray(onset_envelope.reshape(-1, length), dtype=dtype)
-    return rows, n_frames, ac_window, lead
-
-
-def tempogram(
-    *,
-    y: np.ndarray | None = None,
-    sr: float = 22050,
-    onset_envelope: np.ndarray | None = None,
-    hop_length: int = 512,
-    win_length: int = 384,
-    center: bool = True,
-    window: Any = "hann",
-    norm: float | None = np.inf,
-) -> np.ndarray:
-    """Local autocorrelation of the onset strength, as ``librosa.feature.tempogram``.
-
-    Each frame of ``win_length`` envelope values (linear-ramp padded when centred) is windowed,
-    autocorrelated through a batched real FFT, natively, and scaled to a maximum of 1.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(..., n)] or None
-        Audio.
-    sr : float > 0
-        Sample rate.
-    onset_envelope : np.ndarray [shape=(..., m)] or None
-        A precomputed onset strength envelope.
-    hop_length : int > 0
-        Hop of the envelope.
-    win_length : int > 0
-        Frames per autocorrelation window (lags kept).
-    center : bool
-        Centre the windows on the envelope frames.
-    window : str, tuple or array
-        Window applied before the autocorrelation (``get_window(window, win_length)``).
-    norm : float or None
-        Norm of each frame's normalisation (``np.inf``: the lag-0 value).
-
-    Returns
-    -------
-    np.ndarray [shape=(..., win_length, m)], float64
-
-    Raises
-    ------
-    ParameterError
-        For ``win_length < 1``, no input, a non-finite envelope or an envelope shorter than the
-        window without centring.
-    """
-    check_sr(sr)
-    rows, n_frames, ac_window, lead = _tempogram_frames(
-        y, sr, onset_envelope, hop_length, win_length, center, window
-    )
-    out = np.empty((rows.shape[0], int(win_length), n_frames), dtype=np.float64)
-    native_norm = norm is not None and norm == np.inf
-    _rhythm().tempogram(rows, n_frames, ac_window, bool(native_norm), out)
-    result = out.reshape(*lead, int(win_length), n_frames)
-    if not native_norm:
-        result = normalize(result, norm, axis=-2)
-    return result
-
-
-def tempo(
-    *,
-    y: np.ndarray | None = None,
-    sr: float = 22050,
-    onset_envelope: np.ndarray | None = None,
-    tg: np.ndarray | None = None,
-    hop_length: int = 512,
-    start_bpm: float = 120,
-    std_bpm: float = 1.0,
-    ac_size: float = 8.0,
-    max_tempo: float | None = 320.0,
-    aggregate: Callable[..., Any] | None = np.mean,
-    prior: Any = None,
-) -> np.ndarray:
-    """Estimate the tempo (beats per minute), as ``librosa.feature.tempo``.
-
-    The autocorrelation tempogram over ``ac_size`` seconds, averaged over time (``aggregate``),
-    weighted by a log-normal prior around ``start_bpm`` (``std_bpm`` octaves) with lags faster
-    than ``max_tempo`` excluded; the best lag's BPM (on the lag grid: a 120 bpm click track gives
-    117.45 at 22,050 Hz with a hop of 512).
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(..., n)] or None
-        Audio.
-    sr : float > 0
-        Sample rate.
-    onset_envelope : np.ndarray [shape=(..., m)] or None
-        A precomputed onset strength envelope.
-    tg : np.ndarray [shape=(..., win, m)] or None
-        A precomputed tempogram.
-    hop_length : int > 0
-        Hop of the envelope.
-    start_bpm : float > 0
-        Centre of the prior.
-    std_bpm : float > 0
-        Width of the prior in octaves.
-    ac_size : float > 0
-        Autocorrelation window in seconds.
-    max_tempo : float > 0 or None
-        Upper BPM limit.
-    aggregate : callable or None
-        Reduction over time (None: one tempo per frame).
-    prior : scipy.stats distribution or None
-        Replaces the log-normal prior (its ``logpdf`` is evaluated on the BPM grid).
-
-    Returns
-    -------
-    np.ndarray [shape=(..., 1) or (..., m)], float64
-
-    Raises
-    ------
-    ParameterError
-        For ``start_bpm <= 0`` and every error of :func:`tempogram`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ml_utilities.audio import tempo
-    >>> y = np.zeros(10 * 22050, dtype=np.float32)
-    >>> y[::11025] = 1.0
-    >>> tempo(y=y, sr=22050)
-    array([117.45383523])
-    """
-    check_sr(sr)
-    check_finite(start_bpm=start_bpm, ac_size=ac_size, std_bpm=std_bpm)
-    if max_tempo is not None and np.isnan(max_tempo):
-        raise ParameterError(f"max_tempo must be a number or None (max_tempo={max_tempo!r})")
-    if start_bpm <= 0:
-        raise ParameterError(f"start_bpm must be strictly positive (start_bpm={start_bpm!r})")
-    _check_hop(hop_length)
-    if tg is None:
-        from .convert import time_to_frames
-
-        win_length = int(np.asarray(time_to_frames(ac_size, sr=sr, hop_length=hop_length)).item())
-        if aggregate is np.mean:
-            # The time average of the tempogram, natively, without storing the tempogram.
-            rows, n_frames, ac_window, lead = _tempogram_frames(
-                y, sr, onset_envelope, hop_length, win_length, True, "hann"
-            )
-            mean = np.empty((rows.shape[0], win_length), dtype=np.float64)
-            _rhythm().tempogram_mean(rows, n_frames, ac_window, mean)
-            tg = mean.reshape(*lead, win_length, 1)
-            aggregate = None
-        else:
-            tg = tempogram(
-                y=y,
-                sr=sr,
-                onset_envelope=onset_envelope,
-                hop_length=hop_length,
-                win_length=win_length,
-            )
-    else:
-        win_length = tg.shape[-2]
-    if aggregate is not None:
-        tg = aggregate(tg, axis=-1, keepdims=True)
-    assert tg is not None
-    bpms = tempo_frequencies(win_length, hop_length=hop_length, sr=sr)
-    if prior is None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logprior = -0.5 * ((np.log2(bpms) - np.log2(start_bpm)) / std_bpm) ** 2
-    else:
-        logprior = prior.logpdf(bpms)
-    if max_tempo is not None:
-        max_idx = int(np.argmax(bpms < max_tempo))
-        logprior[:max_idx] = -np.inf
-    logprior = _expand_to(logprior, ndim=tg.ndim, axes=-2)
-    best_period = np.argmax(np.log1p(1e6 * tg) + logprior, axis=-2)
-    tempo_est: np.ndarray = np.take(bpms, best_period)
-    return tempo_est
-
-
-# ------------------------------------------------------------------------------------ beats
-
-
-def beat_track(
-    *,
-    y: np.ndarray | None = None,
-    sr: float = 22050,
-    onset_envelope: np.ndarray | None = None,
-    hop_length: int = 512,
-    start_bpm: float = 120.0,
-    tightness: float = 100,
-    trim: bool = True,
-    bpm: float | np.ndarray | None = None,
-    prior: Any = None,
-    units: str = "frames",
-    sparse: bool = True,
-) -> tuple[Any, np.ndarray]:
-    """Dynamic-programming beat tracker (Ellis 2007), as ``librosa.beat.beat_track``.
-
-    The onset strength (median over mel bands), the tempo (:func:`tempo`), then natively: the
-    Gaussian-smoothed local score, the dynamic programme with the log-ratio transition penalty
-    weighted by ``tightness``, the last-beat selection, backtracking and edge trimming, with
-    librosa's numba arithmetic, so the beats are librosa's.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(..., n)] or None
-        Audio.
-    sr : float > 0
-        Sample rate.
-    onset_envelope : np.ndarray [shape=(..., m)] or None
-        A precomputed onset strength envelope.
-    hop_length : int > 0
-        Hop of the envelope.
-    start_bpm : float > 0
-        Prior centre of the tempo estimate.
-    tightness : float > 0
-        How closely the beats follow the tempo.
-    trim : bool
-        Drop weak leading and trailing beats.
-    bpm : float, np.ndarray or None
-        The tempo, if known (a value per channel, or per frame).
-    prior : scipy.stats distribution or None
-        Tempo prior (see :func:`tempo`).
-    units : {"frames", "samples", "time"}
-        Units of the sparse beat positions.
-    sparse : bool
-        Return beat positions (1-D envelopes only) instead of a boolean array.
-
-    Returns
-    -------
-    tempo : np.ndarray [shape=(..., 1)] or float
-        The tempo in BPM (0.0 when the envelope is all zeros).
-    beats : np.ndarray
-        Beat positions in ``units``, or a bool array shaped as the envelope.
-
-    Raises
-    ------
-    ParameterError
-        Without ``y`` and ``onset_envelope``, ``sparse`` with a multi-channel envelope,
-        ``bpm <= 0``, ``tightness <= 0``, a ``bpm`` shape that does not fit, or unknown ``units``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from ml_utilities.audio import beat_track
-    >>> y = np.zeros(10 * 22050, dtype=np.float32)
-    >>> y[::11025] = 1.0
-    >>> bpm, beats = beat_track(y=y, sr=22050)
-    >>> bpm
-    array([117.45383523])
-    """
-    check_sr(sr)
-    check_finite(start_bpm=start_bpm, tightness=tightness, bpm=bpm)
-    if onset_envelope is None:
-        if y is None:
-            raise ParameterError("y or onset_envelope must be provided")
-        onset_envelope = onset_strength(y=y, sr=sr, hop_length=hop_length, aggregate=np.median)
-    _check_hop(hop_length)
-    onset_envelope = np.asarray(onset_envelope)
-    if sparse and onset_envelope.ndim != 1:
-        raise ParameterError(
-            f"sparse=True (default) does not support "
-            f"{onset_envelope.ndim}-dimensional inputs. "
-            f"Either set sparse=False or convert the signal to mono."
-        )
-    if not onset_envelope.any():
-        if sparse:
-            return (0.0, np.array([], dtype=int))
-        return (
-            np.zeros(shape=onset_envelope.shape[:-1], dtype=float),
-            np.zeros_like(onset_envelope, dtype=bool),
-        )
-    if bpm is None:
-        bpm = tempo(
-            onset_envelope=onset_envelope,
-            sr=sr,
-            hop_length=hop_length,
-            start_bpm=start_bpm,
-            prior=prior,
-        )
-    _bpm = np.atleast_1d(bpm)
-    bpm_expanded = _expand_to(_bpm, ndim=onset_envelope.ndim, axes=range(_bpm.ndim))
-    beats = _beat_tracker(onset_envelope, bpm_expanded, float(sr) / hop_length, tightness, trim)
-    if sparse:
-        positions = np.flatnonzero(beats)
-        if units == "frames":
-            pass
-        elif units == "samples":
-            from .convert import frames_to_samples
-
-            return (bpm, frames_to_samples(positions, hop_length=hop_length))
-        elif units == "time":
-            from .convert import frames_to_time
-
-            return (bpm, frames_to_time(positions, hop_length=hop_length, sr=sr))
-        else:
-            raise ParameterError(f"Invalid unit type: {units}")
-        return (bpm, positions)
-    return (bpm, beats)
-
-
-def _beat_tracker(
-    onset_envelope: np.ndarray, bpm: np.ndarray, frame_rate: float, tightness: float, trim: bool
-) -> np.ndarray:
-    """librosa.beat.__beat_tracker: checks, then the native tracker on every channel."""
-    if np.any(bpm <= 0):
-        raise ParameterError(f"bpm={bpm} must be strictly positive")
-    if tightness <= 0:
-        raise ParameterError(f"tightness must be strictly positive (tightness={tightness!r})")
-    if bpm.shape[-1] not in (1, onset_envelope.shape[-1]):
-        raise ParameterError(
-            f"Invalid bpm shape={bpm.shape} does not match "
-            f"onset envelope shape={onset_envelope.shape}"
-        )
-    frames_per_beat = np.round(frame_rate * 60.0 / bpm)
-    # __normalize_onsets, in numpy as librosa.
-    norm = onset_envelope.std(ddof=1, axis=-1, keepdims=True)
-    onsets = onset_envelope / (norm + tiny(onset_envelope))
-    # The numba kernels run in the common type of the envelope and frames_per_beat.
-    dtype = (
-        np.float32
-        if np.result_type(onsets.dtype, frames_per_beat.dtype) == np.float32
-        else np.float64
-    )
-    n = onsets.shape[-1]
-    lead = np.broadcast_shapes(onsets.shape[:-1], frames_per_beat.shape[:-1])
-    rows = np.ascontiguousarray(np.broadcast_to(onsets, (*lead, n)).reshape(-1, n), dtype=dtype)
-    k = frames_per_beat.shape[-1]
-    fpb = np.ascontiguousarray(
-        np.broadcast_to(frames_per_beat, (*lead, k)).reshape(-1, k), dtype=dtype
-    )
-    if n == 0:
-        return np.zeros((*lead, 0), dtype=bool)
-    marks = np.zeros(rows.shape, dtype=np.uint8)
-    _rhythm().beat_track(rows, fpb, float(tightness), bool(trim), marks)
-    return marks.view(bool).reshape(*lead, n)
