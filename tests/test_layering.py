@@ -30,6 +30,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("audio", "compat"),
     ("features",),
     ("models",),
+    # the recommender: AutoMLHelper delegates its recommendation task to it, and its 'automl'
+    # ranker reaches the search only through the helper it is handed
+    ("recommend",),
     ("automl",),
     ("pipeline",),
     ("serving",),

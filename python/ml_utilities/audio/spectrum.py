@@ -31,8 +31,6 @@ __all__ = [
     "stft",
 ]
 
-# np.pad modes librosa.stft refuses for centring.
-
 
 # Set (per thread / task) by callers that knowingly analyse signals shorter than n_fft, such as
 # the low octaves of a CQT on a short clip: the warning librosa gives there is then noise.

@@ -5,7 +5,8 @@
 hyperparameters with one Optuna study, cross-validates every trial keeping its out-of-fold
 predictions, builds voting (greedy selection) and stacking ensembles from them within the time
 budget, and returns a ModelManager model with its report. ``train_recommendation_model`` trains a
-candidate-generation plus learning-to-rank recommender. See ``docs/automl.md``.
+candidate-generation plus learning-to-rank recommender (:mod:`ml_utilities.recommend`, which
+uses this search for its ``ranker='automl'``). See ``docs/automl.md``.
 """
 
 from __future__ import annotations

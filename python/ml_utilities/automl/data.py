@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from ..recommend.metrics import ranking_metric
 
 __all__ = ["ColumnEncoder", "FeatureEngineering", "Metric", "make_folds", "make_metric"]
 
@@ -229,44 +230,6 @@ def _roc_auc(y: np.ndarray, p: np.ndarray, labels: np.ndarray | None) -> float:
     if p.shape[1] == 2:
         return float(skm.roc_auc_score(y, p[:, 1]))
     return float(skm.roc_auc_score(y, p, multi_class="ovr", average="weighted", labels=labels))
-
-
-def ranking_metric(
-    kind: str, y: np.ndarray, scores: np.ndarray, groups: np.ndarray, k: int
-) -> float:
-    """Mean over groups of ndcg@k (graded gains ``2^rel - 1``), recall@k or MAP@k.
-
-    ``recall@k`` divides by ``min(k, relevant items in the group)``; groups without a relevant
-    item count as 0 for every metric (the items a user will listen to are not all in the
-    candidate list; see :mod:`ml_utilities.automl.recommend` for the end-to-end protocol).
-    """
-    y = np.asarray(y, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.lexsort((-scores, groups))
-    g_sorted = groups[order]
-    starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for s, e in zip(starts, ends, strict=True):
-        rel = y[order[s:e]]
-        top = rel[:k]
-        if kind == "ndcg":
-            ideal = np.sort(rel)[::-1][:k]
-            idcg = float(((2.0**ideal - 1.0) * discounts[: len(ideal)]).sum())
-            if idcg > 0:
-                total += float(((2.0**top - 1.0) * discounts[: len(top)]).sum()) / idcg
-        else:
-            n_rel = int((rel > 0).sum())
-            if n_rel == 0:
-                continue
-            hits = top > 0
-            if kind == "recall":
-                total += hits.sum() / min(k, n_rel)
-            else:
-                prec = np.cumsum(hits) / np.arange(1, len(top) + 1)
-                total += float((prec * hits).sum()) / min(k, n_rel)
-    return total / max(len(starts), 1)
 
 
 # -- folds -------------------------------------------------------------------------------------

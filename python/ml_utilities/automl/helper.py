@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from ..recommend.train import train_recommender
 from .data import ColumnEncoder, make_folds, make_metric
 from .ensemble import EnsembleResult, stacking, voting
 from .families import DISPLAY_NAMES, FAMILIES
@@ -476,8 +477,6 @@ class AutoMLHelper:
         task_config: dict[str, Any] | None = None,
     ) -> Any:
         """Synchronous twin of :meth:`train_recommendation_model`."""
-        from .recommend import train_recommender
-
         return train_recommender(self, user_features, music_features, interaction_data, task_config)
 
     async def train_recommendation_model(
@@ -489,7 +488,7 @@ class AutoMLHelper:
     ) -> Any:
         """Candidate generation then a learning-to-rank model; see ``docs/automl.md``.
 
-        Returns a :class:`~ml_utilities.automl.recommend.RecommendationModel` with
+        Returns a :class:`~ml_utilities.recommend.RecommendationModel` with
         ``recommend(user_id, k)`` and ``report`` (ndcg@k and recall@k of the model and of the
         popularity and item-kNN baselines on the held-out share of each user's items).
         """

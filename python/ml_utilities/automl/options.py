@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._validators import flag, integer, keyed, number
 from ..exceptions import ParameterError
+from ..recommend.metrics import RANKING_METRICS, parse_ranking_metric, ranking_cutoff
 
 __all__ = [
     "ALGORITHMS",
@@ -53,7 +53,7 @@ METRICS: dict[str, tuple[str, ...]] = {
         "log_loss",
     ),
     "regression": ("r2", "rmse", "mae"),
-    "recommendation": ("ndcg@k", "recall@k", "map@k"),
+    "recommendation": RANKING_METRICS,
 }
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2", "recommendation": "ndcg@10"}
 ENSEMBLES = ("stacking", "voting")
@@ -139,23 +139,20 @@ class AutoMLOptions:
 
 
 def parse_metric(task: str, metric: Any) -> tuple[str, int | None]:
-    """``'ndcg@10'`` -> ``('ndcg', 10)``; checks the metric fits the task."""
+    """``'ndcg@10'`` -> ``('ndcg', 10)``; checks the metric fits the task (ranking metrics, and
+    their cut-off, are :mod:`ml_utilities.recommend.metrics`'s)."""
+    if task == "recommendation":
+        return parse_ranking_metric(metric)
     if not isinstance(metric, str):
         raise ParameterError(
             f"optimization_metric={metric!r}: expected one of {list(METRICS[task])}"
         )
+    if ranking_cutoff(metric) is not None:
+        raise ParameterError(
+            f"optimization_metric={metric!r} ranks items; use it with "
+            f"task_type='recommendation' (for {task!r}: {list(METRICS[task])})"
+        )
     name = metric.strip().lower()
-    m = re.fullmatch(r"(ndcg|recall|map)@(\d+)", name)
-    if m:
-        if task != "recommendation":
-            raise ParameterError(
-                f"optimization_metric={metric!r} ranks items; use it with "
-                f"task_type='recommendation' (for {task!r}: {list(METRICS[task])})"
-            )
-        k = int(m.group(2))
-        if k < 1:
-            raise ParameterError(f"optimization_metric={metric!r}: k must be >= 1")
-        return m.group(1), k
     if name not in METRICS[task]:
         raise ParameterError(
             f"optimization_metric={metric!r} is not available for task_type={task!r}; "
@@ -199,11 +196,6 @@ def parse_config(config: Any, *, n_cores: int | None = None) -> AutoMLOptions:
     if task not in TASKS:
         raise ParameterError(f"task_type={task!r}: expected one of {list(TASKS)}")
     metric, k = parse_metric(task, config.get("optimization_metric", DEFAULT_METRIC[task]))
-    if task == "recommendation" and k is None:
-        raise ParameterError(
-            f"optimization_metric={config.get('optimization_metric')!r}: ranking metrics take "
-            "a cut-off, e.g. 'ndcg@10'"
-        )
     if "time_budget_hours" in config and "time_budget_seconds" in config:
         raise ParameterError("give time_budget_hours or time_budget_seconds, not both")
     if "time_budget_seconds" in config:

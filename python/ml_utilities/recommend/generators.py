@@ -36,12 +36,15 @@ __all__ = [
 ]
 
 #: items EASE models at most (the most listened to); EASE inverts an items x items matrix.
-#: Its penalty is DLAE's (Steck 2020), chosen on a validation split inside the training data:
-#: ndcg@10 0.164 for EASE at lambda 200 (its best), 0.170 for dropout 0.6 and lambda 50
+#: Its penalty is DLAE's (Steck 2020) rather than EASE's uniform one: the dropout term shrinks
+#: the weights of popular items more, and on a validation split inside the training data plain
+#: EASE ranked worse at any uniform penalty (with the dropout term, the uniform part that ranks
+#: best is a quarter of plain EASE's best)
 EASE_ITEMS = 2500
 EASE_LAMBDA, EASE_DROPOUT = 50.0, 0.6
 #: RP3beta: transition probabilities raised to ALPHA, arrival item damped by listeners ** -BETA
-#: (chosen on a validation split inside the training data: ndcg@10 0.163 alone, item-kNN 0.160)
+#: (BETA > 0 keeps the popular items every walk arrives at from crowding out the user's own
+#: taste; both chosen on a validation split inside the training data)
 RP3_ALPHA, RP3_BETA = 1.0, 0.2
 #: latent factors of the PureSVD generator, and the popularity damping of its item columns
 SVD_FACTORS, SVD_POPULARITY_EXPONENT = 64, -0.25
@@ -54,23 +57,25 @@ USER_EASE_LAMBDA, USER_EASE_DROPOUT = 50.0, 0.5
 #: iALS (Hu, Koren, Volinsky 2008; the ``implicit`` library) on the play-rank weights ``w``:
 #: confidence ``1 + ALPHA * w`` on each listened item, 1 elsewhere, L2 penalty REGULARIZATION,
 #: conjugate-gradient ALS for ITERATIONS sweeps from a seeded start. Chosen on the validation
-#: splits inside the training data (ndcg@10 alone 0.187-0.190, 1.16x item-kNN, the strongest
-#: single generator; 64-256 factors, alpha 20-40 at the same penalty / alpha ratio within 1%).
-#: ``Generators`` also fits it on the binary matrix (+0.5% for the ranker on those splits).
-#: 8 sweeps: alone as good as 15 (1.165 / 1.167 x item-kNN; 5 sweeps 1.140), the ranker on both
-#: iALS 1.197 against 1.194 with 15, at half the cost (1.4 s a fit instead of 2.7 s)
+#: splits inside the training data, where it is the strongest single generator; what matters
+#: is the ratio of the penalty to ALPHA (the factors and ALPHA at a fixed ratio hardly change
+#: it). ``Generators`` also fits it on the binary matrix, a view the ranker gains from beside
+#: the play-rank one. 8 sweeps: the ranking no worse than with 15, at half the cost of a fit
+#: (fewer sweeps than 8 lose accuracy); the measurements are in ``docs/automl.md``
 IALS_FACTORS, IALS_REGULARIZATION, IALS_ALPHA, IALS_ITERATIONS = 128, 100.0, 40.0, 8
 #: where a candidate's score stands among *all* the scores of its generator, not only among
 #: the user's candidates: its gap to the user's USER_GAPS-th best scores (over every scored
 #: item, in the user's standard deviations) and to the ITEM_GAP-th best score the item gets
 #: from any user (in the item's standard deviations: how far up the item's own list of users
-#: this user is, which discounts items every user scores high). On the validation splits
-#: inside the training data (seeds 7-9, bag ranker): 1.199x item-kNN with each score relative
-#: to the user's largest candidate score, 1.203x with the user-side gaps instead, 1.212x with
-#: both sides (item-side 6th best 1.212, 51st 1.207; user-side gaps left out 1.208)
+#: this user is, which discounts items every user scores high). Ranks and z-scores within the
+#: candidates cannot tell a strong candidate list from a weak one, and a raw score depends on
+#: the size of the history; gaps in standard deviations place the score among everything the
+#: generator scores without either flaw. The two sides measure different things, and on the
+#: validation splits inside the training data each added to the other (``docs/automl.md``)
 USER_GAPS, ITEM_GAP = (10, 100), 20
 #: with a user graph: the top items of the ``friends`` generator each user's candidates draw on
-#: (0: none; 25 measured within noise of 0 on the validation splits, see ``docs/automl.md``)
+#: (0: none, the social generators give features only; candidates from them did not change the
+#: ranking measurably on the validation splits, see ``docs/automl.md``)
 FRIEND_CANDIDATES = 0
 
 
@@ -424,9 +429,10 @@ class Generators:
             "rp3": self.rp3,
             "rp3_plays": self.rp3_plays,
         }
-        # PureSVD factorises every item (without the single-listener columns it loses a fifth
-        # of its ndcg on the validation split) and keeps the scored ones; once on the binary
-        # matrix, once on the play-rank weights
+        # PureSVD factorises every item and keeps the scored ones: the single-listener columns
+        # still shape the factors of the users and items they belong to (without them it
+        # ranked clearly worse on the validation split); once on the binary matrix, once on the
+        # play-rank weights
         for name, mat in (("svd", r), ("svd_plays", rank_w)):
             svd = _pure_svd(mat, listeners, cols)
             if svd is not None:
@@ -540,9 +546,9 @@ class Generators:
         cols: dict[str, np.ndarray] = {"user_index": u, "item_index": i}
         for name, mat in self.scores.items():
             # no raw score: it grows with the history, which is smaller for the ranker's rows
-            # than at evaluation and far smaller than at serving (all interactions), and a tree
-            # split on it then misfires (on a synthetic two-taste test, 69% of an XGBoost
-            # ranker's recommendations matched the user's taste with raw scores, 100% without)
+            # than at evaluation and far smaller than at serving (all interactions), so a tree
+            # split on a raw score learnt on the ranker's rows falls in the wrong place at
+            # serving time (``docs/automl.md`` has the test that showed it)
             score = mat[u, c]
             ranks = np.empty(len(u), dtype=np.float32)
             pos = 0
@@ -616,8 +622,8 @@ def _pure_svd(r: Any, listeners: np.ndarray, cols: np.ndarray) -> np.ndarray | N
     damp = np.power(np.maximum(listeners, 1.0), SVD_POPULARITY_EXPONENT)
     x = (r @ sp.diags(damp)).astype(np.float64)
     if min(r.shape) > 4 * k:
-        # randomized (Halko et al. 2011; seeded): on Last.fm 4x faster than ARPACK for 64
-        # factors, the same validation ndcg@10
+        # randomized (Halko et al. 2011; seeded): several times faster than ARPACK at this
+        # rank, and the ranking on the validation split did not change
         u, s, vt = randomized_svd(x, k, n_iter=4, random_state=0)
     else:
         v0 = np.full(min(r.shape), 1.0 / np.sqrt(min(r.shape)))  # deterministic start

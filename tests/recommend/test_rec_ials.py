@@ -10,13 +10,13 @@ import scipy.sparse as sp
 
 pytest.importorskip("implicit")
 
-from ml_utilities.automl.generators import (  # noqa: E402
+from ml_utilities.exceptions import ParameterError  # noqa: E402
+from ml_utilities.recommend.generators import (  # noqa: E402
     Generators,
     Interactions,
     ials_factors,
     play_rank_weights,
 )
-from ml_utilities.exceptions import ParameterError  # noqa: E402
 
 
 def _weights(seed=0, n_users=40, n_items=25, density=0.3):

@@ -1,6 +1,7 @@
-"""Recommendation: candidate generation, then a learning-to-rank model.
+"""Training the recommender: candidate generation, then a learning-to-rank model.
 
-Protocol (also in ``docs/automl.md``):
+:func:`train_recommender` is what ``AutoMLHelper.train_recommendation_model`` runs. Protocol
+(also in ``docs/automl.md``):
 
 1. **Evaluation split.** For every user with at least 2 items, ``holdout_fraction`` (20%) of the
    user's items, drawn at random (seeded), are held out as the test set; the rest is ``train``.
@@ -28,7 +29,8 @@ Protocol (also in ``docs/automl.md``):
 5. **Ranker.** :class:`.lambdamart.LambdaMARTRanker` (default: a bag of :data:`RANKER_MODELS`
    LightGBM lambdarank models of :data:`RANKER_ROUNDS` rounds, scores averaged, as many as the
    time budget allows), or with ``ranker='automl'``
-   :meth:`AutoMLHelper.train_automl_pipeline` with ``task_type='recommendation'`` (LightGBM
+   the AutoML search of the ``helper`` given to :func:`train_recommender`
+   (``AutoMLHelper.train_automl_pipeline`` with ``task_type='recommendation'``: LightGBM
    lambdarank, XGBoost ``rank:ndcg``) cross-validated by user.
 6. **Evaluation.** Features are recomputed from all of ``train``, candidates ranked, and the top
    ``k`` scored against the held-out test items: ndcg@k (binary relevance, ideal DCG over
@@ -41,24 +43,18 @@ Protocol (also in ``docs/automl.md``):
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
 from ..exceptions import ParameterError
-from .data import ranking_metric
 from .generators import Generators, Interactions, item_knn_scores
 from .lambdamart import LambdaMARTRanker
+from .metrics import holdout_scores, parse_ranking_metric
+from .model import RecommendationModel, feature_frame
 
-__all__ = [
-    "Generators",
-    "Interactions",
-    "RecommendationModel",
-    "holdout_split",
-    "train_recommender",
-]
+__all__ = ["holdout_split", "train_recommender"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +83,13 @@ RANKERS = ("lambdamart", "automl")
 #: history/targets splits of ``train`` whose candidates train the ranker
 RANKER_SPLITS = 2
 #: the LambdaMART ranker: a bag of RANKER_MODELS LightGBM models of RANKER_ROUNDS rounds each
-#: (seeds seed, seed + 1, ...; scores averaged), no early stopping. Chosen on the validation
-#: splits inside the training data (ndcg@10 / item-kNN, mean of 3 splits): early stopping on a
-#: fifth of the ranker's users then a refit 1.192 (it stopped anywhere from 8 to 197 rounds);
-#: one model of 40 / 60 / 100 / 150 / 250 rounds 1.197 / 1.193 / 1.191 / 1.184 / 1.178 (the
-#: ranker learns on a shorter history than it ranks, and more rounds fit that level's quirks);
-#: bags of 40 rounds: 3 models 1.200, 5 models 1.201 (every split up), 8 models 1.201; end to
-#: end 1.199 against 1.192. On the test split it did not carry over (ndcg@10 0.2568 against
-#: 0.2581-0.2585; ``docs/automl.md``): the bag mostly takes away seed-to-seed spread. With
-#: the generators' score gaps as features (``generators.USER_GAPS``), 0.2607 there
+#: (seeds seed, seed + 1, ...; scores averaged), no early stopping. Few rounds, because the
+#: ranker learns on a shorter history than the one it ranks and every further round fits more
+#: of that level's quirks; a fixed count, because early stopping on a fifth of the ranker's
+#: users stopped almost anywhere and was worse than the short fixed run; a bag, because one
+#: model this short varies with its seed and the mean of a few takes most of that spread away
+#: (more members cost time without a further gain). Chosen on the validation splits inside the
+#: training data; the measurements are in ``docs/automl.md``
 RANKER_MODELS, RANKER_ROUNDS = 5, 40
 USER_COLUMNS = ("user_id", "userID", "user", "userId")
 ITEM_COLUMNS = ("item_id", "artistID", "artist_id", "track_id", "itemID", "item", "music_id")
@@ -203,122 +197,11 @@ def holdout_split(inter: Interactions, fraction: float, seed: int) -> np.ndarray
     return mask
 
 
-def _dcg_eval(
-    ranked: dict[int, np.ndarray], truth: dict[int, set[int]], k: int
-) -> tuple[float, float]:
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    nd, rc = [], []
-    for u, items in truth.items():
-        top = ranked.get(u, np.array([], dtype=np.int64))[:k]
-        hits = np.array([it in items for it in top], dtype=float)
-        m = min(k, len(items))
-        nd.append(float((hits * disc[: len(hits)]).sum() / disc[:m].sum()))
-        rc.append(float(hits.sum() / m))
-    return float(np.mean(nd)), float(np.mean(rc))
-
-
-class RecommendationModel:
-    """A trained recommender: ``recommend(user_id, k)`` and ``report``."""
-
-    def __init__(
-        self,
-        ranker: Any,
-        gens: Generators | Interactions,
-        user_ids: np.ndarray,
-        item_ids: np.ndarray,
-        side: dict[str, Any],
-        n_candidates: int,
-        report: dict[str, Any],
-        graph: Any = None,
-    ) -> None:
-        self.ranker = ranker
-        #: (user index, friend index) of the user graph's edges, or None
-        self.graph = graph
-        self._generators = gens if isinstance(gens, Generators) else None
-        self._interactions = None if isinstance(gens, Generators) else gens
-        self.user_ids = user_ids
-        self.item_ids = item_ids
-        self._user_index = {_plain(u): i for i, u in enumerate(user_ids)}
-        self.side = side
-        self.n_candidates = n_candidates
-        self.report = report
-        self._lock = threading.Lock()
-
-    @property
-    def generators(self) -> Generators:
-        """The candidate generators; the serving ones (from every interaction) are computed at
-        the first recommendation, not inside the training budget."""
-        if self._generators is None:
-            with self._lock:
-                if self._generators is None:
-                    self._generators = Generators(self._interactions, graph=self.graph)
-        return self._generators
-
-    def _candidates(self, users: np.ndarray) -> tuple[list[np.ndarray], Any]:
-        cands = self.generators.candidates(users, self.n_candidates)
-        frame = _frame(
-            self.generators.features(users, cands), self.side, self.item_ids, self.user_ids
-        )
-        return cands, frame
-
-    def _rank(
-        self, users: np.ndarray, k: int, prepared: tuple[list[np.ndarray], Any] | None = None
-    ) -> dict[int, np.ndarray]:
-        cands, frame = prepared if prepared is not None else self._candidates(users)
-        if isinstance(self.ranker, LambdaMARTRanker):
-            scores = self.ranker.predict(frame)
-        else:
-            scores = self.ranker.adapter.predict_raw(self.ranker._features(frame))
-        out: dict[int, np.ndarray] = {}
-        pos = 0
-        for u, c in zip(users, cands, strict=True):
-            s = scores[pos : pos + len(c)]
-            out[int(u)] = c[np.argsort(-s, kind="stable")[:k]]
-            pos += len(c)
-        return out
-
-    def recommend(self, user_id: Any, k: int = 10) -> list[Any]:
-        """The ``k`` best items for ``user_id`` that the user has not listened to yet.
-
-        An unknown user gets the most popular items.
-        """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ParameterError(f"k={k!r}: expected an integer >= 1")
-        u = self._user_index.get(_plain(user_id))
-        if u is None:
-            top = np.argsort(-self.generators.popularity, kind="stable")[:k]
-            return [_plain(v) for v in self.item_ids[top]]
-        return [_plain(v) for v in self.item_ids[self._rank(np.array([u]), k)[u]]]
-
-
 def _mask_seen(scores: np.ndarray, seen: Any) -> np.ndarray:
     """``scores`` (users x all items) with each user's listened items set to -inf."""
     rows, cols = seen.nonzero()
     scores[rows, cols] = -np.inf
     return scores
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _frame(
-    cols: dict[str, np.ndarray], side: dict[str, Any], item_ids: np.ndarray, user_ids: np.ndarray
-) -> Any:
-    import pandas as pd
-
-    frame = pd.DataFrame({k: v for k, v in cols.items() if k != "item_index"})
-    frame = frame.rename(columns={"user_index": "user_id"})
-    for key, ids, idx in (
-        ("music", item_ids, cols["item_index"]),
-        ("user", user_ids, cols["user_index"]),
-    ):
-        table = side.get(key)
-        if table is not None:
-            aligned = table.reindex(ids[idx])
-            aligned.index = frame.index
-            frame = pd.concat([frame, aligned.add_prefix(f"{key}_")], axis=1)
-    return frame
 
 
 def _side_table(table: Any, what: str) -> Any:
@@ -338,15 +221,21 @@ def train_recommender(
     interaction_data: Any,
     task_config: dict[str, Any] | None,
 ) -> RecommendationModel:
-    """See :meth:`AutoMLHelper.train_recommendation_model` and the module docstring."""
+    """See ``AutoMLHelper.train_recommendation_model`` and the module docstring.
+
+    ``helper`` trains the ranker when ``task_config['ranker']`` is ``'automl'``: an object with
+    ``train_automl_pipeline_sync(features, labels, config)`` (the ``AutoMLHelper`` whose
+    ``train_recommendation_model`` calls this; this package does not import ``automl``).
+    """
     import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS before the limit below)
     import scipy.sparse.linalg  # noqa: F401
     from sklearn.utils import extmath  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    # one BLAS thread: on the shared 2-core machine under load, a 2-thread OpenBLAS took 2.5 s
-    # for the Cholesky inverse of EASE's 2500 x 2500 matrix, one thread 0.55 s (0.23 s in
-    # float32). threadpoolctl only limits the BLAS libraries already loaded, hence the imports
+    # one BLAS thread: the generators' dense inverses and products are too small for more
+    # threads to pay, and on a loaded machine a second thread made EASE's inverse several times
+    # slower (``docs/automl.md``). threadpoolctl only limits the BLAS libraries already loaded,
+    # hence the imports
     with threadpool_limits(limits=1):
         return _train_recommender(
             helper, user_features, music_features, interaction_data, task_config
@@ -363,7 +252,6 @@ def _train_recommender(
     import pandas as pd
 
     from ..config import get_settings
-    from .options import parse_metric
 
     t0 = time.monotonic()
     cfg = dict(task_config or {})
@@ -372,9 +260,7 @@ def _train_recommender(
         raise ParameterError(f"unknown task_config key(s) {unknown}; accepted: {list(TASK_KEYS)}")
     if cfg.get("objective", "ranking") != "ranking":
         raise ParameterError(f"objective={cfg['objective']!r}: only 'ranking' is supported")
-    metric, k = parse_metric("recommendation", cfg.get("metric", "ndcg@10"))
-    if k is None:
-        raise ParameterError("metric needs a cut-off, e.g. 'ndcg@10'")
+    metric, k = parse_ranking_metric(cfg.get("metric", "ndcg@10"), key="metric")
     if not isinstance(interaction_data, pd.DataFrame) or interaction_data.empty:
         raise ParameterError(
             "interaction_data must be a non-empty DataFrame of (user, item[, weight]) rows"
@@ -433,7 +319,7 @@ def _train_recommender(
             [(u, i) in truth for u, i in zip(cols["user_index"], cols["item_index"], strict=True)],
             dtype=np.float64,
         )
-        frame = _frame(cols, side, item_ids, user_ids)
+        frame = feature_frame(cols, side, item_ids, user_ids)
         has_pos = pd.Series(labels).groupby(cols["user_index"]).transform("max").to_numpy()
         keep = has_pos > 0  # users without a positive candidate carry no ranking signal
         return frame[keep].reset_index(drop=True), labels[keep]
@@ -496,7 +382,8 @@ def _train_recommender(
         )
     report["preparation_s"] = round(time.monotonic() - t0, 3)
     if ranker_kind == "lambdamart":
-        # one thread: on the shared 2-core machine a 2-thread fit took 21 s instead of 7.6 s
+        # one thread: on rows this few, LightGBM's threads contend more than they share the
+        # work (a 2-thread fit took almost three times as long on a loaded 2-core machine)
         ranker = LambdaMARTRanker(
             group_column="user_id",
             k=k,
@@ -542,11 +429,13 @@ def _train_recommender(
     if evaluate:
         model = RecommendationModel(ranker, gens, user_ids, item_ids, side, n_cand, report, graph)
         ranked = model._rank(users, k, prepared)
-        ours = _dcg_eval(ranked, truth, k)
+        ours = holdout_scores(ranked, truth, k)
         report["evaluation"] = {
             "model": {f"ndcg@{k}": ours[0], f"recall@{k}": ours[1]},
             **{
-                name: dict(zip((f"ndcg@{k}", f"recall@{k}"), _dcg_eval(r, truth, k), strict=True))
+                name: dict(
+                    zip((f"ndcg@{k}", f"recall@{k}"), holdout_scores(r, truth, k), strict=True)
+                )
                 for name, r in base.items()
             },
             "n_test_users": len(users),
@@ -554,6 +443,3 @@ def _train_recommender(
     report["training_time_s"] = round(time.monotonic() - t0, 3)
     report["budget_s"] = budget
     return RecommendationModel(ranker, inter_all, user_ids, item_ids, side, n_cand, report, graph)
-
-
-_ = ranking_metric  # the same metric family scores the ranker's cross-validation

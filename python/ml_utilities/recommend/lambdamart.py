@@ -1,13 +1,14 @@
 """LambdaMART ranker of the recommender: LightGBM lambdarank, small trees, few rounds, bagged.
 
 The recommender's ranker learns on candidates computed from a smaller history than the one it
-ranks at evaluation and serving time, and on Last.fm large trees overfit it: on a validation
-split inside the training data (ranker trained one level down), ndcg@10 was 0.163 with 31-leaf
-trees at learning rate 0.05 for 300 rounds, 0.180 with 8-leaf trees for 150 rounds and 0.172 for
-400. So the trees stay small. The number of rounds is either chosen by early stopping on a
-held-out fifth of the users, then the model is refitted on every user with that many rounds
-(the default), or fixed (``rounds``). With ``n_models`` > 1 the ranker is a bag: that many
-models with different seeds (so different row and feature subsamples), scores averaged.
+ranks at evaluation and serving time. What large trees and long boosting learn beyond the broad
+ordering is that smaller history's quirks, which do not carry over to the larger one: on a
+validation split inside the training data (the ranker trained one level down), 8-leaf trees
+ranked better than 31-leaf ones, and 400 rounds worse than 150 (``docs/automl.md``). So the
+trees stay small. The number of rounds is either chosen by early stopping on a held-out fifth
+of the users, then the model is refitted on every user with that many rounds (the default), or
+fixed (``rounds``). With ``n_models`` > 1 the ranker is a bag: that many models with different
+seeds (so different row and feature subsamples), scores averaged.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ PARAMS = {
     "verbosity": -1,
     "force_col_wise": True,
 }
-#: early stopping on a fifth of the users is noisy (it stopped anywhere from 8 to 74 rounds on
-#: Last.fm): the rounds are at least MIN_ROUNDS, where every seed scored within 0.002 of the best
+#: early stopping on a fifth of the users is noisy (its stopping round varies several-fold with
+#: the seed), so the rounds are at least MIN_ROUNDS, a count at which no seed ranked measurably
+#: worse than at its own best round
 MAX_ROUNDS, MIN_ROUNDS, PATIENCE, VALID_SHARE = 600, 40, 50, 0.2
 
 

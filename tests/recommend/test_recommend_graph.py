@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from automl_support import listening
+from recommend_support import listening
 
 from ml_utilities.automl import AutoMLHelper
-from ml_utilities.automl import recommend as rec
-from ml_utilities.automl.generators import Generators, Interactions, play_rank_weights
 from ml_utilities.exceptions import ParameterError
+from ml_utilities.recommend import train as rec
+from ml_utilities.recommend.generators import Generators, Interactions, play_rank_weights
 
 
 def _inter(seed=0, n_users=12, n_items=15, per_user=6):

@@ -8,11 +8,13 @@ import time
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from automl_support import listening
+from recommend_support import listening
 
-from ml_utilities.automl import AutoMLHelper, lambdamart
-from ml_utilities.automl import recommend as rec
-from ml_utilities.automl.generators import (
+from ml_utilities.automl import AutoMLHelper
+from ml_utilities.exceptions import ParameterError
+from ml_utilities.recommend import lambdamart
+from ml_utilities.recommend import train as rec
+from ml_utilities.recommend.generators import (
     USER_EASE_DROPOUT,
     USER_EASE_LAMBDA,
     Generators,
@@ -22,8 +24,7 @@ from ml_utilities.automl.generators import (
     play_rank_weights,
     rp3beta_weights,
 )
-from ml_utilities.automl.lambdamart import LambdaMARTRanker
-from ml_utilities.exceptions import ParameterError
+from ml_utilities.recommend.lambdamart import LambdaMARTRanker
 
 
 def _binary(seed=0, n_users=30, n_items=12, density=0.35):
