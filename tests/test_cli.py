@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -66,6 +67,8 @@ def test_features_default_runs_on_synthetic_clip(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     assert "synthetic" in lines[0] and "30.00 s" in lines[0] and "1292 frames" in lines[0]
+    # the clip is generated, not loaded: its timing says so
+    assert "generated in" in lines[0] and "load" not in lines[0]
 
 
 def test_synthetic_clip_is_deterministic():
@@ -223,7 +226,27 @@ def test_features_plot_is_capped(wav_dir, tmp_path, capsys):
     png = tmp_path / "capped.png"
     files = [str(wav_dir / "melody.flac"), str(wav_dir / "tone.wav")]
     assert main(["features", *files, "--plot", str(png), "--plot-max", "1"]) == 0
-    assert "the first 1 of 2 inputs" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "the first 1 of 2 inputs" in captured.out
+    # progress, one line per input drawn
+    assert captured.err.splitlines() == [f"plotting 1/1: {files[0]}"]
+
+
+def test_plot_titles_keep_both_ends_of_long_names():
+    from ml_utilities.cli import _short
+
+    assert _short("song.ogg") == "song.ogg"
+    name = "a-very-long-folder-of-audio-" * 3 + "track-0042.ogg"
+    short = _short(name)
+    assert len(short) == 40 and short.endswith("track-0042.ogg") and short.startswith("a-very")
+    assert "\u2026" in short
+
+
+def test_bench_bad_clip_reports_only_the_error(wav_dir, capsys):
+    pytest.importorskip("librosa")
+    assert main(["bench", "--clip", str(wav_dir / "corrupt.wav"), "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt.wav" in err and "Warning" not in err and "PySoundFile" not in err
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -236,6 +259,32 @@ def test_missing_file_exit_1(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "missing.wav" in err and "No such file" in err
     assert not out.exists()
+
+
+def test_features_go_on_past_a_bad_file(wav_dir, tmp_path, capsys):
+    # every input is tried; each failure is reported; the good ones are saved; exit status 1
+    out = tmp_path / "some.npz"
+    files = [str(wav_dir / "corrupt.wav"), str(wav_dir / "melody.flac"), str(tmp_path / "no.wav")]
+    assert main(["features", *files, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    failures = [line for line in captured.err.splitlines() if "failed:" in line]
+    assert len(failures) == 2
+    assert "corrupt.wav" in failures[0] and "no.wav" in failures[1]
+    assert captured.err.splitlines()[-1] == "1 done, 2 failed"
+    assert "melody.flac: 3.00 s" in captured.out
+    with np.load(out) as data:
+        assert sorted({key.split("/")[0] for key in data.files}) == ["melody"]
+
+
+def test_features_every_input_failed_writes_nothing(wav_dir, tmp_path, capsys):
+    out, png = tmp_path / "none.npz", tmp_path / "none.png"
+    files = [str(wav_dir / "corrupt.wav"), str(tmp_path / "no.wav")]
+    assert main(["features", *files, "--out", str(out)]) == 1
+    assert not out.exists()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert main(["features", *files, "--plot", str(png)]) == 1
+        assert not png.exists()
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2 * (1 + png.parent.exists())
 
 
 def test_corrupt_file_exit_1(wav_dir, capsys):

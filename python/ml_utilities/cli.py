@@ -4,7 +4,9 @@
     Versions, the compiled core's build information and the settings, as a table or ``--json``.
 ``ml-utilities features [FILE|DIR ...]``
     Mel spectrogram, MFCC and deltas of each file (or, with no file, of a synthetic 30 s clip),
-    one summary line per file; ``--out X.npz`` saves the arrays. ``--out X.parquet`` extracts
+    one summary line per file; a file that fails is reported and the rest go on, and the exit
+    status is 1 if any failed; ``--out X.npz`` saves the arrays (nothing is written when every
+    file failed). ``--out X.parquet`` extracts
     every group of FeatureExtractor over the whole catalog in parallel and writes one summary row
     per track, checkpointing as it goes (the file is rewritten atomically every
     ``--checkpoint-every`` tracks or ``--checkpoint-seconds``, so a killed run loses at most the
@@ -257,14 +259,16 @@ def _load_or_fail(path: str, sr: int) -> tuple[np.ndarray, int]:
     raise CommandError(f"{path}: {message}")
 
 
-def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[[], Any]]]:
-    """(label, stem, loader) for each input; the synthetic clip when there is none."""
+def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, str, Callable[[], Any]]]:
+    """(label, stem, what the loader does, loader) for each input; the synthetic clip when
+    there is none (generated, not loaded: its timing says so)."""
     if not args.files:
         from ml_utilities.bench import synthetic_clip
 
         yield (
             "synthetic 30 s test clip",
             "synthetic",
+            "generated in",
             lambda: (synthetic_clip(30.0, args.sr), args.sr),
         )
         return
@@ -275,7 +279,7 @@ def _sources(args: argparse.Namespace) -> Iterator[tuple[str, str, Callable[[], 
         while unique in stems:
             unique, i = f"{stem}-{i}", i + 1
         stems.add(unique)
-        yield name, unique, lambda path=name: _load_or_fail(path, args.sr)
+        yield name, unique, "load", lambda path=name: _load_or_fail(path, args.sr)
 
 
 def _check_plotting() -> None:
@@ -305,29 +309,36 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     results: list[tuple[str, str, float, dict[str, np.ndarray]]] = []
     plotted: list[tuple[str, np.ndarray, float]] = []
-    for label, stem, loader in _sources(args):
+    failed = 0
+    for label, stem, loading, loader in _sources(args):
         try:
             start = time.perf_counter()
             y, sr = loader()
             loaded = time.perf_counter()
             features = extract_features(y, sr, n_mfcc=args.n_mfcc, n_mels=args.n_mels)
             done = time.perf_counter()
-        except CommandError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # reported, and the other inputs go on
             logger.debug("failed on %s", label, exc_info=True)
-            raise CommandError(f"{label}: {_describe(exc)}") from exc
+            message = str(exc) if isinstance(exc, CommandError) else f"{label}: {_describe(exc)}"
+            print(f"{PROG}: failed: {' '.join(message.split())}", file=sys.stderr, flush=True)
+            failed += 1
+            continue
         frames = features["mfcc"].shape[-1]
         print(
             f"{label}: {y.shape[-1] / sr:.2f} s at {sr} Hz, {frames} frames, "
             f"mel {features['mel'].shape[0]}x{frames}, mfcc {features['mfcc'].shape[0]}x{frames}"
-            f" (+ delta, delta2); load {1e3 * (loaded - start):.1f} ms, "
-            f"features {1e3 * (done - loaded):.1f} ms"
+            f" (+ delta, delta2); {loading} {1e3 * (loaded - start):.1f} ms, "
+            f"features {1e3 * (done - loaded):.1f} ms",
+            flush=True,
         )
         results.append((label, stem, float(sr), features))
         if args.plot is not None and len(plotted) < args.plot_max:
             plotted.append((label, y, float(sr)))
 
+    if failed and results:
+        print(f"{len(results)} done, {failed} failed", file=sys.stderr)
+    if not results:  # every input failed (each said why): nothing to save or draw
+        return 1
     if args.out is not None:
         arrays: dict[str, np.ndarray] = {}
         for _, stem, sr, features in results:
@@ -339,7 +350,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} ({len(arrays)} arrays)")
     if args.plot is not None:
         _plot_inputs(args, plotted, total=len(results))
-    return 0
+    return 1 if failed else 0
 
 
 def _features_catalog(args: argparse.Namespace) -> int:
@@ -403,13 +414,21 @@ def _plot_inputs(
     from ml_utilities.features import FeatureExtractor
 
     extractor = FeatureExtractor(_feature_config(args))
-    rows = [
-        (label, y, sr, extractor.extract_comprehensive_features_sync(y, sr))
-        for label, y, sr in plotted
-    ]
+    rows = []
+    for i, (label, y, sr) in enumerate(plotted, 1):
+        print(f"plotting {i}/{len(plotted)}: {label}", file=sys.stderr, flush=True)
+        rows.append((label, y, sr, extractor.extract_comprehensive_features_sync(y, sr)))
     plot_features(rows, args.plot)
     more = f" (the first {len(rows)} of {total} inputs)" if total > len(rows) else ""
     print(f"wrote {args.plot}{more}")
+
+
+def _short(name: str, width: int = 40) -> str:
+    """``name`` cut in the middle to at most ``width`` characters (a panel title's room)."""
+    if len(name) <= width:
+        return name
+    keep = (width - 1) // 2
+    return f"{name[:keep]}\u2026{name[-(width - 1 - keep) :]}"
 
 
 def plot_features(
@@ -435,7 +454,7 @@ def plot_features(
     FigureCanvasAgg(fig)
     axes = fig.subplots(max(len(rows), 1), 4, squeeze=False)
     for (label, y, sr, features), (ax_s, ax_c, ax_m, ax_o) in zip(rows, axes, strict=False):
-        name = Path(label).name
+        name = _short(Path(label).name)
         S = np.abs(audio.stft(y, n_fft=n_fft, hop_length=hop_length))
         s_db = audio.amplitude_to_db(S, ref=float(S.max()) if S.size and S.max() > 0 else 1.0)
         times = np.arange(S.shape[-1] + 1) * hop_length / sr
@@ -462,15 +481,24 @@ def plot_features(
         ax_c.set(title="chromagram", xlabel="Time (s)", ylabel="Pitch class")
         fig.colorbar(mesh, ax=ax_c)
 
+        # c0 (the frame's log energy) is an order of magnitude above the others and would
+        # set the colour scale alone: left out, as librosa's examples do, and the scale made
+        # symmetric about 0 over the coefficients shown
         mfcc = features["timbre"]["mfcc"]
+        first = 1 if mfcc.shape[0] > 1 else 0
+        shown = mfcc[first:]
+        limit = float(np.max(np.abs(shown))) if shown.size else 1.0
         mesh = ax_m.pcolormesh(
             np.arange(mfcc.shape[-1] + 1) * hop_length / sr,
-            np.arange(mfcc.shape[0] + 1),
-            mfcc,
+            np.arange(first, mfcc.shape[0] + 1),
+            shown,
             cmap="coolwarm",
             shading="flat",
+            vmin=-limit,
+            vmax=limit,
         )
-        ax_m.set(title="MFCC", xlabel="Time (s)", ylabel="Coefficient")
+        title = f"MFCC {first}-{mfcc.shape[0] - 1}" + (" (c0 left out)" if first else "")
+        ax_m.set(title=title, xlabel="Time (s)", ylabel="Coefficient")
         fig.colorbar(mesh, ax=ax_m)
 
         envelope = audio.onset_strength(y=y, sr=sr, hop_length=hop_length)
@@ -528,10 +556,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{get_settings().max_workers} ({os.cpu_count()} cores)"
     )
     print(bench.format_header(), flush=True)
-    try:
-        cases = bench.make_cases(quick=args.quick, clip=clip)
-    except Exception as exc:
-        raise CommandError(f"{clip}: {_describe(exc)}") from exc
+    error = None
+    with warnings.catch_warnings():
+        # librosa's PySoundFile/audioread fallback warns about itself before failing on a bad
+        # file: the command reports the error only, as the features path does
+        warnings.filterwarnings("ignore", "PySoundFile failed", UserWarning)
+        warnings.filterwarnings("ignore", ".*audioread", FutureWarning)
+        # ... and audioread drops the file it failed on unclosed
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            cases = bench.make_cases(quick=args.quick, clip=clip)
+        except Exception as exc:
+            logger.debug("cannot prepare the benchmark on %s", clip, exc_info=True)
+            error = f"{clip}: {_describe(exc)}"
+            _clear_tracebacks(exc)
+        if error is not None:  # free what the traceback held while that is still ignored
+            gc.collect()
+    if error is not None:
+        raise CommandError(error)
     results = bench.run_bench(
         repeat=args.repeat,
         cases=cases,

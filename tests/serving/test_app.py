@@ -157,6 +157,33 @@ def test_real_uvicorn_on_loopback(app, serving_registry) -> None:
         thread.join(10)
 
 
+def test_cli_serve_says_where_it_listens_and_what_it_serves(serving_registry, tmp_path) -> None:
+    import argparse
+
+    from ml_utilities.serving.cli import add_serve_command, startup_lines
+
+    registry, _ = serving_registry
+    parser = argparse.ArgumentParser()
+    add_serve_command(parser.add_subparsers())
+    args = parser.parse_args(
+        ["serve", "--port", "8123", "--registry-url", registry.url, "--artifact-root",
+         str(registry.store.url), "--workers", "2"]
+    )  # fmt: skip
+    lines = startup_lines(args)
+    assert lines[0] == "ml-utilities serve: http://127.0.0.1:8123 (2 workers, frontend)"
+    assert "POST http://127.0.0.1:8123/v1/models/{name}:predict" in lines[1]
+    assert "http://127.0.0.1:8123/metrics" in lines[2]
+    assert registry.url in lines[3] and "xgb-reg (v2)" in lines[3] and "xgb-clf (v1)" in lines[3]
+    # an empty registry says so; one that cannot be opened says why
+    empty = parser.parse_args(
+        ["serve", "--registry-url", f"sqlite:///{tmp_path / 'empty.db'}", "--artifact-root",
+         str(tmp_path / "artifacts")]
+    )  # fmt: skip
+    assert startup_lines(empty)[-1].endswith("none registered yet")
+    broken = parser.parse_args(["serve", "--registry-url", "nosuchdb://x"])
+    assert "cannot list its models" in startup_lines(broken)[-1]
+
+
 def test_cli_serve_two_workers_share_redis(serving_registry, redis_url, tmp_path) -> None:
     import redis
 

@@ -136,6 +136,36 @@ def build_app_from_env() -> Any:
     return app
 
 
+def startup_lines(args: argparse.Namespace) -> list[str]:
+    """What ``serve`` prints as it starts: where it listens, the routes, and the models the
+    registry holds (each is loaded on its first request)."""
+    from ..models import ModelManager
+
+    base = f"http://{args.host}:{args.port}"
+    workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
+    lines = [
+        f"ml-utilities serve: {base} ({workers}, {args.server})",
+        f"  predict: POST {base}/v1/models/{{name}}:predict",
+        f"  metrics: {base}/metrics; health: {base}/health, {base}/ready; models: {base}/v1/models",
+    ]
+    try:
+        registry = ModelManager(
+            registry_url=args.registry_url, artifact_root=args.artifact_root
+        ).registry
+        try:
+            names = registry.list_models()
+            found = [f"{name} (v{registry.get_version(name).version})" for name in names]
+        finally:
+            registry.dispose()
+    except Exception as err:  # noqa: BLE001 - the server reports it again on a request
+        lines.append(f"  registry: cannot list its models ({type(err).__name__}: {err})")
+        return lines
+    where = args.registry_url or "the default registry under ML_UTILITIES_HOME"
+    shown = ", ".join(found) if found else "none registered yet"
+    lines.append(f"  registry: {where}; models (loaded on first request): {shown}")
+    return lines
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit status."""
     import os
@@ -150,6 +180,7 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ["MLU_SERVE_CONFIG"] = json.dumps(config)
     os.environ["MLU_SERVE_REGISTRY_URL"] = args.registry_url or ""
     os.environ["MLU_SERVE_ARTIFACT_ROOT"] = args.artifact_root or ""
+    print("\n".join(startup_lines(args)), flush=True)
     if args.server == "frontend":
         import logging
 
