@@ -368,6 +368,14 @@ def test_run_bench_small_cases():
     assert json.dumps([r.as_dict() for r in results])
 
 
+def test_spread_of_runs():
+    assert bench.spread([1.0, 1.0, 1.0]) == 0.0
+    assert bench.spread([0.9, 1.0, 1.3]) == pytest.approx(0.4)
+    row = bench.BenchResult("30 s", "stft power", 20.0, 2.0, 1e-7, 0.05, 0.25)
+    assert bench.format_row(row).endswith("5% / 25%")
+    assert row.as_dict()["ml_utilities_spread"] == 0.25
+
+
 def test_make_cases_quick():
     cases = bench.make_cases(quick=True)
     assert [c.y.shape for c in cases] == [(10 * 22050,), (60 * 22050,), (8, 10 * 22050)]
@@ -394,6 +402,7 @@ def test_bench_quick_cli(tmp_path, capsys):
     assert main(["bench", "--quick", "--repeat", "1", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "speed-up" in text and "mfcc + deltas" in text
+    assert "load average" in text and "spread (lib/ours)" in text
     data = json.loads(out.read_text())
     assert len(data["results"]) == 9
     assert data["environment"]["versions"]["librosa"]

@@ -48,7 +48,9 @@ __all__ = [
     "relative_error",
     "run_bench",
     "synthetic_clip",
+    "spread",
     "time_call",
+    "time_runs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -259,6 +261,23 @@ def _max_error(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> 
     return worst
 
 
+def time_runs(function: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    """Wall times of ``repeat`` runs of ``function()`` after one warm-up.
+
+    Returns
+    -------
+    (seconds, result)
+        Each run's time in seconds and the warm-up's result.
+    """
+    result = function()
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
 def time_call(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     """Median wall time of ``function()`` over ``repeat`` runs after one warm-up.
 
@@ -267,13 +286,15 @@ def time_call(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     (seconds, result)
         The median in seconds and the warm-up's result.
     """
-    result = function()
-    times = []
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
+    times, result = time_runs(function, repeat)
     return statistics.median(times), result
+
+
+def spread(times: Sequence[float]) -> float:
+    """(slowest - fastest) / median of a measurement's runs: how far one figure can be trusted
+    on a machine that other work shares."""
+    median = statistics.median(times)
+    return (max(times) - min(times)) / median if median > 0 else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +306,9 @@ class BenchResult:
     librosa_ms: float
     ml_utilities_ms: float
     rel_error: float
+    #: (slowest - fastest) / median of each side's timed runs (:func:`spread`)
+    librosa_spread: float = 0.0
+    ml_utilities_spread: float = 0.0
 
     @property
     def speedup(self) -> float:
@@ -341,16 +365,18 @@ def run_bench(
     for case in inputs:
         for name in names:
             operation = OPERATIONS[name]
-            ref_s, expected = time_call(
+            ref_s, expected = time_runs(
                 functools.partial(operation, librosa, case.y, case.sr), repeat
             )
-            our_s, actual = time_call(functools.partial(operation, mlu, case.y, case.sr), repeat)
+            our_s, actual = time_runs(functools.partial(operation, mlu, case.y, case.sr), repeat)
             row = BenchResult(
                 case=case.name,
                 operation=name,
-                librosa_ms=ref_s * 1e3,
-                ml_utilities_ms=our_s * 1e3,
+                librosa_ms=statistics.median(ref_s) * 1e3,
+                ml_utilities_ms=statistics.median(our_s) * 1e3,
                 rel_error=_max_error(actual, expected),
+                librosa_spread=spread(ref_s),
+                ml_utilities_spread=spread(our_s),
             )
             del expected, actual
             results.append(row)
@@ -359,8 +385,16 @@ def run_bench(
     return results
 
 
-_HEADER = ("input", "operation", "librosa ms", "ml_utilities ms", "speed-up", "max rel. error")
-_WIDTHS = (18, 16, 12, 16, 10, 15)
+_HEADER = (
+    "input",
+    "operation",
+    "librosa ms",
+    "ml_utilities ms",
+    "speed-up",
+    "max rel. error",
+    "spread (lib/ours)",
+)
+_WIDTHS = (18, 16, 12, 16, 10, 15, 17)
 
 
 def format_row(row: BenchResult) -> str:
@@ -372,6 +406,7 @@ def format_row(row: BenchResult) -> str:
         f"{row.ml_utilities_ms:.1f}",
         f"{row.speedup:.1f}x",
         f"{row.rel_error:.1e}",
+        f"{100 * row.librosa_spread:.0f}% / {100 * row.ml_utilities_spread:.0f}%",
     )
     return _join(cells)
 

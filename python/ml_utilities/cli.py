@@ -527,6 +527,14 @@ def plot_features(
 # -- bench -----------------------------------------------------------------------------------
 
 
+def _load_average() -> str:
+    """The 1-minute load average (what else runs beside a benchmark), or "unknown"."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Time librosa against ml_utilities and print the table."""
     if getattr(args, "device", "cpu") == "cuda":
@@ -553,7 +561,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     print(
         f"median of {args.repeat} runs after one warm-up; ml_utilities threads: "
-        f"{get_settings().max_workers} ({os.cpu_count()} cores)"
+        f"{get_settings().max_workers} ({os.cpu_count()} cores); load average "
+        f"{_load_average()} at the start"
     )
     print(bench.format_header(), flush=True)
     error = None
@@ -579,6 +588,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cases=cases,
         on_result=lambda row: print(bench.format_row(row), flush=True),
     )
+    print(f"load average {_load_average()} at the end; spread: (slowest - fastest) / median")
     if args.json is not None:
         payload = {
             "environment": bench.environment(),
