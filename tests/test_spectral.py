@@ -170,3 +170,65 @@ def test_bad_inputs():
         audio.rms()
     with pytest.raises(ParameterError, match="frame_length is expected"):
         audio.rms(S=S, frame_length=1000)
+
+
+# ------------------------------------ a frequency per bin and frame (librosa's 2-D freq)
+
+
+def _reassigned_like(S: np.ndarray, sr: float, seed: int) -> np.ndarray:
+    """A frequency per bin and frame near each bin's centre, as reassigned spectrograms give."""
+    rng = np.random.default_rng(seed)
+    centres = librosa.fft_frequencies(sr=sr, n_fft=2 * (S.shape[-2] - 1))[:, None]
+    return centres + rng.uniform(-0.5, 0.5, S.shape[-2:]) * sr / (2 * (S.shape[-2] - 1))
+
+
+def _same(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-8, equal_nan=True)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_two_dimensional_freq_on_real_audio(clip_cache, clip):
+    y, sr = clip_cache[clip]
+    S = np.abs(librosa.stft(y[: 10 * sr]))
+    freq = _reassigned_like(S, sr, seed=len(clip))
+    for name, kwargs in [
+        ("spectral_centroid", {}),
+        ("spectral_bandwidth", {}),
+        ("spectral_bandwidth", {"p": 1, "norm": False}),
+        ("spectral_rolloff", {}),
+        ("spectral_rolloff", {"roll_percent": 0.3}),
+    ]:
+        expected = getattr(librosa.feature, name)(S=S, sr=sr, freq=freq, **kwargs)
+        _same(getattr(audio, name)(S=S, sr=sr, freq=freq, **kwargs), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_frequency_grids_and_unordered_axes(dtype, seed):
+    # drawn spectrograms (silent frames included) with a frequency per bin and frame, one per
+    # channel, or a 1-D axis out of order (rolloff takes the lowest frequency past the threshold)
+    rng = np.random.default_rng(seed)
+    S = (np.abs(rng.standard_normal((2, 257, 30))) ** 3).astype(dtype)
+    S[:, :, 4] = 0.0
+    axis = librosa.fft_frequencies(sr=16000, n_fft=512)
+    grids = [
+        rng.uniform(0, 8000, (257, 30)),
+        rng.uniform(0, 8000, (2, 257, 30)),
+        rng.permutation(axis),
+        axis[::-1].copy(),
+    ]
+    for freq in grids:
+        cen = librosa.feature.spectral_centroid(S=S, sr=16000, freq=freq)
+        _same(audio.spectral_centroid(S=S, sr=16000, freq=freq), cen)
+        for kwargs in ({}, {"p": 3}, {"centroid": cen, "norm": False}):
+            expected = librosa.feature.spectral_bandwidth(S=S, sr=16000, freq=freq, **kwargs)
+            _same(audio.spectral_bandwidth(S=S, sr=16000, freq=freq, **kwargs), expected)
+        expected = librosa.feature.spectral_rolloff(S=S, sr=16000, freq=freq, roll_percent=0.6)
+        _same(audio.spectral_rolloff(S=S, sr=16000, freq=freq, roll_percent=0.6), expected)
+
+
+def test_freq_grid_of_the_wrong_shape_is_refused():
+    S = np.ones((257, 10))
+    with pytest.raises(ParameterError, match=r"freq of shape \(100, 10\)"):
+        audio.spectral_centroid(S=S, freq=np.ones((100, 10)))

@@ -19,6 +19,7 @@ from ._validation import (
     check_pad_mode,
     check_sr,
     is_positive_int,
+    normalize,
     valid_audio,
 )
 from .spectrum import _spectrogram
@@ -95,6 +96,50 @@ def _freq_axis(freq: np.ndarray | None, sr: float, n_fft: int, bins: int) -> np.
     return np.ascontiguousarray(freq, dtype=np.float64)
 
 
+# A frequency per bin *and frame* (``freq`` of shape (..., bins, frames), e.g. reassigned or
+# instantaneous frequencies), or a 1-D axis that is not increasing (rolloff): librosa's own
+# formulas in numpy, element for element, instead of the native kernels, which take one
+# increasing axis shared by every frame.
+
+
+def _freq_grid(freq: Any, S: np.ndarray) -> np.ndarray:
+    """``freq`` shaped to broadcast against ``S`` (..., bins, frames)."""
+    freq = np.asarray(freq)
+    if freq.ndim == 1:
+        freq = freq.reshape(-1, 1)
+    try:
+        np.broadcast_shapes(freq.shape, S.shape)
+    except ValueError:
+        raise ParameterError(
+            f"freq of shape {freq.shape} does not broadcast against the spectrogram's {S.shape}"
+        ) from None
+    return freq
+
+
+def _centroid_grid(S: np.ndarray, freq: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.sum(freq * normalize(S, 1), axis=-2, keepdims=True)
+    return out
+
+
+def _bandwidth_grid(
+    S: np.ndarray, freq: np.ndarray, centroid: np.ndarray, norm: bool, p: float
+) -> np.ndarray:
+    deviation = np.abs(freq - centroid)
+    if norm:
+        S = normalize(S, 1)
+    out: np.ndarray = np.sum(S * deviation**p, axis=-2, keepdims=True) ** (1.0 / p)
+    return out
+
+
+def _rolloff_grid(S: np.ndarray, freq: np.ndarray, roll_percent: float) -> np.ndarray:
+    total = np.cumsum(S, axis=-2)
+    threshold = np.expand_dims(roll_percent * total[..., -1, :], axis=-2)
+    reached = np.where(total < threshold, np.nan, 1)
+    with np.errstate(invalid="ignore"):  # frames that never reach it give NaN, as librosa's
+        out: np.ndarray = np.nanmin(reached * freq, axis=-2, keepdims=True)
+    return out
+
+
 def _frames_out(values: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
     return values.reshape(*lead, 1, values.shape[-1])
 
@@ -146,7 +191,7 @@ def spectral_centroid(
     _check_energies(S, "centroid")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None:
-        raise ParameterError("spectral_centroid supports a 1-d freq axis only")
+        return _centroid_grid(S, _freq_grid(freq, S))
     module, flat, lead = _native(S)
     return _frames_out(module.spectral_centroid(flat, f), lead)
 
@@ -188,7 +233,9 @@ def spectral_bandwidth(
     _check_energies(S, "bandwidth")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None:
-        raise ParameterError("spectral_bandwidth supports a 1-d freq axis only")
+        grid = _freq_grid(freq, S)
+        cen = _centroid_grid(S, grid) if centroid is None else np.asarray(centroid)
+        return _bandwidth_grid(S, grid, cen, norm, p)
     module, flat, lead = _native(S)
     if centroid is None:
         cen = module.spectral_centroid(flat, f)
@@ -239,7 +286,7 @@ def spectral_rolloff(
     _check_energies(S, "rolloff")
     f = _freq_axis(freq, sr, n_fft, S.shape[-2])
     if f is None or np.any(np.diff(f) < 0):
-        raise ParameterError("spectral_rolloff supports an increasing 1-d freq axis only")
+        return _rolloff_grid(S, _freq_grid(freq, S), roll_percent)
     module, flat, lead = _native(S)
     return _frames_out(module.spectral_rolloff(flat, f, float(roll_percent)), lead)
 
