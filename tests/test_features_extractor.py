@@ -237,3 +237,33 @@ def test_extract_user_features_from_a_listening_history():
     pd.testing.assert_frame_equal(users, again)
     with pytest.raises(ValueError):
         ex.extract_user_features_sync(history.rename(columns={"userID": "nobody"}))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_side_pool_honours_max_workers(workers):
+    # ML_UTILITIES_MAX_WORKERS=1: the CQT of tonnetz runs on the calling thread, no side pool;
+    # more: it overlaps on the side pool. The features are the same either way.
+    import threading
+
+    from ml_utilities.config import reload_settings
+    from ml_utilities.features import extractor
+
+    y = chirp(seconds=4.0)
+    reference = FeatureExtractor().extract_comprehensive_features_sync(y, 22050)
+    seen: list[str] = []
+    original = extractor._quiet
+
+    def spy(fn, **kwargs):
+        seen.append(threading.current_thread().name)
+        return original(fn, **kwargs)
+
+    try:
+        reload_settings({"ML_UTILITIES_MAX_WORKERS": workers})
+        extractor._quiet = spy
+        got = FeatureExtractor().extract_comprehensive_features_sync(y, 22050)
+    finally:
+        extractor._quiet = original
+        reload_settings()
+    assert len(seen) == 1
+    assert seen[0].startswith("mlu-features") == (workers != "1")
+    np.testing.assert_array_equal(got["harmonic"]["tonnetz"], reference["harmonic"]["tonnetz"])

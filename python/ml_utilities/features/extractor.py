@@ -140,15 +140,26 @@ def _device_pass(
 
 
 _SIDE_POOL: ThreadPoolExecutor | None = None
+_SIDE_THREADS = 0
 _SIDE_LOCK = threading.Lock()
 
 
-def _side_pool() -> ThreadPoolExecutor:
-    """A small shared pool for the work one extraction overlaps with its own (the CQT)."""
-    global _SIDE_POOL
+def _side_pool() -> ThreadPoolExecutor | None:
+    """A small shared pool for the work one extraction overlaps with its own (the CQT), of
+    at most ``ML_UTILITIES_MAX_WORKERS - 1`` threads (and 2): None when that setting is 1,
+    and the work then runs on the calling thread."""
+    global _SIDE_POOL, _SIDE_THREADS
+    from ..config import get_settings
+
+    threads = min(2, get_settings().max_workers - 1)
+    if threads < 1:
+        return None
     with _SIDE_LOCK:
-        if _SIDE_POOL is None:
-            _SIDE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlu-features")
+        if _SIDE_POOL is None or _SIDE_THREADS != threads:
+            if _SIDE_POOL is not None:
+                _SIDE_POOL.shutdown(wait=False)  # its running jobs finish; no new ones
+            _SIDE_POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mlu-features")
+            _SIDE_THREADS = threads
         return _SIDE_POOL
 
 
@@ -314,6 +325,7 @@ class FeatureExtractor:
         # and the chroma run here
         ch, hm = cfg["chroma"], cfg["harmonic"]
         tonnetz_job = None
+        tonnetz_args: dict[str, Any] = {}
         if hm["tonnetz"]:
             tonnetz_kwargs: dict[str, Any] = {}
             if n_fft == 2048 and hop == n_fft // 4 and st["window"] == "hann" and st["center"]:
@@ -322,9 +334,10 @@ class FeatureExtractor:
                 tonnetz_kwargs["tuning"] = audio.estimate_tuning(
                     S=S, sr=sr, n_fft=n_fft, bins_per_octave=36
                 )
-            tonnetz_job = _side_pool().submit(
-                _quiet, audio.tonnetz, y=y, sr=sr, hop_length=hop, **tonnetz_kwargs
-            )
+            pool = _side_pool()
+            tonnetz_args = {"y": y, "sr": sr, "hop_length": hop, **tonnetz_kwargs}
+            if pool is not None:
+                tonnetz_job = pool.submit(_quiet, audio.tonnetz, **tonnetz_args)
         power = S.astype(np.float64) ** 2 if S.dtype == np.float64 else np.square(S)
         harmonicity = None
         H = None
@@ -344,7 +357,11 @@ class FeatureExtractor:
             tuning=ch["tuning"],
             n_chroma=ch["n_chroma"],
         )
-        tonnetz = tonnetz_job.result() if tonnetz_job is not None else None
+        tonnetz = None
+        if tonnetz_job is not None:
+            tonnetz = tonnetz_job.result()
+        elif hm["tonnetz"]:  # one worker thread in all: here, after the rest
+            tonnetz = _quiet(audio.tonnetz, **tonnetz_args)
         harmonic = {"chroma": chroma, "tonnetz": tonnetz, "harmonicity": harmonicity}
 
         # rhythm: onsets from the shared log-mel spectrogram
