@@ -18,7 +18,7 @@
     Times librosa and ml_utilities in the same run and prints their ratios (needs librosa).
 ``ml-utilities serve``
     The PredictionService over HTTP (``/v1/models/{name}:predict``, ``/health``, ``/ready``,
-    ``/metrics``) under uvicorn; needs the ``[serving]`` extra.
+    ``/metrics``) on the package's own HTTP/1.1 server; needs the ``[serving]`` extra.
 
 Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written (one
 line on stderr, no traceback; ``-v`` adds it), 2 for bad arguments or configuration.

@@ -1,15 +1,18 @@
-"""The HTTP app: through httpx's ASGI transport, and on a real uvicorn over loopback (one process,
-and two worker processes sharing a Redis cache through ``ml-utilities serve``)."""
+"""The HTTP app: the ASGI app of ``create_app`` through httpx's ASGI transport, called directly
+(mounted under a root path, its lifespan) and on a real uvicorn over loopback; and two worker
+processes of ``ml-utilities serve`` sharing a Redis cache."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -113,22 +116,33 @@ def test_routes_over_asgi(app, serving_registry) -> None:
     asyncio.run(main())
 
 
-def test_real_uvicorn_on_loopback(app, serving_registry) -> None:
-    import uvicorn
-
-    _, handles = serving_registry
+@contextlib.contextmanager
+def _uvicorn(app, lifespan: str) -> Iterator[int]:
+    """``app`` under a real uvicorn on a loopback port (yielded), from a thread."""
+    # uvicorn is not a dependency of the package: users may serve create_app's app with it
+    uvicorn = pytest.importorskip("uvicorn")
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        for _ in range(200):
+        for _ in range(500):
             if server.started:
                 break
             time.sleep(0.02)
         assert server.started
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_real_uvicorn_on_loopback(app, serving_registry) -> None:
+    _, handles = serving_registry
+    with _uvicorn(app, lifespan="off") as port:
         x, _ = make_data(200, seed=31, task="regression")
         expected = handles["mlp-clf"].predict_proba(x)
 
@@ -150,11 +164,8 @@ def test_real_uvicorn_on_loopback(app, serving_registry) -> None:
         answers = asyncio.run(main())
         for out, want in zip(answers, expected, strict=True):
             np.testing.assert_allclose(out["probabilities"][0], want, atol=2e-6)
-        stats = app.state.service.get_model("mlp-clf").batcher.stats()
+        stats = app.service.get_model("mlp-clf").batcher.stats()
         assert stats["max_batch_seen"] > 1
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_cli_serve_says_where_it_listens_and_what_it_serves(serving_registry, tmp_path) -> None:
@@ -170,7 +181,7 @@ def test_cli_serve_says_where_it_listens_and_what_it_serves(serving_registry, tm
          str(registry.store.url), "--workers", "2"]
     )  # fmt: skip
     lines = startup_lines(args)
-    assert lines[0] == "ml-utilities serve: http://127.0.0.1:8123 (2 workers, frontend)"
+    assert lines[0] == "ml-utilities serve: http://127.0.0.1:8123 (2 workers)"
     assert "POST http://127.0.0.1:8123/v1/models/{name}:predict" in lines[1]
     assert "http://127.0.0.1:8123/metrics" in lines[2]
     assert registry.url in lines[3] and "xgb-reg (v2)" in lines[3] and "xgb-clf (v1)" in lines[3]
@@ -278,3 +289,107 @@ def test_error_statuses_of_the_predict_route() -> None:
         assert r.status_code == 504 and r.json()["error"] == "RequestTimeoutError"
         r = asyncio.run(status(KeyError("bug"), fast))
         assert r.status_code == 500
+        assert r.text == "Internal Server Error"  # answered by the app, as by the front end
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_the_asgi_app_under_uvicorn_with_its_lifespan(serving_registry) -> None:
+    """``create_app(service)`` under uvicorn (what ``--server uvicorn`` ran, before the front
+    end served every route): the routes answer, and the lifespan shutdown closes the service."""
+    registry, handles = serving_registry
+    service = PredictionService(registry=registry, config={"gpu_enabled": False})
+    with _uvicorn(create_app(service), lifespan="on") as port:
+        x, _ = make_data(3, seed=33, task="regression")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            r = client.post("/v1/models/xgb-clf:predict", json={"features": x.tolist()})
+            assert r.status_code == 200, r.text
+            assert r.json()["predictions"] == handles["xgb-clf"].predict(x).tolist()
+            assert r.headers["server"] == "uvicorn"
+            assert client.get("/health").json() == {"status": "ok"}
+            assert client.get("/ready").json() == {"status": "ready"}
+            head = client.head("/health")  # uvicorn leaves the body out
+            assert head.status_code == 200 and head.headers["content-length"] == "15"
+            assert head.content == b""
+            missing = client.get("/nope")
+            assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+        assert [m["name"] for m in service.loaded_models()] == ["xgb-clf"]
+    assert service.loaded_models() == []  # closed by the lifespan shutdown
+    service.close_sync()
+
+
+class _Recording:
+    """A service that records its requests and its close."""
+
+    def __init__(self) -> None:
+        self.docs: list[object] = []
+        self.closed = 0
+
+    async def predict_json(self, name: str, doc: object) -> bytes:
+        self.docs.append((name, doc))
+        return b'{"ok":true}'
+
+    def loaded_models(self) -> list[dict]:
+        return [{"name": "m"}]
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def _call(app, scope: dict, messages: list[dict]) -> list[dict]:
+    """The messages ``app`` sends for ``scope``, given the ``messages`` it receives."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def _get(app, path: str, root_path: str = "", method: str = "GET") -> tuple[int, bytes]:
+    scope = {"type": "http", "method": method, "path": path, "root_path": root_path}
+    start, body = _call(app, scope, [{"type": "http.request", "body": b""}])
+    assert start["type"] == "http.response.start" and body["type"] == "http.response.body"
+    headers = dict(start["headers"])
+    assert headers[b"content-length"] == b"%d" % len(body["body"])
+    return start["status"], body["body"]
+
+
+def test_the_asgi_app_mounted_under_a_root_path() -> None:
+    app = create_app(_Recording())
+    # root_path in path (uvicorn's --root-path, Starlette's Mount) or not (httpx's transport)
+    for path in ("/ml/health", "/health"):
+        assert _get(app, path, "/ml") == (200, b'{"status":"ok"}'), path
+    assert _get(app, "/ml/v1/models", "/ml") == (200, b'{"models":[{"name":"m"}]}')
+    assert _get(app, "/mlx/health", "/ml") == (404, b'{"detail":"Not Found"}')
+    assert _get(app, "/ml", "/ml") == (404, b'{"detail":"Not Found"}')
+    assert _get(app, "/ml/health", "/ml", "POST")[0] == 405
+
+
+def test_the_asgi_app_reads_the_whole_body_and_its_lifespan_closes_the_service() -> None:
+    service = _Recording()
+    app = create_app(service)
+    scope = {"type": "http", "method": "POST", "path": "/v1/models/m:predict"}
+    parts = [b'{"features"', b": [[1.5, ", b"2]]}"]
+    messages = [{"type": "http.request", "body": p, "more_body": True} for p in parts]
+    messages.append({"type": "http.request", "body": b""})
+    start, body = _call(app, scope, messages)
+    assert start["status"] == 200 and body["body"] == b'{"ok":true}'
+    assert service.docs == [("m", {"features": [[1.5, 2]]})]
+    # a client that goes away before its body: nothing is answered, nothing predicted
+    assert _call(app, scope, [{"type": "http.disconnect"}]) == []
+    assert len(service.docs) == 1
+    # a WebSocket is refused
+    assert _call(app, {"type": "websocket", "path": "/health"}, []) == [
+        {"type": "websocket.close", "code": 1000}
+    ]
+    lifespan = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = _call(app, {"type": "lifespan"}, list(lifespan))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert service.closed == 1
+    kept = _Recording()
+    _call(create_app(kept, close_service=False), {"type": "lifespan"}, list(lifespan))
+    assert kept.closed == 0

@@ -174,7 +174,7 @@ def test_connection_close_and_http_1_0(served) -> None:
             else:  # still serving
                 sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
                 assert responses.read()[0]["status"] == 200
-    with socket.create_connection(("127.0.0.1", served.port)) as sock:  # through the ASGI app
+    with socket.create_connection(("127.0.0.1", served.port)) as sock:  # a route other than predict
         responses = Responses(sock)
         sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
         (r,) = responses.read()
@@ -358,12 +358,13 @@ def test_failed_batches_are_answered_as_by_the_asgi_app(serving_registry, raised
         direct = httpx.post(running.base + "/v1/models/xgb-clf:predict", content=body, timeout=60)
         after = _metric(httpx.get(running.base + "/metrics").text, key)
         assert after - before == 1
-        if raised == "ArithmeticError":  # the ASGI test client raises it: uvicorn answers 500
-            assert direct.status_code == 500
-            assert direct.text == "Internal Server Error"
-            assert direct.headers["content-type"] == "text/plain; charset=utf-8"
+        asgi = asyncio.run_coroutine_threadsafe(through_asgi(), running.loop).result(60)
+        if raised == "ArithmeticError":  # not a service error: a plain 500 from both
+            for r in (direct, asgi):
+                assert r.status_code == 500
+                assert r.text == "Internal Server Error"
+                assert r.headers["content-type"] == "text/plain; charset=utf-8"
         else:
-            asgi = asyncio.run_coroutine_threadsafe(through_asgi(), running.loop).result(60)
             assert (
                 direct.status_code == asgi.status_code == {"ParameterError": 400}.get(raised, 500)
             )
@@ -383,7 +384,7 @@ def test_failed_batches_are_answered_as_by_the_asgi_app(serving_registry, raised
         running.shutdown()
 
 
-def test_other_routes_go_through_the_asgi_app(served, serving_registry) -> None:
+def test_other_routes_and_decoded_paths(served, serving_registry) -> None:
     _, handles = serving_registry
     x, _ = make_data(1, seed=47, task="regression")
     with httpx.Client(base_url=served.base, timeout=60) as client:
@@ -399,7 +400,7 @@ def test_other_routes_go_through_the_asgi_app(served, serving_registry) -> None:
         assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
         r = client.get("/v1/models/xgb-clf:predict")
         assert r.status_code == 405 and r.headers["allow"] == "POST"
-        # a percent-encoded path and a query string go to the ASGI app, which decodes them
+        # a percent-encoded path and a query string are decoded (then answered in a task)
         for path in ("/v1/models/xgb%2Dclf:predict", "/v1/models/xgb-clf:predict?trace=1"):
             r = client.post(path, json={"features": x.tolist()})
             assert r.status_code == 200, (path, r.text)
@@ -492,8 +493,9 @@ def test_front_end_options_are_checked() -> None:
     assert issubclass(ParameterError, ValueError)
 
 
-@pytest.mark.parametrize("server", ["frontend", "uvicorn"])
-def test_cli_serve_front_end_and_uvicorn(serving_registry, tmp_path, server) -> None:
+def test_cli_serve_front_end(serving_registry, tmp_path) -> None:
+    """``ml-utilities serve``: the front end, in its own process (the ASGI app under uvicorn is
+    checked in test_app.py)."""
     registry, handles = serving_registry
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -512,8 +514,6 @@ def test_cli_serve_front_end_and_uvicorn(serving_registry, tmp_path, server) -> 
         "--config",
         '{"gpu_enabled": false}',
     ]
-    if server == "uvicorn":
-        cmd += ["--server", "uvicorn"]
     env = dict(os.environ, ML_UTILITIES_HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -525,13 +525,185 @@ def test_cli_serve_front_end_and_uvicorn(serving_registry, tmp_path, server) -> 
         )
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == handles["xgb-clf"].predict(x).tolist()
-        # by default, the package's front end answers (its Server header); uvicorn says its name
-        assert r.headers["server"] == ("ml-utilities" if server == "frontend" else "uvicorn")
+        assert r.headers["server"] == "ml-utilities"  # the package's front end answers
         proc.send_signal(signal.SIGTERM)
-        # uvicorn re-raises the signal once it has shut down
-        assert proc.wait(60) in ((0,) if server == "frontend" else (0, -signal.SIGTERM))
+        assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         proc.stdout.close()
+
+
+# every route but predict's, as (method, path); the front end and the ASGI app must answer each
+# with the same status, headers and bytes
+ROUTES = [
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/v1/models"),
+    ("GET", "/metrics"),
+    ("GET", "/no/such/route"),
+    ("GET", "/health/"),
+    ("GET", "/v1/models/:predict"),
+    ("GET", "/v1/models/a/b:predict"),
+    ("POST", "/health"),
+    ("DELETE", "/v1/models"),
+    ("PUT", "/metrics"),
+    ("GET", "/v1/models/xgb-clf:predict"),
+    ("HEAD", "/v1/models/xgb-clf:predict"),
+    ("GET", "/health?verbose=1"),
+    ("GET", "/heal%74h"),
+    ("HEAD", "/health"),
+    ("HEAD", "/v1/models"),
+]
+
+
+def _metric_names(text: str) -> list[str]:
+    return [line.rsplit(" ", 1)[0] for line in text.splitlines()]
+
+
+def test_the_front_end_and_the_asgi_app_answer_every_route_alike(served) -> None:
+    app = served.front.app
+    x, _ = make_data(1, seed=49, task="regression")
+    # a loaded model, so that /v1/models lists one with its counters
+    r = httpx.post(served.base + "/v1/models/xgb-clf:predict", json={"features": x.tolist()})
+    assert r.status_code == 200
+
+    async def through_asgi() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await client.request(method, path) for method, path in ROUTES]
+
+    asgi = asyncio.run_coroutine_threadsafe(through_asgi(), served.loop).result(60)
+    with httpx.Client(base_url=served.base, timeout=60) as client:
+        direct = [client.request(method, path) for method, path in ROUTES]
+    assert [r.status_code for r in direct] == [
+        *(200, 200, 200, 200),
+        *(404, 404, 404, 404),
+        *(405, 405, 405, 405, 405),
+        *(200, 200, 200, 200),
+    ]
+    for (method, path), a, d in zip(ROUTES, asgi, direct, strict=True):
+        what = (method, path)
+        assert d.status_code == a.status_code, what
+        for name in ("content-type", "content-length", "allow", "retry-after"):
+            if (method, path, name) != ("GET", "/metrics", "content-length"):
+                assert d.headers.get(name) == a.headers.get(name), (what, name)
+        if (method, path) == ("GET", "/metrics"):  # its counters move: the same metrics
+            assert d.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+            assert _metric_names(d.text) == _metric_names(a.text)
+        elif method == "HEAD":  # the head of the GET answer, no body
+            assert d.content == b"" and int(d.headers["content-length"]) > 0, what
+        else:
+            assert d.content == a.content, what
+    assert direct[0].content == b'{"status":"ok"}'
+    assert direct[4].json() == {"detail": "Not Found"}
+    assert direct[8].json() == {"detail": "Method Not Allowed"}
+    assert direct[8].headers["allow"] == "GET, HEAD"
+    assert direct[11].headers["allow"] == "POST"
+    assert direct[-1].headers["content-length"] == str(len(direct[2].content))
+
+
+class _Transport:
+    """What the protocol writes, without a socket."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class _NotCalled:
+    """Has the attributes of create_app's app, but must not be called: the front end answers
+    from the routes itself."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+        self.close_service = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        raise AssertionError("the front end called the ASGI app")
+
+
+def test_simple_routes_are_answered_within_the_read_without_the_asgi_app(service) -> None:
+    from ml_utilities.serving.frontend import _Protocol
+
+    requests = [
+        b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}",
+        b"GET /v1/models/m:predict HTTP/1.1\r\nHost: t\r\n\r\n",
+    ]
+
+    async def main() -> tuple[bytes, bytes]:
+        front = FrontEnd(_NotCalled(service))
+        front.loop = asyncio.get_running_loop()
+        front.date_header = b"date: now\r\nserver: ml-utilities\r\n"
+        answers = []
+        for data in (b"".join(requests), b"HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n"):
+            conn = _Protocol(front)
+            transport = _Transport()
+            conn.connection_made(transport)
+            conn.data_received(data)
+            # every answer written before data_received returns: no task, no loop iteration
+            assert conn.task is None and not conn.busy and not conn.queue
+            assert not transport.closed
+            answers.append(transport.data)
+        return answers[0], answers[1]
+
+    data, head = asyncio.run(main())
+
+    class Fake:
+        def recv(self, n: int) -> bytes:
+            return b""
+
+        def settimeout(self, t: float) -> None:
+            pass
+
+    responses = Responses(Fake())
+    responses.parser.feed_data(data)
+    out = responses.done
+    assert [r["status"] for r in out] == [200, 200, 200, 404, 405, 405]
+    assert out[0]["body"] == b'{"status":"ok"}'
+    assert out[1]["headers"]["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert b"ml_serving_requests_total" in out[1]["body"]
+    assert json.loads(out[2]["body"]) == {"models": []}
+    assert json.loads(out[3]["body"]) == {"detail": "Not Found"}
+    assert out[4]["headers"]["allow"] == "GET, HEAD"
+    assert out[5]["headers"]["allow"] == "POST"
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert b"content-length: 15\r\n" in head  # the length of the GET answer, with no body
+
+
+def test_thousands_of_pipelined_requests_behind_a_prediction(served) -> None:
+    """Requests answered at once, queued behind a prediction, are answered one after the other
+    when it is (not by recursion, which a long pipeline would exhaust)."""
+    n = 3000
+    x, _ = make_data(1, seed=50, task="regression")
+    with socket.create_connection(("127.0.0.1", served.port)) as sock:
+        responses = Responses(sock)
+        sock.sendall(
+            post("/v1/models/xgb-clf:predict", row_body(x[0]))
+            + b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n" * n
+        )
+        out = responses.read(n + 1)
+        assert out[0]["status"] == 200 and "predictions" in json.loads(out[0]["body"])
+        assert all(r["status"] == 200 and r["body"] == b'{"status":"ok"}' for r in out[1:])
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")  # and it still serves
+        assert responses.read()[0]["status"] == 200

@@ -1,8 +1,9 @@
 """Serving: the specification's PredictionService, its native dynamic batcher, caches,
-explanations, conformal intervals, Prometheus metrics and the HTTP app.
+explanations, conformal intervals, Prometheus metrics and the HTTP routes (served by the
+package's HTTP/1.1 front end, or as an ASGI app: ``create_app``).
 
-``import ml_utilities.serving`` stays light: the service, the frameworks, FastAPI and Redis
-are imported when first used.
+``import ml_utilities.serving`` stays light: the service, the frameworks, the HTTP server and
+Redis are imported when first used.
 
 Examples
 --------

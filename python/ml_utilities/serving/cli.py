@@ -1,8 +1,9 @@
 """``ml-utilities serve``: the prediction service over HTTP.
 
-By default the HTTP/1.1 front end of :mod:`ml_utilities.serving.frontend` answers the predict
-route itself and hands every other request to the FastAPI app; ``--server uvicorn`` serves the
-same app under uvicorn instead.
+The HTTP/1.1 front end of :mod:`ml_utilities.serving.frontend` answers every route (those of
+:mod:`ml_utilities.serving.routes`). To serve under uvicorn or another ASGI server instead, give
+it the ASGI app: ``uvicorn --factory ml_utilities.serving.cli:build_app_from_env`` (with the
+``MLU_SERVE_*`` variables of :func:`build_app_from_env`), or ``create_app(service)``.
 
 Hook it into the main parser with ``add_serve_command(subparsers)``.
 """
@@ -21,9 +22,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "serve",
         help="serve registered models over HTTP (/v1/models/{name}:predict, /metrics)",
-        description="Start the PredictionService over HTTP: the predict route answered by this "
-        "package's HTTP/1.1 front end (httptools on uvloop), every other route by the FastAPI "
-        "app; --server uvicorn runs the whole app under uvicorn instead.",
+        description="Start the PredictionService over HTTP, served by this package's HTTP/1.1 "
+        "front end (httptools on uvloop).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -44,17 +44,10 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-batching", action="store_true", help="turn dynamic batching off")
     p.add_argument("--log-level", default="warning", help="log level (default warning)")
     p.add_argument(
-        "--server",
-        choices=("frontend", "uvicorn"),
-        default="frontend",
-        help="frontend (default): the predict route answered by the package's own HTTP/1.1 "
-        "protocol, the rest by the FastAPI app; uvicorn: the whole app under uvicorn",
-    )
-    p.add_argument(
         "--max-body-size",
         type=int,
         default=16 * 1024 * 1024,
-        help="largest request body in bytes, answered 413 beyond (front end only; default 16 MiB)",
+        help="largest request body in bytes, answered 413 beyond (default 16 MiB)",
     )
     p.add_argument(
         "--keep-alive-timeout",
@@ -67,21 +60,21 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds a request's line and headers may take to arrive, else 408 and closed "
-        "(front end only; default ML_UTILITIES_HTTP_HEADER_TIMEOUT or 10)",
+        "(default ML_UTILITIES_HTTP_HEADER_TIMEOUT or 10)",
     )
     p.add_argument(
         "--body-timeout",
         type=float,
         default=None,
         help="seconds a request's body may take to arrive after its headers, else 408 and "
-        "closed (front end only; default ML_UTILITIES_HTTP_BODY_TIMEOUT or 30)",
+        "closed (default ML_UTILITIES_HTTP_BODY_TIMEOUT or 30)",
     )
     p.add_argument(
         "--max-connections",
         type=int,
         default=None,
         help="connections served at once per worker; one more is answered 503 and closed "
-        "(uvicorn: its limit_concurrency; default ML_UTILITIES_HTTP_MAX_CONNECTIONS or 1000)",
+        "(default ML_UTILITIES_HTTP_MAX_CONNECTIONS or 1000)",
     )
     p.set_defaults(run=run_serve)
     return p
@@ -106,8 +99,11 @@ def _service_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_app_from_env() -> Any:
-    """The app, built from ``MLU_SERVE_*`` variables set by :func:`run_serve` (uvicorn's
-    factory for ``--workers > 1``, where each worker process builds its own service)."""
+    """The app (:func:`~ml_utilities.serving.app.create_app`'s), built from the ``MLU_SERVE_*``
+    variables set by :func:`run_serve`: ``MLU_SERVE_CONFIG`` (the service's configuration as
+    JSON), ``MLU_SERVE_REGISTRY_URL`` and ``MLU_SERVE_ARTIFACT_ROOT``. The factory of each
+    worker process of the front end (each builds its own service); an ASGI server can take it
+    too (``uvicorn --factory ml_utilities.serving.cli:build_app_from_env``)."""
     import gc
     import os
 
@@ -127,7 +123,7 @@ def build_app_from_env() -> Any:
         artifact_root=os.environ.get("MLU_SERVE_ARTIFACT_ROOT") or None,
     )
     app = create_app(PredictionService(manager, config=config, freeze_gc=True))
-    # Everything imported so far (torch, xgboost, FastAPI: hundreds of thousands of objects)
+    # Everything imported so far (torch, xgboost, ...: hundreds of thousands of objects)
     # lives as long as the process: keep it out of the collector's full passes, whose pauses
     # would otherwise land in the latency tail. Each model load does the same for what it
     # imports (``freeze_gc=True``).
@@ -144,7 +140,7 @@ def startup_lines(args: argparse.Namespace) -> list[str]:
     base = f"http://{args.host}:{args.port}"
     workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
     lines = [
-        f"ml-utilities serve: {base} ({workers}, {args.server})",
+        f"ml-utilities serve: {base} ({workers})",
         f"  predict: POST {base}/v1/models/{{name}}:predict",
         f"  metrics: {base}/metrics; health: {base}/health, {base}/ready; models: {base}/v1/models",
     ]
@@ -168,9 +164,11 @@ def startup_lines(args: argparse.Namespace) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit status."""
+    import logging
     import os
 
     from ..exceptions import ParameterError
+    from . import frontend
     from .config import ServiceConfig
 
     config = _service_config(args)
@@ -181,45 +179,19 @@ def run_serve(args: argparse.Namespace) -> int:
     os.environ["MLU_SERVE_REGISTRY_URL"] = args.registry_url or ""
     os.environ["MLU_SERVE_ARTIFACT_ROOT"] = args.artifact_root or ""
     print("\n".join(startup_lines(args)), flush=True)
-    if args.server == "frontend":
-        import logging
-
-        from . import frontend
-
-        logging.basicConfig(level=args.log_level.upper())
-        return frontend.run(
-            build_app_from_env,
-            factory_path="ml_utilities.serving.cli:build_app_from_env",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            max_body_size=args.max_body_size,
-            keep_alive_timeout=args.keep_alive_timeout,
-            header_timeout=args.header_timeout,
-            body_timeout=args.body_timeout,
-            max_connections=args.max_connections,
-        )
-    import uvicorn
-
-    from ..config import get_settings
-
-    max_connections = args.max_connections
-    if max_connections is None:
-        max_connections = get_settings().http_max_connections
-
-    uvicorn.run(
-        "ml_utilities.serving.cli:build_app_from_env",
-        factory=True,
+    logging.basicConfig(level=args.log_level.upper())
+    return frontend.run(
+        build_app_from_env,
+        factory_path="ml_utilities.serving.cli:build_app_from_env",
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
-        timeout_keep_alive=args.keep_alive_timeout,
-        limit_concurrency=max_connections,
-        # an access-log line costs more than a batched prediction: only at info level or below
-        access_log=args.log_level.lower() in ("trace", "debug", "info"),
+        max_body_size=args.max_body_size,
+        keep_alive_timeout=args.keep_alive_timeout,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
     )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

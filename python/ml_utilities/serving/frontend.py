@@ -1,21 +1,23 @@
 """The HTTP/1.1 front end of ``ml-utilities serve``: an asyncio protocol on ``httptools``.
 
+The connection's protocol parses requests with ``httptools`` (llhttp) and answers each one
+from the routes of :mod:`ml_utilities.serving.routes` (the functions the ASGI app of
+:func:`~ml_utilities.serving.app.create_app` calls too), in one socket write, with no ASGI scope,
+messages or task: ``/health``, ``/metrics``, ``/v1/models``, 404 and 405 are answered at once,
+``/ready`` (which asks the registry from a worker thread) in a task.
+
 The predict route (``POST /v1/models/{name}:predict``) is the hot path. Under uvicorn, each
 request cost about 65 us of server CPU in uvicorn and its ASGI plumbing (a task, the scope and
-message dictionaries, two socket writes), more than the batched prediction itself. Here the
-connection's protocol parses requests with ``httptools`` (llhttp), answers the predict route
-itself in one socket write, and hands every other request (``/health``, ``/ready``,
-``/metrics``, ``/v1/models``, other methods, percent-encoded paths) to the ASGI app
-(:class:`~ml_utilities.serving.app.ServingApp`) with a scope and messages as uvicorn builds them.
-
-A predict request is answered through the service's callback path where it applies
-(:func:`~ml_utilities.serving.app.start_predict`: one row, no options, no result cache): its row
-goes to the dynamic batcher, and the batch's wake-up of the loop writes the answer, with no task,
-future or coroutine per request; any other goes to
-:func:`~ml_utilities.serving.app.predict_response` (the function the ASGI route calls) in a task.
-Both give the documents, statuses, error bodies and metrics of the ASGI route. The predict
-requests read in one loop iteration are started together at its end
-(:meth:`FrontEnd.defer_predict`).
+message dictionaries, two socket writes), more than the batched prediction itself. A predict
+request is answered through the service's callback path where it applies
+(:func:`~ml_utilities.serving.routes.start_predict`: one row, no options, no result cache): its
+row goes to the dynamic batcher, and the batch's wake-up of the loop writes the answer, with no
+task, future or coroutine per request; any other goes to
+:func:`~ml_utilities.serving.routes.predict_response` in a task. Both give the documents,
+statuses, error bodies and metrics of the ASGI app. The predict requests read in one loop
+iteration are started together at its end (:meth:`FrontEnd.defer_predict`). A predict path
+with a query string or percent-encoding is decoded and answered by
+:func:`~ml_utilities.serving.routes.handle`, in a task.
 
 HTTP/1.1 handling: keep-alive (closed after ``keep_alive_timeout`` idle seconds), pipelining
 (requests of a connection are answered one after the other, in order; past 64 queued requests
@@ -42,8 +44,8 @@ connections are served (``ML_UTILITIES_HTTP_MAX_CONNECTIONS``, 1000); one more i
 ``body_timeout``).
 
 Shutdown (SIGINT, SIGTERM or :meth:`FrontEnd.request_shutdown`) stops accepting, closes idle
-connections, answers every request already received, then runs the app's lifespan shutdown
-(which drains and closes the service).
+connections, answers every request already received, then drains and closes the service (where
+the app was made with ``close_service=True``, the default).
 
 Use :func:`run` (what ``ml-utilities serve`` calls), or :class:`FrontEnd` in a running loop.
 """
@@ -71,8 +73,17 @@ import httptools
 
 from ..exceptions import ParameterError
 from ._json import dumps as _dumps
-from .app import _PREFIX, _SUFFIX, error_response, predict_response, start_predict
 from .metrics import metrics
+from .routes import (
+    _PREFIX,
+    _SUFFIX,
+    INTERNAL_ERROR,
+    error_response,
+    handle,
+    internal_error,
+    predict_response,
+    start_predict,
+)
 
 __all__ = ["FrontEnd", "run"]
 
@@ -84,13 +95,10 @@ _STATUS_LINES = {
 }
 _JSON_HEAD = b"content-type: application/json\r\ncontent-length: "
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-#: the answer to a predict request whose handling raised (as uvicorn answers an app's exception)
-_INTERNAL_ERROR = (500, b"Internal Server Error", None, b"text/plain; charset=utf-8")
 #: pipelined requests queued on a connection before it stops reading
 _PIPELINE_LIMIT = 64
 #: bytes of request line and headers accepted (llhttp itself sets no limit)
 _HEAD_LIMIT = 64 * 1024
-_ASGI = {"version": "3.0", "spec_version": "2.3"}
 _CLOSED_LIMIT = metrics.connections_closed.labels("limit")
 _CLOSED_HEADER = metrics.connections_closed.labels("header_timeout")
 _CLOSED_BODY = metrics.connections_closed.labels("body_timeout")
@@ -116,20 +124,13 @@ class _Request:
     """A parsed request; ``error`` is the status of a request answered with ``body`` as its
     JSON error (a malformed or oversized one), which closes the connection."""
 
-    __slots__ = ("method", "url", "headers", "body", "keep_alive", "http_version", "error")
+    __slots__ = ("method", "url", "body", "keep_alive", "http_version", "error")
 
     def __init__(
-        self,
-        method: bytes,
-        url: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        keep_alive: bool,
-        http_version: str,
+        self, method: bytes, url: bytes, body: bytes, keep_alive: bool, http_version: str
     ) -> None:
         self.method = method
         self.url = url
-        self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
         self.http_version = http_version
@@ -144,8 +145,6 @@ class _Protocol(asyncio.Protocol):
         self.loop = front.loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
         # the request being parsed
         self.in_message = False
         self.in_body = False  # the request being parsed has its headers
@@ -153,7 +152,6 @@ class _Protocol(asyncio.Protocol):
         self.body_started = 0.0  # FrontEnd.now when its headers were
         self.url = b""
         self.head_size = 0
-        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.body_size = 0
         self.keep_alive = True
@@ -166,7 +164,8 @@ class _Protocol(asyncio.Protocol):
         self.writing_paused = False
         self.closing = False  # shutting down: close once the received requests are answered
         self.broken = False  # stop parsing: a malformed or oversized request was answered
-        self.lost: asyncio.Future[None] | None = None  # for the ASGI app's http.disconnect
+        self.routing = False  # in _route: a request it answers at once starts the next one
+        self.route_again = False  # _route was asked (within _route) to answer the next one
         self.last_active = 0.0
 
     # asyncio callbacks ------------------------------------------------------------------------
@@ -194,10 +193,6 @@ class _Protocol(asyncio.Protocol):
             )
             transport.close()
             return
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.client = tuple(peer[:2]) if isinstance(peer, tuple) else None  # type: ignore[assignment]
-        self.server = tuple(local[:2]) if isinstance(local, tuple) else None  # type: ignore[assignment]
         self.last_active = self.loop.time()
         self.front.connections.add(self)
 
@@ -205,8 +200,6 @@ class _Protocol(asyncio.Protocol):
         self.front.connections.discard(self)
         self.queue.clear()
         self.broken = True
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         if self.broken:
@@ -256,7 +249,6 @@ class _Protocol(asyncio.Protocol):
         self.head_started = self.front.now
         self.url = b""
         self.head_size = 0
-        self.headers = []
         self.body = []
         self.body_size = 0
         self.expect_continue = False
@@ -267,7 +259,6 @@ class _Protocol(asyncio.Protocol):
             raise _Reject(414, "URITooLong", f"the request URL is over {_HEAD_LIMIT} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
         self.head_size += len(name) + len(value) + 4
         if self.head_size > _HEAD_LIMIT:
             raise _Reject(
@@ -302,7 +293,6 @@ class _Protocol(asyncio.Protocol):
         request = _Request(
             self.parser.get_method(),
             self.url,
-            self.headers,
             body[0] if len(body) == 1 else b"".join(body),
             self.keep_alive and not self.closing,
             self.parser.get_http_version(),
@@ -336,7 +326,7 @@ class _Protocol(asyncio.Protocol):
             if name and b"/" not in name:
                 self.front.defer_predict(self, name.decode("latin-1"), request)
                 return
-        self.task = self.loop.create_task(self._asgi(request))
+        self._route(request)
 
     def _finished(self, keep_alive: bool) -> None:
         """The first queued request is answered: close, or go on with the next one."""
@@ -364,7 +354,7 @@ class _Protocol(asyncio.Protocol):
 
     def _predict_nowait(self, name: str, request: _Request) -> bool:
         """Answer a predict request through the service's callback path
-        (:func:`~ml_utilities.serving.app.start_predict`: no task, future or coroutine per
+        (:func:`~ml_utilities.serving.routes.start_predict`: no task, future or coroutine per
         request); False where :meth:`_predict` must answer it."""
 
         def done(payload: bytes | None, err: BaseException | None) -> None:
@@ -388,18 +378,13 @@ class _Protocol(asyncio.Protocol):
             self._write_answer(request, 200, payload, None)  # type: ignore[arg-type]
             return
         answer = error_response(err, name)
-        if answer is None:
-            logger.error("the predict route of %r raised", name, exc_info=err)
-            self._write_answer(request, *_INTERNAL_ERROR)
-        else:
-            self._write_answer(request, *answer)
+        self._write_answer(request, *(internal_error(name, err) if answer is None else answer))
 
     async def _predict(self, name: str, request: _Request) -> None:
         try:
             answer = await predict_response(self.front.service, name, request.body)
-        except Exception:  # noqa: BLE001 - a 500, as uvicorn answers an exception of the app
-            logger.exception("the predict route of %r raised", name)
-            answer = _INTERNAL_ERROR
+        except Exception as err:  # noqa: BLE001 - a plain-text 500, logged
+            answer = internal_error(name, err)
         self._write_answer(request, *answer)
 
     def _write_answer(
@@ -410,7 +395,8 @@ class _Protocol(asyncio.Protocol):
         extra: list[tuple[bytes, bytes]] | None,
         content_type: bytes | None = None,
     ) -> None:
-        """Send the answer to the first queued request (JSON unless ``content_type``), then go
+        """Send the answer to the first queued request (JSON unless ``content_type``; the
+        routes' answers always name it, and a ``HEAD`` request gets their head only), then go
         on with the next one."""
         keep_alive = request.keep_alive
         transport = self.transport
@@ -422,6 +408,8 @@ class _Protocol(asyncio.Protocol):
             head = _JSON_HEAD + b"%d\r\n" % len(payload)
         else:
             head = b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload))
+            if request.method == b"HEAD":
+                payload = b""
         parts = [_status_line(status), head, self.front.date_header]
         if extra:
             parts.extend(b"%s: %s\r\n" % pair for pair in extra)
@@ -439,7 +427,7 @@ class _Protocol(asyncio.Protocol):
         self.broken = True
         self.in_message = self.in_body = False
         payload = _dumps({"error": reject.error, "detail": reject.detail})
-        request = _Request(b"", b"", [], payload, False, "1.1")
+        request = _Request(b"", b"", payload, False, "1.1")
         request.error = reject.status
         self.queue.append(request)
         if not self.busy:
@@ -486,114 +474,47 @@ class _Protocol(asyncio.Protocol):
         )
         transport.close()
 
-    async def _asgi(self, request: _Request) -> None:
-        """Answer ``request`` through the ASGI app."""
-        front = self.front
-        raw_path, _, query = request.url.partition(b"?")
-        head_only = request.method == b"HEAD"
-        keep_alive = request.keep_alive
-        scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": request.http_version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": "http",
-            "method": request.method.decode("ascii"),
-            "root_path": "",
-            "path": unquote(raw_path.decode("ascii", "replace")),
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": [(name.lower(), value) for name, value in request.headers],
-            "state": dict(front.state),
-        }
-        body_sent = False
-        started = False
-        complete = False
-        chunked = False
-        pending = b""  # the response head, written with the first body part
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_sent
-            if not body_sent:
-                body_sent = True
-                return {"type": "http.request", "body": request.body, "more_body": False}
-            if self.lost is None:
-                self.lost = self.loop.create_future()
-                if self.transport is None or self.transport.is_closing():
-                    self.lost.set_result(None)
-            await self.lost
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal started, complete, chunked, pending, keep_alive
-            kind = message["type"]
-            if kind == "http.response.start":
-                if started:
-                    raise RuntimeError("http.response.start sent twice")
-                started = True
-                status = int(message["status"])
-                parts = [_status_line(status), front.date_header]
-                length = None
-                for name, value in message.get("headers", ()):
-                    lname = name.lower()
-                    if lname == b"content-length":
-                        length = value
-                    elif lname == b"connection" and value.lower() == b"close":
-                        keep_alive = False
-                        continue
-                    parts.append(b"%s: %s\r\n" % (name, value))
-                if self.closing and len(self.queue) <= 1:
-                    keep_alive = False
-                if length is None and not head_only and status >= 200 and status not in (204, 304):
-                    chunked = True
-                    parts.append(b"transfer-encoding: chunked\r\n")
-                if not keep_alive:
-                    parts.append(b"connection: close\r\n")
-                elif request.http_version == "1.0":
-                    parts.append(b"connection: keep-alive\r\n")
-                parts.append(b"\r\n")
-                pending = b"".join(parts)
-            elif kind == "http.response.body":
-                if not started or complete:
-                    raise RuntimeError("http.response.body out of order")
-                body = b"" if head_only else message.get("body", b"")
-                more = message.get("more_body", False)
-                if chunked:
-                    data = b"%x\r\n%s\r\n" % (len(body), body) if body else b""
-                    if not more:
-                        data += b"0\r\n\r\n"
-                else:
-                    data = body
-                if self.transport is not None and not self.transport.is_closing():
-                    self.transport.write(pending + data)
-                pending = b""
-                complete = not more
-
+    def _route(self, request: _Request) -> None:
+        """Answer the first queued request, not one for the predict fast path, from
+        :func:`~ml_utilities.serving.routes.handle`: at once, or in a task for a route that
+        waits. The requests queued behind one answered at once are answered in this loop
+        rather than by recursion (a pipeline can queue thousands of them)."""
+        if self.routing:  # called back from the answer written below: go on from there
+            self.route_again = True
+            return
+        if not self.in_message and self.queue[-1] is request and self.parser.should_upgrade():
+            # answered within the read of an upgrade request, before the parser stops at it
+            # (data_received closes after the requests queued then): close after this one
+            request.keep_alive = False
+        self.routing = True
         try:
-            await front.app(scope, receive, send)
-        except Exception:  # noqa: BLE001 - a 500, as uvicorn answers an exception of the app
-            logger.exception("the ASGI app raised on %s %r", scope["method"], scope["path"])
-            if not started:
-                payload = b"Internal Server Error"
-                head = b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(
-                    payload
+            while True:
+                raw_path = request.url.partition(b"?")[0]
+                answer = handle(
+                    self.front.service,
+                    request.method.decode("ascii", "replace"),
+                    unquote(raw_path.decode("ascii", "replace")),
+                    request.body,
                 )
-                if self.transport is not None and not self.transport.is_closing():
-                    self.transport.write(
-                        _status_line(500)
-                        + head
-                        + front.date_header
-                        + b"connection: close\r\n\r\n"
-                        + payload
-                    )
-                started = complete = True
-            keep_alive = False
-        if not complete:  # no (whole) answer: the client cannot tell where it would end
-            keep_alive = False
-        if self.transport is None or self.transport.is_closing():
-            keep_alive = False
-        self._finished(keep_alive)
+                if type(answer) is not tuple:
+                    self.task = self.loop.create_task(self._answer_later(request, answer))
+                    return
+                self.route_again = False
+                self._write_answer(request, *answer)
+                if not self.route_again:
+                    return
+                request = self.queue[0]
+        finally:
+            self.routing = False
+
+    async def _answer_later(self, request: _Request, pending: Any) -> None:
+        """Write the answer of a route that waits (``pending``, its coroutine)."""
+        try:
+            answer = await pending
+        except Exception:  # noqa: BLE001 - the routes answer their errors; a bug is a 500
+            logger.exception("the route of %r raised", request.url)
+            answer = INTERNAL_ERROR
+        self._write_answer(request, *answer)
 
 
 _PREFIX_B = _PREFIX.encode()
@@ -603,14 +524,14 @@ _SUFFIX_LEN = len(_SUFFIX_B)
 
 
 class FrontEnd:
-    """Serves an ASGI ``app`` over HTTP/1.1, answering the predict route of its service itself.
+    """Serves the routes of :mod:`ml_utilities.serving.routes` for a service over HTTP/1.1.
 
     Parameters
     ----------
-    app : ASGI application
-        Usually :func:`~ml_utilities.serving.app.create_app`'s. Its ``service`` attribute
-        (a :class:`PredictionService`) answers the predict route; without one, every request
-        goes to the app.
+    app : ServingApp
+        :func:`~ml_utilities.serving.app.create_app`'s (or any object with its attributes):
+        its ``service`` (a :class:`PredictionService`) is served, and closed at shutdown where
+        its ``close_service`` is true. The app itself is not called.
     max_body_size : int
         Largest request body in bytes (default 16 MiB); a larger one is answered 413.
     keep_alive_timeout : float
@@ -674,6 +595,7 @@ class FrontEnd:
             raise ParameterError(f"max_connections={max_connections!r}: expected an integer >= 1")
         self.app = app
         self.service = getattr(app, "service", None)
+        self.close_service = bool(getattr(app, "close_service", False))
         self.max_body_size = int(max_body_size)
         self.keep_alive_timeout = float(keep_alive_timeout)
         self.graceful_timeout = float(graceful_timeout)
@@ -683,25 +605,21 @@ class FrontEnd:
         #: the clock's period: a second, or a quarter of the shortest deadline
         self.tick_s = min(1.0, self.header_timeout / 4, self.body_timeout / 4)
         self.connections: set[_Protocol] = set()
-        self.state: dict[str, Any] = {}
         self.date_header = b""
         self.now = 0.0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._servers: list[asyncio.base_events.Server] = []
         self._exit: asyncio.Event | None = None
-        self._lifespan: _Lifespan | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._deferred: list[tuple[_Protocol, str, _Request]] = []
         self.started = False
 
     # lifecycle --------------------------------------------------------------------------------
     async def start(self, sockets: list[socket.socket]) -> None:
-        """Run the app's lifespan startup, then accept connections on ``sockets``."""
+        """Accept connections on ``sockets``."""
         self.loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()
         self._tick()
-        self._lifespan = _Lifespan(self.app, self.state)
-        await self._lifespan.startup()
         for sock in sockets:
             server = await self.loop.create_server(lambda: _Protocol(self), sock=sock, backlog=2048)
             self._servers.append(server)
@@ -721,7 +639,8 @@ class FrontEnd:
 
     async def shutdown(self) -> None:
         """Stop accepting, answer the requests already received (up to ``graceful_timeout``
-        seconds), close every connection, then run the app's lifespan shutdown."""
+        seconds), close every connection, then drain and close the service (where
+        ``close_service``)."""
         for server in self._servers:
             server.close()
         for conn in list(self.connections):
@@ -742,8 +661,11 @@ class FrontEnd:
                 await server.wait_closed()
         if self._ticker is not None:
             self._ticker.cancel()
-        if self._lifespan is not None:
-            await self._lifespan.shutdown()
+        if self.close_service and self.service is not None:
+            try:
+                await self.service.close()
+            except Exception:  # noqa: BLE001 - the server stops all the same
+                logger.exception("closing the service at shutdown failed")
 
     def defer_predict(self, conn: _Protocol, name: str, request: _Request) -> None:
         """Start answering a predict request of ``conn`` at the end of this loop iteration,
@@ -791,60 +713,6 @@ class FrontEnd:
                 conn.transport.close()  # type: ignore[union-attr]
         metrics.connections_open.set(len(self.connections))
         self._ticker = self.loop.call_later(self.tick_s, self._tick)
-
-
-class _Lifespan:
-    """Drives the ASGI lifespan protocol of an app (startup, shutdown), as uvicorn's "auto"
-    mode: an app that does not take the lifespan scope is served without one."""
-
-    def __init__(self, app: Any, state: dict[str, Any]) -> None:
-        self.app = app
-        self.state = state
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.started = asyncio.Event()
-        self.stopped = asyncio.Event()
-        self.failure: str | None = None
-        self.supported = True
-        self.task: asyncio.Task[None] | None = None
-
-    async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
-        try:
-            await self.app(scope, self.inbox.get, self._send)
-        except BaseException as err:  # noqa: BLE001 - reported, like uvicorn's "auto"
-            if not self.started.is_set():
-                self.supported = False
-                logger.info("the app does not take the lifespan scope (%r)", err)
-            else:
-                self.failure = self.failure or repr(err)
-                logger.error("the app's lifespan raised: %r", err)
-        finally:
-            self.started.set()
-            self.stopped.set()
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
-            self.failure = message.get("message", "") or kind
-        if kind.startswith("lifespan.startup."):
-            self.started.set()
-        elif kind.startswith("lifespan.shutdown."):
-            self.stopped.set()
-
-    async def startup(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._main())
-        await self.inbox.put({"type": "lifespan.startup"})
-        await self.started.wait()
-        if self.failure is not None:
-            raise RuntimeError(f"the app's lifespan startup failed: {self.failure}")
-
-    async def shutdown(self) -> None:
-        if not self.supported or self.task is None:
-            return
-        await self.inbox.put({"type": "lifespan.shutdown"})
-        await self.stopped.wait()
-        with contextlib.suppress(BaseException):
-            await self.task
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -7,8 +7,9 @@ every replica at the same registry (``registry_url``, ``artifact_root``) and, to
 results, at the same Redis (``config={"redis_url": ...}``).
 
 The replicas answer the HTTP routes of ``ml-utilities serve`` (``POST
-/v1/models/{name}:predict``, ``GET /health``, ``GET /v1/models``, ``GET /metrics``: each
-replica's own registry) with the same documents and error statuses, and expose
+/v1/models/{name}:predict``, ``GET /health``, ``GET /ready``, ``GET /v1/models``, ``GET
+/metrics``: each replica's own registry), with the functions that serve answers them
+(:func:`ml_utilities.serving.routes.handle`), so with the same documents and statuses, and expose
 ``predict_batch`` / ``predict`` / ``loaded_models`` to Python callers through a
 ``DeploymentHandle``.
 
@@ -35,9 +36,6 @@ from typing import Any
 from .._validators import integer
 
 __all__ = ["PredictionReplica", "prediction_app", "prediction_deployment"]
-
-_PREFIX = "/v1/models/"
-_SUFFIX = ":predict"
 
 
 def _serve() -> Any:
@@ -87,34 +85,19 @@ class PredictionReplica:
         self._pid = str(os.getpid()).encode()
 
     async def __call__(self, request: Any) -> Any:
-        """The HTTP routes of ``ml-utilities serve`` (a Starlette request from Ray's proxy)."""
+        """The HTTP routes of ``ml-utilities serve`` (a Starlette request from Ray's proxy),
+        answered by :func:`ml_utilities.serving.routes.handle`."""
         from starlette.responses import Response
 
-        from ._json import dumps as _dumps
-        from .app import predict_response
-        from .metrics import render
+        from .routes import handle
 
-        path: str = request.url.path
-        headers: list[tuple[bytes, bytes]] | None = None
-        if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
-            name = path[len(_PREFIX) : -len(_SUFFIX)]
-            if request.method != "POST":
-                status, payload = 405, _dumps({"detail": "Method Not Allowed"})
-            else:
-                status, payload, headers = await predict_response(
-                    self.service, name, await request.body()
-                )
-        elif path == "/health":
-            status, payload = 200, _dumps({"status": "ok"})
-        elif path == "/v1/models":
-            status, payload = 200, _dumps({"models": self.service.loaded_models()})
-        elif path == "/metrics":
-            return Response(render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-        else:
-            status, payload = 404, _dumps({"detail": "Not Found"})
+        answer = handle(self.service, request.method, request.url.path, await request.body())
+        if not isinstance(answer, tuple):
+            answer = await answer
+        status, payload, headers, content_type = answer
         out = {k.decode(): v.decode() for k, v in headers or []}
         out["x-mlu-replica"] = self._pid.decode()
-        return Response(payload, status_code=status, media_type="application/json", headers=out)
+        return Response(payload, status_code=status, media_type=content_type.decode(), headers=out)
 
     async def predict_batch(
         self,

@@ -1,0 +1,309 @@
+"""The HTTP routes of the prediction service, written once for every transport.
+
+``ml-utilities serve``'s HTTP/1.1 front end (:mod:`ml_utilities.serving.frontend`), the ASGI
+app of :func:`~ml_utilities.serving.app.create_app` (for uvicorn or any ASGI server) and the
+Ray Serve replicas (:mod:`ml_utilities.serving.ray_serve`) all answer through :func:`handle`.
+An answer is an :data:`Answer`: ``(status, payload bytes, extra headers or None, content
+type)``; the transport writes it (with ``content-length``).
+
+Routes
+------
+``POST /v1/models/{name}:predict``
+    Body ``{"features": [[...], ...], "options": {...}, "version": 3 | "champion"}``
+    (``"instances"`` is accepted for ``"features"``); answers ``predict_batch``'s dictionary.
+    ``name`` may carry a version: ``genre:3`` is not possible in this path, use ``genre@3`` or
+    ``genre@champion``. Another method is answered 405 (``Allow: POST``).
+``GET /health``
+    Liveness: 200 while the process serves.
+``GET /ready``
+    Readiness: 200 once the registry answers (and Redis, when configured), else 503 with
+    ``{"status": "not ready", "detail": <reason>}``.
+``GET /metrics``
+    Prometheus text format (:mod:`ml_utilities.serving.metrics`).
+``GET /v1/models``
+    Models held in memory, with their backend, device and batcher counters.
+
+The ``GET`` routes also answer ``HEAD`` (the transport leaves the body out); another method is
+answered 405 (``Allow: GET, HEAD``). Any other path is 404 ``{"detail": "Not Found"}``.
+
+Errors of the predict route are JSON ``{"error": <class>, "detail": <reason>}``: 404 unknown
+model, version or alias; 422 wrong feature count, NaN or inf, bad shape; 400 a body that is not
+JSON (or nests too deeply to be read), a value in the rows that is not a number (``"1.5"``,
+``true``, ``null``: ``FeatureValueError``, naming the value and its row and feature) and other
+bad parameters; 503 overloaded (with ``Retry-After``); 504 timeout; 500
+``ArtifactIntegrityError``, a model whose stored files fail their sha256 check (the server's
+copy is damaged or was tampered with: the client can do nothing about it, and the model is not
+loaded) and other errors of the service. An exception that is not an error of the service (a
+bug) is logged and answered with a plain-text 500 ``Internal Server Error``.
+
+The predict route is the hot path: its body is read with ``orjson`` when it is installed; the
+common request (one row, no options) takes :meth:`PredictionService.predict_json`, whose answers
+are encoded once per batch. The front end also answers it through :func:`start_predict` where the
+service's callback path takes it (no task, future or coroutine per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..exceptions import ParameterError
+from ._json import dumps as _dumps
+from ._json import loads as _loads
+from .errors import (
+    FeatureValueError,
+    ModelInputError,
+    Overloaded,
+    RequestTimeoutError,
+    ServingError,
+)
+from .metrics import render
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "JSON",
+    "Answer",
+    "error_response",
+    "handle",
+    "internal_error",
+    "predict",
+    "predict_name",
+    "predict_response",
+    "start_predict",
+    "status_of",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``(status, payload, extra headers or None, content type)``
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]] | None, bytes]
+
+JSON = b"application/json"
+METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+#: the answer to a request whose handling raised something other than a service error
+INTERNAL_ERROR: Answer = (500, b"Internal Server Error", None, b"text/plain; charset=utf-8")
+NOT_FOUND: Answer = (404, _dumps({"detail": "Not Found"}), None, JSON)
+_NOT_ALLOWED = _dumps({"detail": "Method Not Allowed"})
+_POST_ONLY: Answer = (405, _NOT_ALLOWED, [(b"allow", b"POST")], JSON)
+_GET_ONLY: Answer = (405, _NOT_ALLOWED, [(b"allow", b"GET, HEAD")], JSON)
+
+_PREFIX = "/v1/models/"
+_SUFFIX = ":predict"
+_FIELDS = frozenset(("features", "instances", "options", "version"))
+#: exception class -> HTTP status of its JSON answer (the most derived class registered wins)
+_STATUS: dict[type[BaseException], int] = {
+    FeatureValueError: 400,
+    ModelInputError: 422,
+    ParameterError: 400,
+    Overloaded: 503,
+    RequestTimeoutError: 504,
+    ServingError: 500,
+}
+
+
+def handle(
+    service: Any, method: str, path: str, body: bytes
+) -> Answer | Coroutine[Any, Any, Answer]:
+    """The answer to a request for ``service`` (a :class:`PredictionService`): ``method``
+    (``"GET"``), ``path`` percent-decoded and without its query string, ``body`` the whole
+    request body.
+
+    Returns the :data:`Answer` where the route answers at once (``/health``, ``/metrics``,
+    ``/v1/models``, 404, 405), else a coroutine to await for it (the predict route, and
+    ``/ready``, which asks the registry from a worker thread). Neither raises: an exception
+    that is not a service error is logged and answered :data:`INTERNAL_ERROR`."""
+    route = _GET_ROUTES.get(path)
+    if route is not None:
+        if method != "GET" and method != "HEAD":
+            return _GET_ONLY
+        try:
+            return route(service)
+        except Exception as err:  # noqa: BLE001 - a 500, logged
+            logger.error("the route %s raised", path, exc_info=err)
+            return INTERNAL_ERROR
+    name = predict_name(path)
+    if name is None:
+        return NOT_FOUND
+    if method != "POST":
+        return _POST_ONLY
+    return predict(service, name, body)
+
+
+def predict_name(path: str) -> str | None:
+    """The model name of a predict route's path (``/v1/models/{name}:predict``), else None."""
+    if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+        name = path[len(_PREFIX) : -len(_SUFFIX)]
+        if name and "/" not in name:
+            return name
+    return None
+
+
+def _health(service: Any) -> Answer:
+    return 200, b'{"status":"ok"}', None, JSON
+
+
+def _metrics(service: Any) -> Answer:
+    return 200, render(), None, METRICS_TYPE
+
+
+def _models(service: Any) -> Answer:
+    return 200, _dumps({"models": service.loaded_models()}), None, JSON
+
+
+async def _ready(service: Any) -> Answer:
+    try:
+        await asyncio.to_thread(_check_ready, service)
+    except Exception as err:  # noqa: BLE001 - readiness reports any failure
+        return 503, _dumps({"status": "not ready", "detail": str(err)}), None, JSON
+    return 200, b'{"status":"ready"}', None, JSON
+
+
+def _check_ready(service: Any) -> None:
+    service.registry.list_models()
+    cache = service._results
+    if cache is not None and getattr(cache, "kind", "") == "redis":
+        cache.ping()
+
+
+_GET_ROUTES: dict[str, Callable[[Any], Any]] = {
+    "/health": _health,
+    "/ready": _ready,
+    "/metrics": _metrics,
+    "/v1/models": _models,
+}
+
+
+async def predict(service: Any, name: str, body: bytes) -> Answer:
+    """The :data:`Answer` of a predict request: :func:`predict_response`'s, or
+    :data:`INTERNAL_ERROR` (logged) where it raises."""
+    try:
+        status, payload, headers = await predict_response(service, name, body)
+    except Exception as err:  # noqa: BLE001 - a 500, logged
+        return internal_error(name, err)
+    return status, payload, headers, JSON
+
+
+def internal_error(name: str, err: BaseException) -> Answer:
+    """Log ``err``, raised answering a predict request for ``name`` and not an error of the
+    service; :data:`INTERNAL_ERROR`."""
+    logger.error("the predict route of %r raised", name, exc_info=err)
+    return INTERNAL_ERROR
+
+
+async def predict_response(
+    service: Any, name: str, body: bytes
+) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None]:
+    """``(status, JSON payload, extra headers)`` answering a predict request's ``body`` for
+    model ``name``. Errors of the service become their status with ``{"error", "detail"}``;
+    any other exception propagates (:func:`predict` answers it 500)."""
+    try:
+        doc = _decode(body)
+        payload = await service.predict_json(name, doc)
+        if payload is None:
+            payload = _dumps(await service.predict_batch(**_arguments(name, doc)))
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or re-raised
+        answer = error_response(err, name)
+        if answer is None:
+            raise
+        return answer
+    return 200, payload, None
+
+
+def error_response(
+    err: BaseException, model_name: str | None = None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None] | None:
+    """``(status, JSON payload, extra headers)`` of a service error (``{"error", "detail"}``,
+    with ``Retry-After`` on a 503), or None for an exception that is not one (a 500 from the
+    server). A 500 is logged; the detail of an ``ArtifactIntegrityError`` (a model whose
+    stored files fail their sha256 check, for ``model_name``) names the model and the problem
+    but not the server's paths, which only the log has."""
+    status = status_of(err)
+    if status is None:
+        return None
+    detail = str(err)
+    if status == 500:
+        from ..models.errors import ArtifactIntegrityError
+
+        logger.error("a predict request failed: %s: %s", type(err).__name__, err)
+        if isinstance(err, ArtifactIntegrityError):
+            model = "the model" if model_name is None else f"model {model_name!r}"
+            detail = (
+                f"{model} cannot be loaded: its stored files fail their integrity check "
+                "(sha256); the server log names the file"
+            )
+    headers = [(b"retry-after", b"1")] if status == 503 else None
+    return status, _dumps({"error": type(err).__name__, "detail": detail}), headers
+
+
+def start_predict(
+    service: Any, name: str, body: bytes, callback: Callable[[bytes | None, Any], None]
+) -> bool:
+    """Begin answering a predict request without a coroutine, where the service's
+    ``predict_json_nowait`` takes it: True, and then ``callback(payload, None)`` with the
+    answer of :func:`predict_response` for a 200, ``callback(None, err)`` with the exception
+    whose answer :func:`error_response` gives (or that :func:`predict_response` would
+    raise), or ``callback(None, None)``: answer it with :func:`predict_response` after all.
+    False where :func:`predict_response` must answer it (a body that is not strict JSON
+    included). An error at submission is raised here."""
+    nowait = getattr(service, "predict_json_nowait", None)
+    if nowait is None:
+        return False
+    try:
+        doc = _loads(body)
+    except (ValueError, RecursionError):  # predict_response says why
+        return False
+    return bool(nowait(name, doc, callback))
+
+
+_status_by_class: dict[type[BaseException], int] = {}
+
+
+def status_of(err: BaseException) -> int | None:
+    """The HTTP status of a service error (the most derived class registered wins), or None."""
+    if not _status_by_class:
+        from ..models.errors import ArtifactIntegrityError, ModelNotFoundError
+
+        _status_by_class.update({ModelNotFoundError: 404, ArtifactIntegrityError: 500, **_STATUS})
+    for cls in type(err).__mro__:
+        status = _status_by_class.get(cls)
+        if status is not None:
+            return status
+    return None
+
+
+def _decode(body: bytes) -> Any:
+    """The request body as JSON."""
+    try:
+        return _loads(body)
+    except (ValueError, RecursionError):
+        # orjson is strict JSON; the standard library also reads NaN and Infinity, which then
+        # fail validation with the row and feature named (422) rather than as "not JSON"
+        try:
+            return json.loads(body)
+        except ValueError as err:
+            raise ParameterError(f"the request body is not JSON ({err})") from None
+        except RecursionError:  # the standard library's parser recurses per nesting level
+            raise ParameterError(
+                "the request body nests arrays or objects too deeply to be read"
+            ) from None
+
+
+def _arguments(name: str, doc: Any) -> dict[str, Any]:
+    """``predict_batch``'s keyword arguments from the decoded request body."""
+    if not isinstance(doc, dict):
+        raise ParameterError("the request body must be a JSON object with 'features'")
+    if not _FIELDS.issuperset(doc):
+        unknown = sorted(set(doc) - _FIELDS)
+        raise ParameterError(f"unknown field(s) {unknown}; accepted: features, options, version")
+    features = doc.get("features", doc.get("instances"))
+    if features is None:
+        raise ModelInputError("the request has no 'features' (a list of rows)")
+    return {
+        "model_name": name,
+        "features": features,
+        "options": doc.get("options"),
+        "version": doc.get("version"),
+    }
