@@ -161,15 +161,31 @@ def test_sklearn_adapter_refuses_a_crafted_model_file(tmp_path: Path) -> None:
 
 
 def test_automl_families_refuse_a_crafted_model_file(tmp_path: Path) -> None:
-    from ml_utilities.automl.families import FAMILIES
+    from ml_utilities.automl.families import FAMILIES, FitContext
 
     marker = tmp_path / "payload-ran"
     _write(tmp_path / "model.skops", _exec(marker))
     _write(tmp_path / "prep.skops", _runstring(marker))
+    (tmp_path / "net.json").write_text("{}")  # a network's fold of a bag of format 1
+    ctx = FitContext("classification", 2, [], 0, n_features=2)
     with pytest.raises(UntrustedArtifactError, match="builtins.exec"):
-        FAMILIES["linear"].load(tmp_path, None)
+        FAMILIES["linear"].load(tmp_path, ctx)
     with pytest.raises(UntrustedArtifactError, match="runstring"):
-        FAMILIES["neural_network"].load(tmp_path, None)
+        FAMILIES["neural_network"].load(tmp_path, ctx)
+    assert not marker.exists()
+
+
+def test_a_network_refuses_a_crafted_preprocessor(tmp_path: Path) -> None:
+    """A network saved with a scikit-learn preprocessor in front (AutoML's MLP folds)."""
+    pytest.importorskip("torch")
+    from ml_utilities.models.adapters.torch import TorchAdapter
+
+    marker = tmp_path / "payload-ran"
+    net = TorchAdapter("mlp", "regression", {"hidden_sizes": [4]}, n_classes=None, input_shape=(3,))
+    net.adopt(net.build(), target_scale=(1.0, 2.0)).save(tmp_path)
+    _write(tmp_path / "preprocessor.skops", _runstring(marker))
+    with pytest.raises(UntrustedArtifactError, match="runstring"):
+        TorchAdapter.read(tmp_path)
     assert not marker.exists()
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.adapters.sklearn import PREFIT, SklearnAdapter
+from .families import make_adapter
 from .search import Problem
 
 __all__ = ["EnsembleResult", "caruana_weights", "fit_stacking", "voting", "stacking"]
@@ -37,7 +39,7 @@ class EnsembleResult:
     kind: str
     members: list[int]  # indices into the candidate list
     weights: list[float] | None
-    meta: Any | None
+    meta: Any | None  # stacking: the meta-learner in its SklearnAdapter
     score: float  # cross-fitted, higher is better
 
 
@@ -145,20 +147,20 @@ def _meta_features(problem: Problem, preds: list[np.ndarray]) -> np.ndarray:
 
 
 def fit_stacking(problem: Problem, z: np.ndarray, rows: np.ndarray) -> Any:
-    """The meta-learner on meta-features ``z`` of ``rows``."""
+    """The meta-learner on meta-features ``z`` of ``rows``, in the adapter that predicts,
+    saves and loads it."""
     if problem.task == "classification":
         from sklearn.linear_model import LogisticRegression
 
-        return LogisticRegression(C=0.1, max_iter=500).fit(z[rows], problem.y[rows])
-    from sklearn.linear_model import RidgeCV
+        meta: Any = LogisticRegression(C=0.1, max_iter=500).fit(z[rows], problem.y[rows])
+    else:
+        from sklearn.linear_model import RidgeCV
 
-    return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(z[rows], problem.y[rows])
-
-
-def meta_predict(problem: Problem, meta: Any, z: np.ndarray) -> np.ndarray:
-    if problem.task == "classification":
-        return np.asarray(meta.predict_proba(z), dtype=np.float32)
-    return np.asarray(meta.predict(z), dtype=np.float32)
+        meta = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(z[rows], problem.y[rows])
+    adapter = make_adapter(
+        SklearnAdapter, PREFIT, problem.task, problem.n_classes, z.shape[1], problem.seed
+    )
+    return adapter.adopt(meta)
 
 
 def stacking(
@@ -174,7 +176,7 @@ def stacking(
     for f, (tr, va) in enumerate(problem.folds):
         if not _fits(deadline, started, f, steps):
             return None
-        crossfit[va] = meta_predict(problem, fit_stacking(problem, z, tr), z[va])
+        crossfit[va] = fit_stacking(problem, z, tr).predict_raw(z[va])
     if not _fits(deadline, started, steps - 1, steps):
         return None
     meta = fit_stacking(problem, z, np.arange(len(problem.y)))

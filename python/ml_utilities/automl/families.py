@@ -1,4 +1,4 @@
-"""Model families of the search: their search spaces, good first settings, fit and persistence.
+"""Model families of the search: their search spaces, good first settings and fits.
 
 Every family trains single-threaded (the search runs trials in parallel instead), honours a
 deadline (boosting rounds, forest chunks and network epochs check it; a fit past its deadline
@@ -6,6 +6,12 @@ raises :class:`DeadlineExceeded`), and stops boosting and networks early on the 
 validation rows. Tasks are ``classification`` (raw output: probabilities), ``regression``
 (values) and ``ranking`` (scores; LightGBM lambdarank and XGBoost ``rank:ndcg`` learn from the
 groups, the others regress the relevance).
+
+A fit returns its fold model inside the :mod:`ml_utilities.models` adapter of its framework
+(:meth:`~ml_utilities.models.adapters.Adapter.adopt`), which predicts, saves, loads and exports
+it: scikit-learn pipelines in a ``SklearnAdapter`` (architecture ``prefit``), boosters in an
+``XGBoostAdapter`` or ``LightGBMAdapter``, the network in a ``TorchAdapter`` (``mlp``, with its
+preprocessing and target scale). Ranking models are ``regression`` adapters: they give scores.
 """
 
 from __future__ import annotations
@@ -15,14 +21,26 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
 from ..exceptions import ParameterError
-from ..models.skops_io import dump_skops, load_skops
+from ..models.adapters.base import Adapter
+from ..models.adapters.boosting import LightGBMAdapter, XGBoostAdapter
+from ..models.adapters.sklearn import PREFIT, SklearnAdapter
+from ..models.adapters.torch import TorchAdapter
+from ..models.skops_io import load_skops
 
-__all__ = ["FAMILIES", "DISPLAY_NAMES", "DeadlineExceeded", "FitContext", "Family", "family"]
+__all__ = [
+    "FAMILIES",
+    "DISPLAY_NAMES",
+    "DeadlineExceeded",
+    "FitContext",
+    "Family",
+    "family",
+    "make_adapter",
+]
 
 
 class DeadlineExceeded(RuntimeError):
@@ -42,10 +60,33 @@ class FitContext:
     groups_val: np.ndarray | None = None
     ranking_k: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
+    n_features: int = 0  # columns of the fold's input (after its feature engineering)
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise DeadlineExceeded("trial deadline passed")
+
+
+def make_adapter(
+    cls: type[Adapter],
+    architecture: str,
+    task: str,
+    n_classes: int | None,
+    n_features: int,
+    seed: int,
+    hyperparameters: dict[str, Any] | None = None,
+) -> Adapter:
+    """An unfitted adapter for a model of an AutoML ``task``: ranking models give scores, so
+    they are ``regression`` adapters."""
+    classify = task == "classification"
+    return cls(
+        architecture,
+        "classification" if classify else "regression",
+        hyperparameters or {},
+        n_classes=n_classes if classify else None,
+        input_shape=(int(n_features),),
+        seed=seed,
+    )
 
 
 DISPLAY_NAMES = {
@@ -61,11 +102,14 @@ DISPLAY_NAMES = {
 
 
 class Family(ABC):
-    """One model family: ``suggest`` a configuration, ``fit`` it, predict, save, load."""
+    """One model family: ``suggest`` a configuration and ``fit`` it into its adapter."""
 
     name: str = ""
     #: ONNX converter of one fitted model, or "" where none exists
     onnx: str = ""
+    #: the adapter that holds, predicts, saves and loads the family's fold models
+    adapter_class: ClassVar[type[Adapter]]
+    architecture: ClassVar[str]
 
     @abstractmethod
     def suggest(self, trial: Any, n: int, n_features: int, task: str) -> dict[str, Any]:
@@ -83,27 +127,41 @@ class Family(ABC):
         x_val: np.ndarray,
         y_val: np.ndarray,
         ctx: FitContext,
-    ) -> Any:
-        """Fit on ``(x, y)``; boosting and networks stop early on ``(x_val, y_val)``."""
+    ) -> Adapter:
+        """Fit on ``(x, y)``; boosting and networks stop early on ``(x_val, y_val)``. Returns
+        the fitted model in its adapter."""
 
-    @abstractmethod
-    def predict_raw(self, model: Any, x: np.ndarray, ctx: FitContext) -> np.ndarray:
-        """Probabilities ``(n, n_classes)``, values or ranking scores ``(n,)``."""
+    def adapter(
+        self, ctx: FitContext, n_features: int, hyperparameters: dict[str, Any] | None = None
+    ) -> Adapter:
+        """An unfitted adapter of the family's framework for the fold ``ctx`` describes."""
+        return make_adapter(
+            self.adapter_class,
+            self.architecture,
+            ctx.task,
+            ctx.n_classes,
+            n_features,
+            ctx.seed,
+            hyperparameters,
+        )
+
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Adapter:
+        """Read a fold model that its adapter's ``save`` wrote into ``folder``."""
+        adapter = self.adapter(ctx, ctx.n_features)
+        adapter.load_files(folder, allow_pickle=allow_pickle)
+        return adapter
+
+    def predict_raw(self, model: Adapter, x: np.ndarray, ctx: FitContext) -> np.ndarray:
+        """Probabilities ``(n, n_classes)``, values or ranking scores ``(n,)``: what the fold
+        model's adapter predicts."""
+        return model.predict_raw(x)
 
     def importances(self, model: Any, n_features: int) -> np.ndarray | None:
         return None
 
     def save_cost_s(self, model: Any) -> float:
-        """A generous estimate of the seconds :meth:`save` and the registry's hashing take."""
+        """A generous estimate of the seconds saving and the registry's hashing take."""
         return 0.03
-
-    @abstractmethod
-    def save(self, model: Any, folder: Path) -> None:
-        """Write one fitted model into the empty folder ``folder``."""
-
-    @abstractmethod
-    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
-        """Read what :meth:`save` wrote."""
 
 
 def _p(trial: Any, family: str) -> Any:
@@ -150,6 +208,8 @@ def _preprocessor(categorical: list[int], n_features: int, scale: bool) -> Any:
 
 class SklearnFamily(Family):
     onnx = "skl2onnx"
+    adapter_class = SklearnAdapter
+    architecture = PREFIT
     scale = True
 
     def estimator(self, params: dict[str, Any], ctx: FitContext, n: int) -> Any:
@@ -167,18 +227,7 @@ class SklearnFamily(Family):
             ]
         )
         pipe.fit(x, y)
-        return pipe
-
-    def predict_raw(self, model, x, ctx):  # noqa: ANN001
-        if ctx.task == "classification":
-            return np.asarray(model.predict_proba(x), dtype=np.float32)
-        return np.asarray(model.predict(x), dtype=np.float32)
-
-    def save(self, model: Any, folder: Path) -> None:
-        dump_skops(model, folder / "model.skops")
-
-    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
-        return load_skops(folder / "model.skops", allow_pickle=allow_pickle)
+        return self.adapter(ctx, x.shape[1]).adopt(pipe)
 
 
 class LinearFamily(SklearnFamily):
@@ -201,7 +250,8 @@ class LinearFamily(SklearnFamily):
         return Ridge(alpha=params["alpha"])
 
     def importances(self, model, n_features):  # noqa: ANN001
-        return _pipeline_importances(model, n_features, np.abs(np.atleast_2d(model[-1].coef_)))
+        pipe = model.model
+        return _pipeline_importances(pipe, n_features, np.abs(np.atleast_2d(pipe[-1].coef_)))
 
 
 class KNNFamily(SklearnFamily):
@@ -315,15 +365,16 @@ class ForestFamily(SklearnFamily):
             model.fit(xt, y)
             per_tree = max(per_tree, (time.monotonic() - t) / step)
             total += step
-        return Pipeline([("prep", prep), ("model", model)])
+        return self.adapter(ctx, x.shape[1]).adopt(Pipeline([("prep", prep), ("model", model)]))
 
     def importances(self, model, n_features):  # noqa: ANN001
-        return _pipeline_importances(model, n_features, model[-1].feature_importances_[None, :])
+        pipe = model.model
+        return _pipeline_importances(pipe, n_features, pipe[-1].feature_importances_[None, :])
 
     def save_cost_s(self, model: Any) -> float:
         # skops writes every node (about 0.65 us each measured in memory; x3 for the disk write
         # and the registry's hashing of ~110 bytes per node)
-        nodes = sum(int(e.tree_.node_count) for e in model[-1].estimators_)
+        nodes = sum(int(e.tree_.node_count) for e in model.model[-1].estimators_)
         return 0.03 + 2e-6 * nodes
 
 
@@ -375,6 +426,8 @@ _RANK_ROUNDS, _RANK_PATIENCE = 400, 20
 class LightGBMFamily(Family):
     name = "lightgbm"
     onnx = "onnxmltools"
+    adapter_class = LightGBMAdapter
+    architecture = "gbdt"
 
     def suggest(self, trial, n, n_features, task):  # noqa: ANN001
         t = _p(trial, self.name)
@@ -466,29 +519,19 @@ class LightGBMFamily(Family):
             ],
         )
         best = booster.best_iteration or booster.current_iteration()
-        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-
-    def predict_raw(self, model, x, ctx):  # noqa: ANN001
-        raw = np.asarray(model.predict(x), dtype=np.float32)
-        if ctx.task == "classification" and raw.ndim == 1:
-            raw = np.stack([1.0 - raw, raw], axis=1)
-        return raw
+        best_only = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        return self.adapter(ctx, x.shape[1]).adopt(best_only)
 
     def importances(self, model, n_features):  # noqa: ANN001
-        return np.asarray(model.feature_importance(importance_type="gain"), dtype=np.float64)
-
-    def save(self, model: Any, folder: Path) -> None:
-        model.save_model(str(folder / "model.txt"))
-
-    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
-        import lightgbm as lgb
-
-        return lgb.Booster(model_file=str(folder / "model.txt"))
+        gain = model.booster.feature_importance(importance_type="gain")
+        return np.asarray(gain, dtype=np.float64)
 
 
 class XGBoostFamily(Family):
     name = "xgboost"
     onnx = "onnxmltools"
+    adapter_class = XGBoostAdapter
+    architecture = "gbtree"
 
     def suggest(self, trial, n, n_features, task):  # noqa: ANN001
         t = _p(trial, self.name)
@@ -551,32 +594,15 @@ class XGBoostFamily(Family):
         best = getattr(booster, "best_iteration", None)
         if best is not None:
             booster = booster[: int(best) + 1]
-        return booster
-
-    def predict_raw(self, model, x, ctx):  # noqa: ANN001
-        import xgboost as xgb
-
-        raw = np.asarray(model.predict(xgb.DMatrix(x)), dtype=np.float32)
-        if ctx.task == "classification" and raw.ndim == 1:
-            raw = np.stack([1.0 - raw, raw], axis=1)
-        return raw
+        # predictions during the search stay single-threaded too; a loaded fold uses every core
+        return self.adapter(ctx, x.shape[1], {"n_jobs": 1}).adopt(booster)
 
     def importances(self, model, n_features):  # noqa: ANN001
-        gain = model.get_score(importance_type="total_gain")
+        gain = model.model.get_booster().get_score(importance_type="total_gain")
         out = np.zeros(n_features)
         for key, value in gain.items():
             out[int(key[1:])] = value
         return out
-
-    def save(self, model: Any, folder: Path) -> None:
-        model.save_model(str(folder / "model.ubj"))
-
-    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
-        import xgboost as xgb
-
-        booster = xgb.Booster()
-        booster.load_model(str(folder / "model.ubj"))
-        return booster
 
 
 # -- PyTorch MLP -------------------------------------------------------------------------------
@@ -584,6 +610,8 @@ class NeuralNetworkFamily(Family):
     """A PyTorch MLP (ReLU, dropout, AdamW) on one-hot and standardised inputs."""
 
     name = "neural_network"
+    adapter_class = TorchAdapter
+    architecture = "mlp"
     max_epochs = 200
     patience = 12
 
@@ -610,19 +638,18 @@ class NeuralNetworkFamily(Family):
             }
         ]
 
-    @staticmethod
-    def _net(n_in: int, n_out: int, params: dict[str, Any]) -> Any:
-        from torch import nn
-
-        layers: list[Any] = []
-        width = n_in
-        for _ in range(int(params["n_layers"])):
-            layers += [nn.Linear(width, int(params["width"])), nn.ReLU()]
-            if params["dropout"] > 0:
-                layers.append(nn.Dropout(float(params["dropout"])))
-            width = int(params["width"])
-        layers.append(nn.Linear(width, n_out))
-        return nn.Sequential(*layers)
+    def _adapter(self, params: dict[str, Any], ctx: FitContext, n_in: int) -> TorchAdapter:
+        """The ``mlp`` adapter of ``params``: ``n_layers`` hidden layers of ``width`` units."""
+        hyper = {
+            "hidden_sizes": [int(params["width"])] * int(params["n_layers"]),
+            "dropout": float(params["dropout"]),
+            "activation": "relu",
+            "learning_rate": float(params["lr"]),
+            "weight_decay": float(params["weight_decay"]),
+            "batch_size": int(params["batch_size"]),
+            "epochs": self.max_epochs,
+        }
+        return cast(TorchAdapter, self.adapter(ctx, n_in, hyper))
 
     def fit(self, params, x, y, x_val, y_val, ctx):  # noqa: ANN001
         import torch
@@ -631,16 +658,17 @@ class NeuralNetworkFamily(Family):
         xt = torch.from_numpy(np.asarray(prep.fit_transform(x), dtype=np.float32))
         xv = torch.from_numpy(np.asarray(prep.transform(x_val), dtype=np.float32))
         classify = ctx.task == "classification"
-        n_out = int(ctx.n_classes or 1) if classify else 1
         torch.manual_seed(ctx.seed)
         gen = torch.Generator().manual_seed(ctx.seed)
-        net = self._net(xt.shape[1], n_out, params)
+        adapter = self._adapter(params, ctx, int(xt.shape[1]))
+        net = adapter.build()
+        scale = None
         if classify:
             yt, yv = torch.from_numpy(y.astype(np.int64)), torch.from_numpy(y_val.astype(np.int64))
             loss_fn: Any = torch.nn.CrossEntropyLoss()
-            y_mean, y_std = 0.0, 1.0
         else:
             y_mean, y_std = float(np.mean(y)), float(np.std(y) or 1.0)
+            scale = (y_mean, y_std)
             yt = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))[:, None]
             yv = torch.from_numpy(((y_val - y_mean) / y_std).astype(np.float32))[:, None]
             loss_fn = torch.nn.MSELoss()
@@ -673,47 +701,34 @@ class NeuralNetworkFamily(Family):
                     break
         if best_state is not None:
             net.load_state_dict(best_state)
-        net.eval()
-        return {
-            "prep": prep,
-            "net": net,
-            "params": dict(params),
-            "n_in": int(xt.shape[1]),
-            "n_out": n_out,
-            "y_mean": y_mean,
-            "y_std": y_std,
-        }
+        return adapter.adopt(net, preprocessor=prep, target_scale=scale)
 
-    def predict_raw(self, model, x, ctx):  # noqa: ANN001
+    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Adapter:
+        if not (folder / "net.json").exists():
+            return TorchAdapter.read(folder, allow_pickle=allow_pickle)
+        return self._load_format1(folder, ctx, allow_pickle=allow_pickle)
+
+    def _load_format1(self, folder: Path, ctx: FitContext, *, allow_pickle: bool) -> Adapter:
+        """A fold saved by a bag of format 1: ``prep.skops``, ``net.json`` and the weights of
+        an ``nn.Sequential`` (Linear, ReLU, and Dropout where its rate is positive, per hidden
+        layer) in ``net.safetensors``; the same network as the ``mlp`` of :meth:`_adapter`."""
         import torch
-
-        xt = torch.from_numpy(np.asarray(model["prep"].transform(x), dtype=np.float32))
-        with torch.no_grad():
-            out = model["net"](xt)
-            if ctx.task == "classification":
-                return torch.softmax(out, dim=1).numpy().astype(np.float32)
-        return (out[:, 0].numpy() * model["y_std"] + model["y_mean"]).astype(np.float32)
-
-    def save(self, model: Any, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        dump_skops(model["prep"], folder / "prep.skops")
-        save_file(
-            {k: v.contiguous() for k, v in model["net"].state_dict().items()},
-            str(folder / "net.safetensors"),
-        )
-        meta = {k: model[k] for k in ("params", "n_in", "n_out", "y_mean", "y_std")}
-        (folder / "net.json").write_text(json.dumps(meta))
-
-    def load(self, folder: Path, ctx: FitContext, *, allow_pickle: bool = False) -> Any:
         from safetensors.torch import load_file
 
         prep = load_skops(folder / "prep.skops", allow_pickle=allow_pickle)
         meta = json.loads((folder / "net.json").read_text())
-        net = self._net(meta["n_in"], meta["n_out"], meta["params"])
-        net.load_state_dict(load_file(str(folder / "net.safetensors")))
-        net.eval()
-        return dict(meta, prep=prep, net=net)
+        n_in = int(meta["n_in"])
+        adapter = self._adapter(meta["params"], ctx, n_in)
+        # the Sequential's k-th Linear layer (at k * step) is layer 3 k of the MLP's body, whose
+        # input standardisation is the identity (the preprocessor scales)
+        step = 3 if float(meta["params"]["dropout"]) > 0 else 2
+        state = {"norm.mean": torch.zeros(n_in), "norm.scale": torch.ones(n_in)}
+        for key, value in load_file(str(folder / "net.safetensors")).items():
+            index, name = key.split(".", 1)
+            state[f"body.{int(index) // step * 3}.{name}"] = value
+        adapter.load_state(state)
+        scale = None if ctx.task == "classification" else (meta["y_mean"], meta["y_std"])
+        return adapter.adopt(adapter.net, preprocessor=prep, target_scale=scale)
 
 
 FAMILIES: dict[str, Family] = {

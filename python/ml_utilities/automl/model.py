@@ -6,6 +6,10 @@ architecture says how members combine: ``single`` (one member), ``voting`` (weig
 weights from greedy ensemble selection) or ``stacking`` (a logistic or ridge meta-learner on the
 members' predictions). Its input is the encoded matrix of :class:`~.data.ColumnEncoder`;
 :class:`AutoMLModel` (a :class:`~ml_utilities.models.ModelHandle`) takes DataFrames too.
+
+Every fold model and the meta-learner are held by the adapter of their framework, which writes
+and reads their files: ``member{i}/fold{j}/`` and ``meta/``, with ``automl.json`` naming the
+layout's :data:`BAG_FORMAT`.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ import numpy as np
 from ..exceptions import ParameterError
 from ..models.adapters import register_adapter
 from ..models.adapters.base import Adapter, OnnxExport
+from ..models.adapters.sklearn import PREFIT, SklearnAdapter
 from ..models.handle import ModelHandle
-from ..models.skops_io import dump_skops, load_skops
+from ..models.skops_io import load_skops
 from .data import ColumnEncoder, FeatureEngineering
 from .ensemble import stacking_features
-from .families import FAMILIES, FitContext
+from .families import FAMILIES, FitContext, make_adapter
 
-__all__ = ["AutoMLAdapter", "AutoMLModel", "register_framework"]
+__all__ = ["BAG_FORMAT", "AutoMLAdapter", "AutoMLModel", "register_framework"]
+
+#: layout of a saved bag, in ``automl.json``: 2 since each fold model and the meta-learner are
+#: saved by their adapter; 1 (no number) before, when a network's fold held ``prep.skops``,
+#: ``net.json`` and ``net.safetensors`` and the meta-learner was ``meta.skops`` (both still load)
+BAG_FORMAT = 2
 
 
 def register_framework() -> None:
@@ -50,8 +60,8 @@ class AutoMLAdapter(Adapter):
     def __init__(self, architecture: str, task: str, hyperparameters: dict[str, Any], **kw: Any):
         super().__init__(architecture, task, hyperparameters, **kw)
         self.inner_task: str = hyperparameters.get("inner_task", task)
-        self.members: list[list[tuple[FeatureEngineering, Any]]] = []
-        self.meta: Any = None
+        self.members: list[list[tuple[FeatureEngineering, Adapter]]] = []
+        self.meta: Adapter | None = None  # stacking's meta-learner
 
     # -- construction from a search -----
     @classmethod
@@ -63,10 +73,10 @@ class AutoMLAdapter(Adapter):
         n_columns: int,
         encoder: ColumnEncoder,
         members: list[dict[str, Any]],
-        fold_models: list[list[tuple[FeatureEngineering, Any]]],
+        fold_models: list[list[tuple[FeatureEngineering, Adapter]]],
         weights: list[float] | None,
         scales: list[tuple[float, float]] | None,
-        meta: Any,
+        meta: Adapter | None,
         seed: int,
     ) -> AutoMLAdapter:
         desc = {
@@ -108,13 +118,13 @@ class AutoMLAdapter(Adapter):
             n_classes=self.n_classes,
             categorical=mapped_categorical(fe, enc.categorical_indices),
             seed=self.seed,
+            n_features=fe.n_outputs(self.input_shape[0]),
         )
 
     def member_predictions(self, x: np.ndarray) -> list[np.ndarray]:
         out = []
-        for spec, folds in zip(self.hyperparameters["members"], self.members, strict=True):
-            fam = FAMILIES[spec["family"]]
-            preds = [fam.predict_raw(model, fe.transform(x), self._ctx(fe)) for fe, model in folds]
+        for folds in self.members:
+            preds = [model.predict_raw(fe.transform(x)) for fe, model in folds]
             out.append(np.mean(preds, axis=0).astype(np.float32))
         return out
 
@@ -124,9 +134,8 @@ class AutoMLAdapter(Adapter):
         scales = self.hyperparameters.get("scales")
         if self.architecture == "stacking":
             z = stacking_features(self.inner_task, preds, scales or [(0.0, 1.0)] * len(preds))
-            if self.inner_task == "classification":
-                return np.asarray(self.meta.predict_proba(z), dtype=np.float32)
-            return np.asarray(self.meta.predict(z), dtype=np.float32)
+            assert self.meta is not None, "a stacking ensemble holds its meta-learner"
+            return self.meta.predict_raw(z)
         weights = self.hyperparameters.get("weights") or [1.0]
         if self.inner_task == "ranking" and scales:
             preds = [(p - m) / (s or 1.0) for p, (m, s) in zip(preds, scales, strict=True)]
@@ -135,19 +144,26 @@ class AutoMLAdapter(Adapter):
 
     # -- persistence -----
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
-        for i, (spec, folds) in enumerate(
-            zip(self.hyperparameters["members"], self.members, strict=True)
-        ):
-            fam = FAMILIES[spec["family"]]
+        for i, folds in enumerate(self.members):
             for j, (_, model) in enumerate(folds):
                 folder = directory / f"member{i}" / f"fold{j}"
                 folder.mkdir(parents=True)
-                fam.save(model, folder)
+                model.save(folder, allow_pickle=allow_pickle)
         if self.meta is not None:
-            dump_skops(self.meta, directory / "meta.skops")
-        (directory / "automl.json").write_text(json.dumps({"members": len(self.members)}))
+            (directory / "meta").mkdir()
+            self.meta.save(directory / "meta", allow_pickle=allow_pickle)
+        (directory / "automl.json").write_text(
+            json.dumps({"members": len(self.members), "format": BAG_FORMAT})
+        )
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
+        info = directory / "automl.json"
+        layout = json.loads(info.read_text()).get("format", 1) if info.exists() else 1
+        if layout not in (1, BAG_FORMAT):
+            raise ParameterError(
+                f"{directory} holds an AutoML bag of format {layout!r}; this version of "
+                f"ml_utilities reads formats 1 to {BAG_FORMAT}"
+            )
         self.members = []
         for i, spec in enumerate(self.hyperparameters["members"]):
             fam = FAMILIES[spec["family"]]
@@ -157,8 +173,19 @@ class AutoMLAdapter(Adapter):
                 folder = directory / f"member{i}" / f"fold{j}"
                 folds.append((fe, fam.load(folder, self._ctx(fe), allow_pickle=allow_pickle)))
             self.members.append(folds)
-        if (directory / "meta.skops").exists():
-            self.meta = load_skops(directory / "meta.skops", allow_pickle=allow_pickle)
+        self.meta = None
+        if self.architecture != "stacking":
+            return
+        classify = self.inner_task == "classification"
+        n_meta = len(self.members) * (int(self.n_classes or 1) if classify else 1)
+        meta = make_adapter(
+            SklearnAdapter, PREFIT, self.inner_task, self.n_classes, n_meta, self.seed
+        )
+        if layout == 1:
+            meta.adopt(load_skops(directory / "meta.skops", allow_pickle=allow_pickle))
+        else:
+            meta.load_files(directory / "meta", allow_pickle=allow_pickle)
+        self.meta = meta
 
     # -- ONNX -----
     def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:

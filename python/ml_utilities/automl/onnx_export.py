@@ -1,7 +1,7 @@
 """ONNX export of a bag (or a voting ensemble of bags): every fold model in one graph.
 
-Each fold model is converted by its family's converter (onnxmltools for LightGBM and XGBoost,
-skl2onnx for scikit-learn pipelines), its names prefixed, its feature engineering written as
+Each fold model is exported by its adapter (onnxmltools for LightGBM and XGBoost, skl2onnx for
+scikit-learn pipelines), its names prefixed, its feature engineering written as
 ``Gather``/``Mul``/``Concat`` nodes in front, and the fold outputs averaged (weighted across
 members) into one ``scores`` output that gives what :meth:`AutoMLAdapter.predict_raw` gives.
 """
@@ -19,42 +19,6 @@ from .data import FeatureEngineering
 __all__ = ["export_bag"]
 
 
-def _convert(family: str, model: Any, n_features: int, task: str, opset: int | None) -> Any:
-    if family == "lightgbm":
-        import onnxmltools
-        from onnxmltools.convert.common.data_types import FloatTensorType
-
-        return onnxmltools.convert_lightgbm(
-            model,
-            initial_types=[("x", FloatTensorType([None, n_features]))],
-            target_opset=opset,
-            zipmap=False,
-        )
-    if family == "xgboost":
-        import onnxmltools
-        import xgboost as xgb
-        from onnxmltools.convert.common.data_types import FloatTensorType
-
-        cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
-        wrapped = cls()
-        wrapped.load_model(bytearray(model.save_raw("ubj")))
-        return onnxmltools.convert_xgboost(
-            wrapped,
-            initial_types=[("x", FloatTensorType([None, n_features]))],
-            target_opset=opset,
-        )
-    import skl2onnx
-    from skl2onnx.common.data_types import FloatTensorType
-
-    options = {id(model[-1]): {"zipmap": False}} if task == "classification" else None
-    return skl2onnx.convert_sklearn(
-        model,
-        initial_types=[("x", FloatTensorType([None, n_features]))],
-        options=options,
-        target_opset=opset,
-    )
-
-
 def export_bag(adapter: Any, n_inputs: int, opset: int | None) -> OnnxExport:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -67,23 +31,20 @@ def export_bag(adapter: Any, n_inputs: int, opset: int | None) -> OnnxExport:
     opsets: dict[str, int] = {}
     member_outputs: list[str] = []
     weights = adapter.hyperparameters.get("weights") or [1.0]
-    for m, (spec, folds) in enumerate(
-        zip(adapter.hyperparameters["members"], adapter.members, strict=True)
-    ):
+    for m, folds in enumerate(adapter.members):
         fold_outputs = []
         for f, (fe, model) in enumerate(folds):
             pre = f"m{m}f{f}_"
             fe_out = _fe_nodes(fe, "input", pre, nodes, inits)
-            n_fe = fe.n_outputs(n_inputs)
-            sub = _convert(spec["family"], model, n_fe, task, opset)
-            sub = onnx.compose.add_prefix(sub, pre)
+            sample = np.zeros((1, fe.n_outputs(n_inputs)), dtype=np.float32)
+            export = model.to_onnx(sample, opset=opset)
+            sub = onnx.compose.add_prefix(export.model, pre)
             for imp in sub.opset_import:
                 opsets[imp.domain] = max(opsets.get(imp.domain, 0), imp.version)
-            nodes.append(helper.make_node("Identity", [fe_out], [pre + "x"]))
+            nodes.append(helper.make_node("Identity", [fe_out], [pre + export.input_name]))
             nodes.extend(sub.graph.node)
             inits.extend(sub.graph.initializer)
-            outs = [o.name for o in sub.graph.output]
-            score = outs[1] if task == "classification" else outs[0]
+            score = pre + export.score_output
             flat = pre + "score2d"
             if task == "classification":
                 nodes.append(helper.make_node("Identity", [score], [flat]))

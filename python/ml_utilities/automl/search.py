@@ -174,6 +174,7 @@ def fold_context(
         groups_train=problem.group_sizes(tr),
         groups_val=problem.group_sizes(va),
         ranking_k=problem.ranking_k,
+        n_features=fe.n_outputs(problem.x.shape[1]),
     )
 
 
@@ -190,7 +191,7 @@ def fit_fold(
     x_tr, x_va = fe.transform(problem.x[tr]), fe.transform(problem.x[va])
     ctx = fold_context(problem, fe, tr, va, deadline)
     model = fam.fit(params, x_tr, problem.y[tr], x_va, problem.y[va], ctx)
-    return model, fam.predict_raw(model, x_va, ctx)
+    return model, model.predict_raw(x_va)
 
 
 def _families(opts: AutoMLOptions, n: int) -> list[str]:

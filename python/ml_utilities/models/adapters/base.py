@@ -145,6 +145,15 @@ class Adapter(ABC):
     ) -> TrainingResult:
         """Train on ``(x, y)``, stopping early on the validation loss of ``(x_val, y_val)``."""
 
+    def adopt(self, model: Any) -> Adapter:
+        """Hold ``model``, fitted by the caller instead of :meth:`fit`, and return ``self``.
+
+        For callers with a training loop of their own (AutoML's families stop on their trial's
+        deadline and on their fold's validation rows): the adapter then predicts, saves, loads and
+        exports the model as one it had fitted. Adapters that cannot hold a foreign model say so.
+        """
+        raise ParameterError(f"the {self.framework} adapter cannot hold a model fitted elsewhere")
+
     @abstractmethod
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` (classification) or values ``(n,)``."""
@@ -160,6 +169,21 @@ class Adapter(ABC):
         if self.task != "classification":
             raise ParameterError("predict_proba is only defined for classification models")
         return self.predict_raw(x)
+
+    def _predict_sklearn_api(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict_raw` of a model with scikit-learn's API (``predict_proba``,
+        ``predict``) on rows flattened to ``(n, features)``."""
+        x2 = x.reshape(len(x), -1)
+        if self.task == "classification":
+            return np.asarray(model.predict_proba(x2), dtype=np.float32)
+        return np.asarray(model.predict(x2), dtype=np.float32)
+
+    def _tabular_export(self, onx: Any) -> OnnxExport:
+        """The export of a converter of tabular models (skl2onnx, onnxmltools) with input
+        ``input``: its outputs are the labels then the probabilities, or the values."""
+        outputs = [o.name for o in onx.graph.output]
+        score = outputs[1] if self.task == "classification" else outputs[0]
+        return OnnxExport(onx, score, "input", flatten=True)
 
     @abstractmethod
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:

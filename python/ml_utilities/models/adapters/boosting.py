@@ -56,26 +56,34 @@ class XGBoostAdapter(Adapter):
         if best is not None:
             # keep only the trees up to the best round, so that every consumer (predict, the
             # saved file, the ONNX export) sees the same model
-            raw = self.model.get_booster()[: int(best) + 1].save_raw("ubj")
-            self.model = self._cls()
-            self.model.load_model(bytearray(raw))
+            self.adopt(self.model.get_booster()[: int(best) + 1])
         return TrainingResult(
             best_iteration=None if best is None else int(best),
             history={k: [float(v) for v in vals] for k, vals in history.items()},
         )
 
+    def _wrapped(self, model: Any) -> Any:
+        """The scikit-learn wrapper of a saved model (a path or UBJSON bytes), predicting with
+        the ``n_jobs`` of the hyperparameters (all cores when not given)."""
+        wrapper = self._cls(n_jobs=self.hyperparameters.get("n_jobs"))
+        wrapper.load_model(model)
+        return wrapper
+
+    def adopt(self, model: Any) -> XGBoostAdapter:
+        """Hold a fitted ``xgboost.Booster`` (from ``xgboost.train``; ranking objectives as
+        ``regression``) or scikit-learn wrapper (see :meth:`Adapter.adopt`)."""
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        self.model = self._wrapped(bytearray(booster.save_raw("ubj")))
+        return self
+
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
-        x2 = x.reshape(len(x), -1)
-        if self.task == "classification":
-            return np.asarray(self.model.predict_proba(x2), dtype=np.float32)
-        return np.asarray(self.model.predict(x2), dtype=np.float32)
+        return self._predict_sklearn_api(self.model, x)
 
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
         self.model.save_model(directory / self._FILE)
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
-        self.model = self._cls()
-        self.model.load_model(directory / self._FILE)
+        self.model = self._wrapped(directory / self._FILE)
 
     def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
         onnxmltools = require("onnxmltools", purpose="ONNX export of XGBoost models")
@@ -87,9 +95,7 @@ class XGBoostAdapter(Adapter):
             initial_types=[("input", FloatTensorType([None, n_features]))],
             target_opset=opset,
         )
-        outputs = [o.name for o in onx.graph.output]
-        score = outputs[1] if self.task == "classification" else outputs[0]
-        return OnnxExport(onx, score, "input", flatten=True)
+        return self._tabular_export(onx)
 
 
 class LightGBMAdapter(Adapter):
@@ -148,12 +154,19 @@ class LightGBMAdapter(Adapter):
             history={k: [float(v) for v in vals] for k, vals in history.items()},
         )
 
+    def adopt(self, model: Any) -> LightGBMAdapter:
+        """Hold a fitted ``lightgbm.Booster`` (from ``lightgbm.train``; ranking objectives as
+        ``regression``), see :meth:`Adapter.adopt`."""
+        self.booster = model
+        return self
+
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         x2 = x.reshape(len(x), -1)
-        raw = np.asarray(self.booster.predict(x2))
+        raw = np.asarray(self.booster.predict(x2), dtype=np.float32)
         if self.task == "classification" and raw.ndim == 1:  # binary: P(class 1)
+            # 1 - p in float32, as XGBoost's predict_proba and the ONNX graph compute it
             raw = np.stack([1.0 - raw, raw], axis=1)
-        return raw.astype(np.float32)
+        return raw
 
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
         self.booster.save_model(str(directory / self._FILE))
@@ -172,6 +185,4 @@ class LightGBMAdapter(Adapter):
             target_opset=opset,
             zipmap=False,
         )
-        outputs = [o.name for o in onx.graph.output]
-        score = outputs[1] if self.task == "classification" else outputs[0]
-        return OnnxExport(onx, score, "input", flatten=True)
+        return self._tabular_export(onx)

@@ -40,6 +40,9 @@ _ALIASES = {
     "ridge": "linear",
     "hist_gradient_boosting": "gradient_boosting",
 }
+#: any estimator or pipeline fitted by the caller and handed over with ``adopt`` (AutoML's folds,
+#: its stacking meta-learner); ``fit`` refuses it
+PREFIT = "prefit"
 
 _MODEL_FILE = "model.skops"
 _PICKLE_FILE = "model.pkl"
@@ -52,11 +55,17 @@ def _estimator_class(path: str) -> type:
 
 class SklearnAdapter(Adapter):
     framework = "sklearn"
-    architectures = tuple(_ESTIMATORS) + tuple(_ALIASES)
+    architectures = (*_ESTIMATORS, *_ALIASES, PREFIT)
     onnx_exporter = "skl2onnx"
 
     def __init__(self, architecture: str, task: str, hyperparameters: dict[str, Any], **kw: Any):
         super().__init__(architecture, task, hyperparameters, **kw)
+        self.model: Any = None
+        if architecture == PREFIT:
+            check_hyperparameters(self.framework, architecture, hyperparameters, ())
+            self._cls: type | None = None
+            self._params: dict[str, Any] = {}
+            return
         family = _ALIASES.get(architecture, architecture)
         cls = _estimator_class(_ESTIMATORS[family][0 if task == "classification" else 1])
         check_hyperparameters(self.framework, architecture, hyperparameters, cls().get_params())
@@ -65,18 +74,24 @@ class SklearnAdapter(Adapter):
             params["random_state"] = self.seed
         self._cls = cls
         self._params = params
-        self.model: Any = None
 
     def fit(self, x, y, x_val, y_val, *, patience):  # noqa: ANN001 - see Adapter.fit
+        if self._cls is None:
+            raise ParameterError(
+                f"architecture={PREFIT!r} holds an estimator fitted by its caller (adopt()); "
+                f"train one of {sorted(set(self.architectures) - {PREFIT})}"
+            )
         self.model = self._cls(**self._params)
         self.model.fit(x.reshape(len(x), -1), y)
         return TrainingResult(best_iteration=None, history={})
 
+    def adopt(self, model: Any) -> SklearnAdapter:
+        """Hold a fitted estimator or pipeline (see :meth:`Adapter.adopt`)."""
+        self.model = model
+        return self
+
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
-        x2 = x.reshape(len(x), -1)
-        if self.task == "classification":
-            return np.asarray(self.model.predict_proba(x2), dtype=np.float32)
-        return np.asarray(self.model.predict(x2), dtype=np.float32)
+        return self._predict_sklearn_api(self.model, x)
 
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
         try:
@@ -93,8 +108,9 @@ class SklearnAdapter(Adapter):
             (directory / _MODEL_FILE).unlink(missing_ok=True)
             with open(directory / _PICKLE_FILE, "wb") as fh:
                 pickle.dump(self.model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        cls = type(self.model)
         (directory / "estimator.json").write_text(
-            json.dumps({"class": f"{self._cls.__module__}.{self._cls.__name__}"})
+            json.dumps({"class": f"{cls.__module__}.{cls.__name__}"})
         )
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
@@ -123,6 +139,4 @@ class SklearnAdapter(Adapter):
             options=options,
             target_opset=opset,
         )
-        outputs = [o.name for o in onx.graph.output]
-        score = outputs[1] if self.task == "classification" else outputs[0]
-        return OnnxExport(onx, score, "input", flatten=True)
+        return self._tabular_export(onx)

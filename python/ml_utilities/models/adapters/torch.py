@@ -1,6 +1,8 @@
 """PyTorch networks (mlp, cnn, transformer): weights in safetensors beside their configuration.
 
-torch is imported when an adapter is built, not when this module is imported.
+torch is imported when an adapter is built, not when this module is imported. A network trained
+by its caller (AutoML's MLP) is handed over with :meth:`TorchAdapter.adopt`, possibly with a
+scikit-learn preprocessor in front (saved with skops) and a regression target's scale.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
 from ..errors import ParameterError
+from ..skops_io import dump_skops, load_skops
 from .base import Adapter, OnnxExport, TrainingResult, check_hyperparameters, require
 
 __all__ = ["TorchAdapter", "torch_device"]
@@ -30,6 +33,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 _WEIGHTS = "model.safetensors"
 _ARCH = "architecture.json"
+_PREPROCESSOR = "preprocessor.skops"
 
 
 def torch_device(requested: str | None = None) -> str:
@@ -66,6 +70,10 @@ class TorchAdapter(Adapter):
         self.device = "cpu"
         self.mixed_precision = False
         self.net: Any = None
+        #: a fitted scikit-learn transformer the rows pass through before the network
+        self.preprocessor: Any = None
+        #: ``(mean, std)`` of a regression target the network learnt standardised
+        self.target_scale: tuple[float, float] | None = None
 
     # -- what subclasses (transformers) change -------------------------------------------------
     def _check(self) -> None:
@@ -184,6 +192,7 @@ class TorchAdapter(Adapter):
             net.load_state_dict(best_state)
         net.eval()
         self.net = net
+        self.preprocessor, self.target_scale = None, None  # fit learns from the rows as given
         return TrainingResult(
             best_iteration=best_epoch,
             history=history,
@@ -191,6 +200,29 @@ class TorchAdapter(Adapter):
             device=self.device,
             mixed_precision=bool(self.mixed_precision and self.device.startswith("cuda")),
         )
+
+    def adopt(
+        self,
+        model: Any,
+        *,
+        preprocessor: Any = None,
+        target_scale: tuple[float, float] | None = None,
+    ) -> TorchAdapter:
+        """Hold a trained network of :meth:`build`'s architecture (see :meth:`Adapter.adopt`).
+
+        ``preprocessor`` is a fitted scikit-learn transformer applied to the rows before the
+        network; ``target_scale`` the ``(mean, std)`` of a regression target the network learnt
+        standardised: predictions are ``output * std + mean``.
+        """
+        if target_scale is not None and self.task != "regression":
+            raise ParameterError("target_scale is only defined for regression networks")
+        model.eval()
+        self.net = model.to(self.device)
+        self.preprocessor = preprocessor
+        self.target_scale = None
+        if target_scale is not None:
+            self.target_scale = (float(target_scale[0]), float(target_scale[1]))
+        return self
 
     def _evaluate(self, net: Any, xv: Any, yv: Any) -> float:
         net.eval()
@@ -203,6 +235,8 @@ class TorchAdapter(Adapter):
 
     def predict_raw(self, x: np.ndarray) -> np.ndarray:
         torch = self.torch
+        if self.preprocessor is not None:
+            x = np.asarray(self.preprocessor.transform(x), dtype=np.float32)
         self.net.eval()
         outs = []
         with torch.no_grad():
@@ -213,26 +247,60 @@ class TorchAdapter(Adapter):
                     out = torch.softmax(out, dim=1)
                 outs.append(out.cpu().numpy())
         raw = np.concatenate(outs).astype(np.float32)
-        return raw if self.task == "classification" else raw.reshape(-1)
+        if self.task == "classification":
+            return raw
+        raw = raw.reshape(-1)
+        if self.target_scale is not None:
+            mean, std = self.target_scale
+            raw = raw * std + mean  # in float32: the scale is held as Python floats
+        return raw
 
     def save(self, directory: Path, *, allow_pickle: bool = False) -> None:
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(directory / _WEIGHTS))
-        (directory / _ARCH).write_text(json.dumps(self.spec(), indent=1, sort_keys=True))
+        spec = self.spec()
+        if self.target_scale is not None:
+            spec["target_scale"] = list(self.target_scale)
+        (directory / _ARCH).write_text(json.dumps(spec, indent=1, sort_keys=True))
+        if self.preprocessor is not None:
+            dump_skops(self.preprocessor, directory / _PREPROCESSOR)
 
     def load_files(self, directory: Path, *, allow_pickle: bool = False) -> None:
         from safetensors.torch import load_file
 
+        if (directory / _PREPROCESSOR).exists():
+            self.preprocessor = load_skops(directory / _PREPROCESSOR, allow_pickle=allow_pickle)
+        scale = None
+        if (directory / _ARCH).exists():
+            scale = json.loads((directory / _ARCH).read_text()).get("target_scale")
+        self.target_scale = None if scale is None else (float(scale[0]), float(scale[1]))
+        self.load_state(load_file(str(directory / _WEIGHTS)))
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Build the network and load the weights ``state`` (a state dict) into it."""
         net = self.build()
-        net.load_state_dict(load_file(str(directory / _WEIGHTS)))
+        net.load_state_dict(state)
         net.eval()
         self.net = net.to(self.device)
+
+    @classmethod
+    def read(cls, directory: Path, *, allow_pickle: bool = False) -> TorchAdapter:
+        """What :meth:`save` wrote into ``directory``, rebuilt from its own ``architecture.json``
+        (for callers that keep no spec of their own, as AutoML's fold models)."""
+        adapter = cast(TorchAdapter, cls.from_spec(json.loads((directory / _ARCH).read_text())))
+        adapter.load_files(directory, allow_pickle=allow_pickle)
+        return adapter
 
     def to_onnx(self, sample: np.ndarray, *, opset: int | None = None) -> OnnxExport:
         import torch
 
+        if self.preprocessor is not None:
+            raise ParameterError(
+                "this network reads the output of a scikit-learn preprocessor; it has no ONNX "
+                "export"
+            )
         require("onnx", purpose="ONNX export")
         import io
 
@@ -247,7 +315,11 @@ class TorchAdapter(Adapter):
                 out = adapter.forward(self.net, features)
                 if adapter.task == "classification":
                     return torch.softmax(out, dim=1)
-                return out.reshape(-1)
+                out = out.reshape(-1)
+                if adapter.target_scale is not None:
+                    mean, std = adapter.target_scale
+                    out = out * std + mean
+                return out
 
         module = _Export()
         example = torch.from_numpy(np.ascontiguousarray(sample[:2]))
