@@ -347,3 +347,38 @@ def test_the_suite_runs_under_a_temporary_home():
     assert Path.home().resolve() != real
     assert real not in Path(os.environ["ML_UTILITIES_HOME"]).resolve().parents
     assert Settings.from_env().home.resolve().is_relative_to(Path.home().resolve())
+
+
+# -------------------------------------------------------------- one place reads the environment
+
+
+def test_serve_handoff_round_trip_and_bad_config():
+    from ml_utilities.config import SERVE_HANDOFF, read_serve_handoff, serve_handoff
+
+    env = serve_handoff({"batch_size": 64}, "sqlite:///r.db", None)
+    assert sorted(env) == sorted(SERVE_HANDOFF)
+    assert read_serve_handoff(env) == ({"batch_size": 64}, "sqlite:///r.db", None)
+    assert read_serve_handoff({}) == ({}, None, None)
+    with pytest.raises(ConfigError, match="MLU_SERVE_CONFIG='\\[1\\]'"):
+        read_serve_handoff({"MLU_SERVE_CONFIG": "[1]"})
+    with pytest.raises(ConfigError, match="MLU_SERVE_CONFIG='{nope'"):
+        read_serve_handoff({"MLU_SERVE_CONFIG": "{nope"})
+
+
+def test_only_config_reads_the_environment():
+    # os.environ.get / os.getenv / os.environ[...] read outside config.py would be settings
+    # that escape its parsing and checks (writes, such as serve's hand-off, are allowed)
+    import re
+
+    import ml_utilities
+
+    root = Path(ml_utilities.__file__).resolve().parent
+    read = re.compile(r"os\.getenv\(|os\.environ\.get\(|os\.environ\[(?![^\]]*\]\s*=[^=])")
+    reads = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if path != root / "config.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if read.search(line)
+    ]
+    assert reads == []

@@ -8,12 +8,12 @@ explanations), the server runs alone in its own process (one worker, result cach
 with ``taskset`` to ``--server-cpu``; ``wrk`` runs pinned to ``--client-cpu`` with
 ``--connections`` (64) keep-alive connections, each with one request of one row in flight, for
 a fixed duration after a warm-up run. The server is ``ml-utilities serve`` with its default
-HTTP front end (the package's own HTTP/1.1 protocol for the predict route); ``--server uvicorn``
-serves the same app under uvicorn, for comparison. Reported: requests/s, p50 and p99 latency as
-wrk measures them, the server process's CPU time per request (``/proc/<pid>/stat``, so other
-load on a shared machine does not count), the time its threads spent runnable but waiting for
-a CPU (``/proc/<pid>/task/*/schedstat``: what other work on the shared core took), and the
-load average at the start and end of the measured run.
+HTTP/1.1 server; ``--server uvicorn`` serves the same routes as the ASGI app (``create_app``)
+under ``uvicorn --factory ml_utilities.serving.cli:build_app_from_env``, for comparison.
+Reported: requests/s, p50 and p99 latency as wrk measures them, the server process's CPU time
+per request (``/proc/<pid>/stat``, so other load on a shared machine does not count), the time
+its threads spent runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``: what other
+work on the shared core took), and the load average at the start and end of the measured run.
 
 Correctness is a separate pass per case: 64 concurrent clients send each of the 2048 rows once,
 and every answer is compared with the model's own prediction for its row (``predict_proba``,
@@ -112,25 +112,46 @@ class Server:
             "batch_size": 64,
             "max_queue_delay_us": max_queue_delay_us,
         }
-        cmd = [
-            *_pin(cpu, nice),
-            sys.executable,
-            *([launcher] if launcher else ["-m", "ml_utilities.serving.cli"]),
-            "serve",
-            "--port",
-            str(self.port),
-            "--registry-url",
-            reg.url,
-            "--artifact-root",
-            str(reg.store.url),
-            "--config",
-            json.dumps(cfg),
-        ]
-        if not batching:
-            cmd.append("--no-batching")
-        if server:
-            cmd += ["--server", server]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = None
+        if server == "uvicorn":  # the ASGI app (create_app) of the same service under uvicorn
+            from ml_utilities.config import serve_handoff
+
+            if not batching:
+                cfg["dynamic_batching"] = False
+            env = {**os.environ, **serve_handoff(cfg, reg.url, str(reg.store.url))}
+            cmd = [
+                *_pin(cpu, nice),
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "ml_utilities.serving.cli:build_app_from_env",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ]
+        else:
+            cmd = [
+                *_pin(cpu, nice),
+                sys.executable,
+                *([launcher] if launcher else ["-m", "ml_utilities.serving.cli"]),
+                "serve",
+                "--port",
+                str(self.port),
+                "--registry-url",
+                reg.url,
+                "--artifact-root",
+                str(reg.store.url),
+                "--config",
+                json.dumps(cfg),
+            ]
+            if not batching:
+                cmd.append("--no-batching")
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -380,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         "--server",
         choices=("frontend", "uvicorn"),
         default=None,
-        help="ml-utilities serve --server: frontend (its default: the package's HTTP/1.1 "
-        "front end answers the predict route) or uvicorn (the whole app under uvicorn)",
+        help="frontend (default: ml-utilities serve, the package's HTTP/1.1 server) or uvicorn "
+        "(the same routes as the ASGI app, create_app, under uvicorn --factory)",
     )
     p.add_argument(
         "--nice",

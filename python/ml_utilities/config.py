@@ -34,13 +34,17 @@ from .exceptions import ParameterError
 __all__ = [
     "DEFAULT_ML_CONFIG",
     "ENV_PREFIX",
+    "SERVE_HANDOFF",
     "ConfigError",
     "Settings",
     "apply_logging",
     "apply_to_core",
     "default_ml_config",
     "get_settings",
+    "read_serve_handoff",
+    "read_variable",
     "reload_settings",
+    "serve_handoff",
 ]
 
 logger = logging.getLogger(__name__)
@@ -443,3 +447,58 @@ def apply_logging(settings: Settings | None = None) -> None:
     settings = get_settings() if settings is None else settings
     if settings.log_level is not None:
         logging.getLogger("ml_utilities").setLevel(settings.log_level)
+
+
+def read_variable(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The stripped value of an environment variable a caller names itself (a data source's
+    ``url_env``), or "" when it is unset: read here, with the settings, so that this module
+    stays the one place that reads the environment."""
+    env = os.environ if environ is None else environ
+    return env.get(name, "").strip()
+
+
+# -- hand-offs to the worker processes of ``ml-utilities serve`` --------------------------------
+#: The variables through which ``ml-utilities serve`` hands its arguments to the app factory of
+#: each worker process (``ml_utilities.serving.cli:build_app_from_env``, which an ASGI server
+#: such as ``uvicorn --factory`` can call too). Internal, not settings: this module is still the
+#: one place that reads the environment.
+SERVE_HANDOFF = ("MLU_SERVE_CONFIG", "MLU_SERVE_REGISTRY_URL", "MLU_SERVE_ARTIFACT_ROOT")
+
+
+def serve_handoff(
+    config: Mapping[str, Any], registry_url: str | None, artifact_root: str | None
+) -> dict[str, str]:
+    """The :data:`SERVE_HANDOFF` variables for a service ``config`` (JSON-able) and registry."""
+    import json
+
+    return dict(
+        zip(
+            SERVE_HANDOFF,
+            (json.dumps(dict(config)), registry_url or "", artifact_root or ""),
+            strict=True,
+        )
+    )
+
+
+def read_serve_handoff(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """``(config, registry_url, artifact_root)`` from the :data:`SERVE_HANDOFF` variables
+    (``os.environ`` by default); unset ones give ``{}`` and None.
+
+    Raises
+    ------
+    ConfigError
+        If ``MLU_SERVE_CONFIG`` is not a JSON object.
+    """
+    import json
+
+    env = os.environ if environ is None else environ
+    raw_config, url, root = (env.get(name, "") for name in SERVE_HANDOFF)
+    try:
+        config = json.loads(raw_config) if raw_config.strip() else {}
+    except ValueError as err:
+        raise _bad(SERVE_HANDOFF[0], raw_config, f"a JSON object ({err})") from None
+    if not isinstance(config, dict):
+        raise _bad(SERVE_HANDOFF[0], raw_config, "a JSON object")
+    return config, url or None, root or None

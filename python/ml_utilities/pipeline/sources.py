@@ -215,7 +215,9 @@ def _url(spec: dict[str, Any], kind: str, required: bool = True) -> str | None:
         return str(spec["url"])
     var = spec.get("url_env") or ENV_URLS.get(kind)
     if spec.get("url_env"):
-        value = os.environ.get(var, "").strip()
+        from ..config import read_variable
+
+        value = read_variable(var)
     elif var:  # the store's ML_UTILITIES_* variable, parsed and checked with the settings
         from ..config import Settings
 

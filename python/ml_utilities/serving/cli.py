@@ -99,29 +99,26 @@ def _service_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_app_from_env() -> Any:
-    """The app (:func:`~ml_utilities.serving.app.create_app`'s), built from the ``MLU_SERVE_*``
-    variables set by :func:`run_serve`: ``MLU_SERVE_CONFIG`` (the service's configuration as
-    JSON), ``MLU_SERVE_REGISTRY_URL`` and ``MLU_SERVE_ARTIFACT_ROOT``. The factory of each
+    """The app (:func:`~ml_utilities.serving.app.create_app`'s), built from the variables
+    :func:`run_serve` sets (:func:`ml_utilities.config.read_serve_handoff`: the service's
+    configuration as JSON, the registry's URL and the artifact root). The factory of each
     worker process of the front end (each builds its own service); an ASGI server can take it
     too (``uvicorn --factory ml_utilities.serving.cli:build_app_from_env``)."""
     import gc
-    import os
 
+    from ..config import read_serve_handoff
     from ..models import ModelManager
     from .app import create_app
     from .service import PredictionService
 
-    config = json.loads(os.environ.get("MLU_SERVE_CONFIG", "{}"))
+    config, registry_url, artifact_root = read_serve_handoff()
     try:  # small serving batches run fastest on one intra-op thread per worker process
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is optional
         pass
-    manager = ModelManager(
-        registry_url=os.environ.get("MLU_SERVE_REGISTRY_URL") or None,
-        artifact_root=os.environ.get("MLU_SERVE_ARTIFACT_ROOT") or None,
-    )
+    manager = ModelManager(registry_url=registry_url, artifact_root=artifact_root)
     app = create_app(PredictionService(manager, config=config, freeze_gc=True))
     # Everything imported so far (torch, xgboost, ...: hundreds of thousands of objects)
     # lives as long as the process: keep it out of the collector's full passes, whose pauses
@@ -167,6 +164,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import logging
     import os
 
+    from ..config import serve_handoff
     from ..exceptions import ParameterError
     from . import frontend
     from .config import ServiceConfig
@@ -175,9 +173,8 @@ def run_serve(args: argparse.Namespace) -> int:
     ServiceConfig().updated(config)  # fail before starting workers on a bad configuration
     if args.workers < 1:
         raise ParameterError(f"--workers={args.workers}: expected an integer >= 1")
-    os.environ["MLU_SERVE_CONFIG"] = json.dumps(config)
-    os.environ["MLU_SERVE_REGISTRY_URL"] = args.registry_url or ""
-    os.environ["MLU_SERVE_ARTIFACT_ROOT"] = args.artifact_root or ""
+    # for build_app_from_env, here and in the worker processes (which inherit the environment)
+    os.environ.update(serve_handoff(config, args.registry_url, args.artifact_root))
     print("\n".join(startup_lines(args)), flush=True)
     logging.basicConfig(level=args.log_level.upper())
     return frontend.run(

@@ -56,7 +56,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -777,13 +776,17 @@ def run(
     if workers <= 1:
         _serve_socket(app_factory, sock, options)
         return 0
-    env = dict(
-        os.environ,
-        MLU_FRONTEND_OPTIONS=json.dumps(options),
-        MLU_FRONTEND_LOG_LEVEL=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-    )
-    cmd = [sys.executable, "-m", "ml_utilities.serving.frontend", factory_path, str(sock.fileno())]
-    procs = [subprocess.Popen(cmd, pass_fds=(sock.fileno(),), env=env) for _ in range(workers)]
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    cmd = [
+        sys.executable,
+        "-m",
+        "ml_utilities.serving.frontend",
+        factory_path,
+        str(sock.fileno()),
+        json.dumps(options),
+        str(level),
+    ]
+    procs = [subprocess.Popen(cmd, pass_fds=(sock.fileno(),)) for _ in range(workers)]
     sock.close()
     stopping = False
 
@@ -812,18 +815,17 @@ def run(
 
 def _worker_main(argv: list[str]) -> int:
     """A worker process of :func:`run`: ``python -m ml_utilities.serving.frontend
-    module:function fd``."""
+    module:function fd options-as-JSON log-level``."""
     import importlib
 
-    factory_path, fd = argv
+    factory_path, fd, options, level = argv
+    logging.basicConfig(level=level)
     module, _, name = factory_path.partition(":")
     app_factory = getattr(importlib.import_module(module), name)
-    options = json.loads(os.environ.get("MLU_FRONTEND_OPTIONS", "{}"))
     sock = socket.socket(fileno=int(fd))
-    _serve_socket(app_factory, sock, options)
+    _serve_socket(app_factory, sock, json.loads(options))
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - the worker processes of run()
-    logging.basicConfig(level=os.environ.get("MLU_FRONTEND_LOG_LEVEL", "WARNING"))
     raise SystemExit(_worker_main(sys.argv[1:]))
