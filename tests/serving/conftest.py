@@ -94,7 +94,7 @@ def service(serving_registry):
 def served(request, serving_registry):
     """The front end over a service with its default in-process result cache (predict requests
     answered through ``predict_json`` in a task), or without one (the callback path:
-    ``predict_json_nowait``)."""
+    ``submit_json``)."""
     from ml_utilities.serving import PredictionService
     from ml_utilities.serving.app import create_app
 

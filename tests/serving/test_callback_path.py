@@ -1,4 +1,4 @@
-"""The predict route's callback path (``PredictionService.predict_json_nowait`` over
+"""The predict route's callback path (``PredictionService.submit_json`` over
 ``DynamicBatcher.submit_callback``: no task, future or coroutine per request), the per-model answer
 template of ``LoadedModel.encode``, and the direct XGBoost call of the native backend: each gives
 what the path it shortcuts gives (documents, metrics, errors, predictions)."""
@@ -51,9 +51,9 @@ def direct_service(serving_registry):
 
 
 async def _nowait(svc: PredictionService, model: str, doc: object) -> tuple[object, object]:
-    """``predict_json_nowait``'s outcome for one request: ``(payload, err)``."""
+    """``submit_json``'s outcome for one request: ``(payload, err)``."""
     fut = asyncio.get_running_loop().create_future()
-    taken = svc.predict_json_nowait(model, doc, lambda p, e: fut.set_result((p, e)))
+    taken = svc.submit_json(model, doc, lambda p, e: fut.set_result((p, e)))
     assert taken
     return await fut
 
@@ -134,27 +134,78 @@ def test_callback_path_declines_what_predict_json_declines(direct_service, doc) 
 
     async def main() -> tuple[bool, object]:
         await svc.predict_batch("xgb-clf", np.zeros((1, N_FEATURES), np.float32))
-        taken = svc.predict_json_nowait("xgb-clf", doc, lambda p, e: calls.append((p, e)))
+        taken = svc.submit_json("xgb-clf", doc, lambda p, e: calls.append((p, e)))
         return taken, await svc.predict_json("xgb-clf", doc)
 
     assert asyncio.run(main()) == (False, None)
     assert calls == []
 
 
-@pytest.mark.parametrize("config", [{}, {"dynamic_batching": False}], ids=["cache", "no-batching"])
-def test_callback_path_off_with_a_result_cache_or_without_batching(serving_registry, config):
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"dynamic_batching": False}, {"dynamic_batching": False, "prediction_cache_ttl": 0}],
+    ids=["cache", "cache-no-batching", "no-batching"],
+)
+def test_callback_path_with_a_result_cache_or_without_batching(serving_registry, config):
+    # the in-process result cache and calls without the batcher take the callback path too:
+    # the answers are predict_batch's, a repeated row is a cache hit, the cache is filled
     registry, _ = serving_registry
     svc = PredictionService(registry=registry, config={"gpu_enabled": False, **config})
-    if config:
-        svc.configure_sync({"prediction_cache_ttl": 0})
+    cached = svc.config.prediction_cache_ttl > 0
+    x, _ = make_data(6, seed=41, task="classification")
     try:
         svc.get_model("xgb-clf")
 
-        async def main() -> bool:
-            body = orjson.dumps({"features": [[0.5] * N_FEATURES]})
-            return start_predict(svc, "xgb-clf", body, lambda p, e: None)
+        async def main() -> None:
+            hits = _sample("ml_serving_cache_requests_total", {"result": "hit"})
+            for row in x:
+                body = orjson.dumps({"features": [row.tolist()]})
+                answer = asyncio.get_running_loop().create_future()
+                taken = start_predict(
+                    svc, "xgb-clf", body, lambda p, e, a=answer: a.set_result((p, e))
+                )
+                assert taken
+                payload, err = await answer
+                assert err is None
+                doc = _without_timing(orjson.loads(payload))
+                assert doc["metadata"].pop("cache_hit") is False
+                expected = _without_timing(await svc.predict_batch("xgb-clf", row[None]))
+                # filled by the fast path where there is a cache
+                assert expected["metadata"].pop("cache_hit") is cached
+                assert doc == expected
+                if cached:  # the same row again: answered from the cache, without the model
+                    again = await _nowait(svc, "xgb-clf", {"features": [row.tolist()]})
+                    assert again[1] is None and orjson.loads(again[0])["metadata"]["cache_hit"]
+            got = _sample("ml_serving_cache_requests_total", {"result": "hit"}) - hits
+            assert got == (2 * len(x) if cached else 0)
 
-        assert asyncio.run(main()) is False
+        asyncio.run(main())
+    finally:
+        svc.close_sync()
+
+
+def test_callback_path_without_batching_reports_model_errors(serving_registry):
+    registry, _ = serving_registry
+    svc = PredictionService(
+        registry=registry,
+        config={"gpu_enabled": False, "dynamic_batching": False, "prediction_cache_ttl": 0},
+    )
+    try:
+        model = svc.get_model("xgb-reg")
+
+        def broken(x):
+            raise RuntimeError("the model failed")
+
+        model.predict_raw = broken
+        before = _sample("ml_serving_requests_total", {"model": "xgb-reg", "outcome": "error"})
+
+        async def main() -> tuple[object, object]:
+            return await _nowait(svc, "xgb-reg", {"features": [[0.5] * N_FEATURES]})
+
+        payload, err = asyncio.run(main())
+        assert payload is None and isinstance(err, RuntimeError)
+        after = _sample("ml_serving_requests_total", {"model": "xgb-reg", "outcome": "error"})
+        assert after - before == 1
     finally:
         svc.close_sync()
 
@@ -174,7 +225,7 @@ def test_callback_path_overload_and_timeouts(serving_registry) -> None:
         queued = asyncio.ensure_future(_nowait(svc, "xgb-reg", row))
         await asyncio.sleep(0.01)
         with pytest.raises(Overloaded, match="queue is full"):  # refused at submission
-            svc.predict_json_nowait("xgb-reg", row, lambda p, e: None)
+            svc.submit_json("xgb-reg", row, lambda p, e: None)
         assert count("overloaded") - overloads == 1
         for pending in (running, queued):  # past the deadline: running, and never run
             payload, err = await pending

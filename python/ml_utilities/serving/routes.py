@@ -37,9 +37,10 @@ loaded) and other errors of the service. An exception that is not an error of th
 bug) is logged and answered with a plain-text 500 ``Internal Server Error``.
 
 The predict route is the hot path: its body is read with ``orjson`` when it is installed; the
-common request (one row, no options) takes :meth:`PredictionService.predict_json`, whose answers
-are encoded once per batch. The front end also answers it through :func:`start_predict` where the
-service's callback path takes it (no task, future or coroutine per request).
+common request (one row, no options) takes the service's fast path, whose answers are encoded
+once per batch: the front end through :func:`start_predict` (``submit_json``: no task, future or
+coroutine per request), the ASGI app and Ray Serve through :meth:`PredictionService.predict_json`
+(the same path, awaited).
 """
 
 from __future__ import annotations
@@ -241,21 +242,21 @@ def error_response(
 def start_predict(
     service: Any, name: str, body: bytes, callback: Callable[[bytes | None, Any], None]
 ) -> bool:
-    """Begin answering a predict request without a coroutine, where the service's
-    ``predict_json_nowait`` takes it: True, and then ``callback(payload, None)`` with the
+    """Begin answering a predict request without a coroutine, where the service's fast path
+    (``submit_json``) takes it: True, and then ``callback(payload, None)`` with the
     answer of :func:`predict_response` for a 200, ``callback(None, err)`` with the exception
     whose answer :func:`error_response` gives (or that :func:`predict_response` would
     raise), or ``callback(None, None)``: answer it with :func:`predict_response` after all.
     False where :func:`predict_response` must answer it (a body that is not strict JSON
     included). An error at submission is raised here."""
-    nowait = getattr(service, "predict_json_nowait", None)
-    if nowait is None:
+    submit = getattr(service, "submit_json", None)
+    if submit is None:
         return False
     try:
         doc = _loads(body)
     except (ValueError, RecursionError):  # predict_response says why
         return False
-    return bool(nowait(name, doc, callback))
+    return bool(submit(name, doc, callback))
 
 
 _status_by_class: dict[type[BaseException], int] = {}

@@ -415,6 +415,17 @@ class PredictionService:
             return model.explainer
 
     # -- inputs ----------------------------------------------------------------------------------
+    def _prepare(
+        self, model: LoadedModel, features: Any, options: Any
+    ) -> tuple[dict[str, bool], np.ndarray, str | None]:
+        """The first steps of every request of :meth:`predict_batch` (and its twin): the
+        options checked, the features checked and converted to a float32 batch, and the result
+        cache's key (None without a cache)."""
+        opts = parse_options(options)
+        x = validate(model, features)
+        key = self._cache_key(model, opts, x) if self._results is not None else None
+        return opts, x, key
+
     def _cache_key(self, model: LoadedModel, opts: dict[str, bool], x: np.ndarray) -> str:
         if opts == NO_OPTIONS and x.shape == (1, model.n_features) and x.dtype == np.float32:
             # the common request (one row, no options): the hash of its prefix is kept
@@ -598,9 +609,7 @@ class PredictionService:
         start = time.perf_counter()
         model = self._counted(model_name, lambda: self.get_model(model_name, version))
         with outcome(model.name):
-            opts = parse_options(options)
-            x = validate(model, features)
-            key = self._cache_key(model, opts, x) if self._results is not None else None
+            opts, x, key = self._prepare(model, features, options)
             if key is not None:
                 cached = self._results.get(key)  # type: ignore[union-attr]
                 (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
@@ -667,9 +676,7 @@ class PredictionService:
             metrics.requests.labels(self._label(model_name), outcome_name(err)).inc()
             raise
         with outcome(model.name):
-            opts = parse_options(options)
-            x = validate(model, features)
-            key = self._cache_key(model, opts, x) if self._results is not None else None
+            opts, x, key = self._prepare(model, features, options)
             if key is not None:
                 cached = await self._results.aget(key)  # type: ignore[union-attr]
                 (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
@@ -700,100 +707,95 @@ class PredictionService:
             return None
         return model, features
 
-    async def predict_json(self, model_name: str, doc: Any) -> bytes | None:
-        """The JSON answer (bytes) to a decoded HTTP request body ``doc``, through the fast
-        path, or None where the fast path does not apply (the caller then uses
-        :meth:`predict_batch`, which also gives every error its message).
+    def submit_json(
+        self, model_name: str, doc: Any, callback: Callable[[bytes | None, Any], None]
+    ) -> bool:
+        """The fast path of the predict route, without a coroutine: True where it takes the
+        request ``doc`` (a decoded HTTP body), and then ``callback(payload, None)`` with the
+        JSON answer, ``callback(None, err)`` with the error, or ``callback(None, None)`` where
+        the row turned out not to be finite numbers (:meth:`predict_batch` says why), runs
+        once, later, on this event loop's thread; False where :meth:`predict_batch` must
+        answer. An error at submission (``Overloaded``, a closed batcher) is counted and raised
+        here. Must be called on the event loop's thread.
 
-        The fast path serves the common request: one row of a flat-input model that is
-        already loaded, no options (or all False), no ``version`` field, and no result cache
-        or the in-process one. The row goes as the decoded list to the native batcher, which
-        checks it and converts it; the answers of a whole batch are encoded and counted in the
-        metrics at once (:meth:`LoadedModel.encode`). Without dynamic batching, the model is
-        called once for the request, as :meth:`predict_batch` does. With the in-process result
-        cache, the row is converted here to look up its key (that of :meth:`predict_batch`:
-        model name and version, options, the float32 bytes); a hit is answered from the cache,
-        a miss runs the model, and its document is cached, as :meth:`predict_batch` does. The
-        document is that of :meth:`predict_batch`.
+        It takes the common request: one row of a flat-input model that is already loaded, no
+        options (or all False), no ``version`` field, and no result cache or the in-process one
+        (:func:`~ml_utilities.serving.request.fast_row`). With dynamic batching, the decoded
+        row goes to the native batcher, which checks and converts it, and the batch's wake-up
+        of the loop answers every request of the batch (no task, future or coroutine per
+        request; :meth:`LoadedModel.encode` writes the documents of a whole batch at once and
+        counts them in the metrics). Without it, the model is called once for the request on
+        the default executor, as :meth:`predict_batch` does. With the in-process result cache,
+        the row is converted here to look up its key (that of :meth:`predict_batch`: model
+        name and version, options, the float32 bytes); a hit is answered from the cache, and a
+        miss's document (less its timing) is cached. The documents, metrics and errors are
+        those of :meth:`predict_batch` for that row.
         """
         results = self._results
         if results is not None and type(results) is not InProcessResultCache:
-            return None
+            return False
         found = self._fast_request(model_name, doc)
         if found is None:
-            return None
+            return False
         model, features = found
         row = features[0]
-        if results is not None:
-            return await self._predict_json_cached(model, results, features)
-        batcher = model.batcher
-        if batcher is None:  # the values the native batcher would take: ints and floats
-            if not all(type(v) is float or type(v) is int for v in row):
-                return None
-            try:
-                x64 = np.array(features, dtype=np.float64)
-            except (TypeError, ValueError, OverflowError):  # predict_batch says why
-                return None
-            if not (np.abs(x64) <= FLOAT32_MAX).all():  # NaN, inf, or inf once in float32
-                return None
-            x = x64.astype(np.float32)
-        start = time.perf_counter()
-        try:
-            if batcher is None:  # one model call for this request, off the loop
-                raw = await asyncio.to_thread(model.batch_fn, x)
-                return model.encode([(None, start)], raw)[0]  # type: ignore[no-any-return]
-            try:
-                return await batcher.submit_async(  # type: ignore[no-any-return]
-                    row, start, timeout=self._config.request_timeout_s
-                )
-            except ParameterError:  # not a row of finite numbers: predict_batch says why
-                return None
-        except Exception as err:
-            metrics.requests.labels(model.name, outcome_name(err)).inc()
-            raise
-
-    def predict_json_nowait(
-        self, model_name: str, doc: Any, callback: Callable[[bytes | None, Any], None]
-    ) -> bool:
-        """:meth:`predict_json` without a coroutine, for the HTTP front end: True where the
-        request was taken, and then ``callback(payload, None)`` with the JSON answer, or
-        ``callback(None, err)`` with the error :meth:`predict_json` would raise, runs once on
-        this event loop's thread (from the batch's wake-up of the loop: no task, future or
-        coroutine per request); ``callback(None, None)`` where the batch failed with a
-        :class:`ParameterError`, which :meth:`predict_json` leaves to :meth:`predict_batch`.
-        False where :meth:`predict_json` must answer: not its fast path's request, a result
-        cache, no dynamic batching, or a row the batcher refuses (not finite numbers:
-        :meth:`predict_batch` says why).
-
-        The request's document, metrics and guarantees are those of :meth:`predict_json`
-        (the same batcher, deadline and encoding). An error at submission (``Overloaded``, a
-        closed batcher) is counted and raised here, as :meth:`predict_json` raises it.
-        Must be called on the event loop's thread.
-        """
-        if self._results is not None:
-            return False
-        found = self._fast_request(model_name, doc)
-        if found is None:
-            return False
-        model, features = found
-        batcher = model.batcher
-        if batcher is None:
-            return False
         name = model.name
+        batcher = model.batcher
+        start = time.perf_counter()
+        x = None
+        if results is not None or batcher is None:  # converted here, so checked here first
+            # in Python: a numpy call that releases the GIL would hand it to the batcher thread
+            # waiting to cut its batch, which would then cut one of a few rows
+            if not all(
+                (type(v) is float or type(v) is int) and -FLOAT32_MAX <= v <= FLOAT32_MAX
+                for v in row
+            ):  # NaN fails both comparisons
+                return False
+            x = np.asarray(features, dtype=np.float32)  # as predict_batch converts it
 
         def done(payload: Any, err: BaseException | None) -> None:
-            if isinstance(err, ParameterError):  # as predict_json: predict_batch answers
+            if isinstance(err, ParameterError):  # not finite numbers: predict_batch answers
                 callback(None, None)
                 return
             if err is not None:
                 metrics.requests.labels(name, outcome_name(err)).inc()
             callback(payload, err)
 
-        start = time.perf_counter()
+        finish = done
         try:
-            batcher.submit_callback(
-                features[0], start, done, timeout=self._config.request_timeout_s
-            )
+            if results is not None:
+                key = self._cache_key(model, NO_OPTIONS, x)  # type: ignore[arg-type]
+                cached = results.get(key)
+                (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
+                if cached is not None:
+                    payload = _dumps(self._finish(model, cached, start, 1, True))
+                    asyncio.get_running_loop().call_soon(callback, payload, None)
+                    return True
+
+                def finish(payload: Any, err: BaseException | None) -> None:
+                    if payload is not None:  # cached as predict_batch caches it
+                        answer = _loads(payload)
+                        meta = answer["metadata"]
+                        for timing in TIMING_KEYS:  # added to every answer by _finish
+                            del meta[timing]
+                        results.set(key, answer)
+                    done(payload, err)
+
+            if batcher is None:  # one model call for this request, off the loop
+                job = asyncio.get_running_loop().run_in_executor(None, model.batch_fn, x)
+
+                def called(job: asyncio.Future[Any]) -> None:
+                    try:
+                        out = job.result()
+                        payload = model.encode([(None, start)], out)[0]
+                    except BaseException as err:  # noqa: BLE001 - the request's error
+                        finish(None, err)
+                        return
+                    finish(payload, None)
+
+                job.add_done_callback(called)
+                return True
+            batcher.submit_callback(row, start, finish, timeout=self._config.request_timeout_s)
         except ParameterError:  # not a row of finite numbers: predict_batch says why
             return False
         except Exception as err:
@@ -801,46 +803,23 @@ class PredictionService:
             raise
         return True
 
-    async def _predict_json_cached(
-        self, model: LoadedModel, results: InProcessResultCache, features: list[Any]
-    ) -> bytes | None:
-        """:meth:`predict_json` with the in-process result cache: the steps of
-        :meth:`predict_batch` for one row without options, minus its validation's messages
-        (None where the row is not one of finite float32 numbers: :meth:`predict_batch` says
-        why).
+    async def predict_json(self, model_name: str, doc: Any) -> bytes | None:
+        """:meth:`submit_json` as a coroutine: the JSON answer (bytes) to a decoded HTTP
+        request body ``doc``, or None where the fast path does not apply (the caller then uses
+        :meth:`predict_batch`, which also gives every error its message)."""
+        answer: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
 
-        Per request, only Python and numpy calls that keep the GIL run here: a numpy call that
-        lets it go (``argmax``, reductions) hands it to the batcher thread waiting to cut its
-        batch, which then cuts one of a few rows. So the range check is in Python, and a miss
-        is answered by the batcher's per-batch :meth:`LoadedModel.encode`, whose document
-        (less its timing) is what gets cached."""
-        row = features[0]
-        if not all(
-            (type(v) is float or type(v) is int) and -FLOAT32_MAX <= v <= FLOAT32_MAX for v in row
-        ):  # NaN fails both comparisons
-            return None
-        x = np.asarray(features, dtype=np.float32)  # as predict_batch converts it
-        start = time.perf_counter()
-        with outcome(model.name):
-            key = self._cache_key(model, NO_OPTIONS, x)
-            cached = results.get(key)
-            (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
-            if cached is not None:
-                return _dumps(self._finish(model, cached, start, 1, True))
-            batcher = model.batcher
-            if batcher is None:  # one model call for this request, off the loop
-                raw = await asyncio.to_thread(model.batch_fn, x)
-                answer: bytes = model.encode([(None, start)], raw)[0]
+        def settle(payload: bytes | None, err: BaseException | None) -> None:
+            if answer.done():  # the caller was cancelled
+                return
+            if err is not None:
+                answer.set_exception(err)
             else:
-                answer = await batcher.submit_async(
-                    row, start, timeout=self._config.request_timeout_s
-                )
-            doc = _loads(answer)
-            meta = doc["metadata"]
-            for timing in TIMING_KEYS:  # added to every answer, hit or miss, by _finish
-                del meta[timing]
-            results.set(key, doc)
-            return answer
+                answer.set_result(payload)
+
+        if not self.submit_json(model_name, doc, settle):
+            return None
+        return await answer
 
     def predict_sync(
         self,
