@@ -15,7 +15,7 @@ def _gpu_state() -> tuple[bool, str]:
 
     info = ml_utilities.build_info()
     if not info["cuda_built"]:
-        return False, f"ml_utilities was built without CUDA ({info['cuda_error']})"
+        return False, str(info["cuda_error"])  # "ml_utilities was built without CUDA (...)"
     if not info["cuda_loads"]:
         return False, f"the CUDA module does not run here: {info['cuda_error']}"
     if info["cuda_devices"] < 1:
