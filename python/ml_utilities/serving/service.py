@@ -774,11 +774,14 @@ class PredictionService:
 
                 def finish(payload: Any, err: BaseException | None) -> None:
                     if payload is not None:  # cached as predict_batch caches it
-                        answer = _loads(payload)
-                        meta = answer["metadata"]
-                        for timing in TIMING_KEYS:  # added to every answer by _finish
-                            del meta[timing]
-                        results.set(key, answer)
+                        try:
+                            answer = _loads(payload)
+                            meta = answer["metadata"]
+                            for timing in TIMING_KEYS:  # added to every answer by _finish
+                                del meta[timing]
+                            results.set(key, answer)
+                        except Exception:  # the request is answered all the same
+                            logger.exception("caching an answer of %s failed", name)
                     done(payload, err)
 
             if batcher is None:  # one model call for this request, off the loop
