@@ -18,9 +18,9 @@ from serving_support import N_FEATURES, blocked_service, make_data
 from ml_utilities.exceptions import ParameterError
 from ml_utilities.serving import Overloaded, PredictionService, RequestTimeoutError
 from ml_utilities.serving import loaded as loaded_module
-from ml_utilities.serving.app import start_predict
 from ml_utilities.serving.batching import DynamicBatcher
 from ml_utilities.serving.metrics import REGISTRY
+from ml_utilities.serving.routes import start_predict
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:

@@ -19,16 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .routes import error_response, handle, predict_response, start_predict, status_of
+from .routes import handle
 
-__all__ = [
-    "ServingApp",
-    "create_app",
-    "error_response",
-    "predict_response",
-    "start_predict",
-    "status_of",
-]
+__all__ = ["ServingApp", "create_app"]
 
 logger = logging.getLogger(__name__)
 
