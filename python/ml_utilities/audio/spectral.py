@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from ._shapes import kernels
+from ._shapes import expand_to, kernels
 from ._validation import (
     check_bool,
     check_finite,
@@ -106,7 +106,7 @@ def _freq_grid(freq: Any, S: np.ndarray) -> np.ndarray:
     """``freq`` shaped to broadcast against ``S`` (..., bins, frames)."""
     freq = np.asarray(freq)
     if freq.ndim == 1:
-        freq = freq.reshape(-1, 1)
+        freq = expand_to(freq, ndim=S.ndim, axes=-2)
     try:
         np.broadcast_shapes(freq.shape, S.shape)
     except ValueError:
