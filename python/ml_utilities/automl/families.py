@@ -151,11 +151,6 @@ class Family(ABC):
         adapter.load_files(folder, allow_pickle=allow_pickle)
         return adapter
 
-    def predict_raw(self, model: Adapter, x: np.ndarray, ctx: FitContext) -> np.ndarray:
-        """Probabilities ``(n, n_classes)``, values or ranking scores ``(n,)``: what the fold
-        model's adapter predicts."""
-        return model.predict_raw(x)
-
     def importances(self, model: Any, n_features: int) -> np.ndarray | None:
         return None
 

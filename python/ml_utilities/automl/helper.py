@@ -614,17 +614,14 @@ def _permutation_importance(
     ``deadline`` (the first fold's cost, measured, predicts the next); empty when even one
     fold does not fit.
     """
-    from .search import fold_context
-
     if trial.models is None:
         return {}, None
-    fam = FAMILIES[trial.family]
     n_in = problem.x.shape[1]
     rng = np.random.default_rng(problem.seed)
     drops = np.zeros(n_in)
     used = 0
     started = time.monotonic()
-    for (fe, model), (tr, va) in zip(trial.models, problem.folds, strict=True):
+    for (fe, model), (_, va) in zip(trial.models, problem.folds, strict=True):
         now = time.monotonic()
         if used and now + 1.2 * (now - started) / used > deadline:
             break
@@ -632,9 +629,8 @@ def _permutation_importance(
             rows = va  # ranking: whole groups
         else:
             rows = np.sort(rng.choice(va, PERMUTATION_ROWS, replace=False))
-        ctx = fold_context(problem, fe, tr, rows)
         x = problem.x[rows]
-        base = problem.score(rows, fam.predict_raw(model, fe.transform(x), ctx))
+        base = problem.score(rows, model.predict_raw(fe.transform(x)))
         t_one = time.monotonic()
         fold = np.zeros(n_in)
         for j in range(n_in):
@@ -642,7 +638,7 @@ def _permutation_importance(
                 return _importance_dict(drops, encoder, used, trial)
             xp = x.copy()
             xp[:, j] = x[rng.permutation(len(rows)), j]
-            fold[j] = base - problem.score(rows, fam.predict_raw(model, fe.transform(xp), ctx))
+            fold[j] = base - problem.score(rows, model.predict_raw(fe.transform(xp)))
         drops += fold
         used += 1
     return _importance_dict(drops, encoder, used, trial)
