@@ -16,7 +16,9 @@ preprocessing and target scale). Ranking models are ``regression`` adapters: the
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ __all__ = [
 ]
 
 
+#: share of a forest's trees saved to measure what saving the whole forest costs
+PROBE_TREES_SHARE = 0.05
+
+
 class DeadlineExceeded(RuntimeError):
     """A fit ran past its trial's deadline."""
 
@@ -61,10 +67,22 @@ class FitContext:
     ranking_k: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
     n_features: int = 0  # columns of the fold's input (after its feature engineering)
+    #: at the deadline, a boosting run, forest or network keeps what it has built so far
+    #: (the search's default configurations: they must give an answer) instead of raising
+    anytime: bool = False
 
     def check(self) -> None:
         if time.monotonic() > self.deadline:
             raise DeadlineExceeded("trial deadline passed")
+
+    def stop_here(self, built: bool) -> bool:
+        """At a point where a fit could stop: True to stop and keep what was ``built``
+        (anytime fits past their deadline); raises :class:`DeadlineExceeded` for the others."""
+        if time.monotonic() <= self.deadline:
+            return False
+        if self.anytime and built:
+            return True
+        raise DeadlineExceeded("trial deadline passed")
 
 
 def make_adapter(
@@ -154,9 +172,15 @@ class Family(ABC):
     def importances(self, model: Any, n_features: int) -> np.ndarray | None:
         return None
 
-    def save_cost_s(self, model: Any) -> float:
-        """A generous estimate of the seconds saving and the registry's hashing take."""
-        return 0.03
+    def save_probe(self, model: Adapter) -> tuple[Adapter, float]:
+        """A part of fold model ``model`` whose save, timed on the machine as it is now,
+        predicts the whole one's: (the part, the whole's cost over the part's)."""
+        return model, 1.0
+
+    def shrink(self, model: Adapter, fraction: float) -> Adapter | None:
+        """A smaller ``model`` (about ``fraction`` of its size) that saves faster, or None
+        where the family has no such thing."""
+        return None
 
 
 def _p(trial: Any, family: str) -> Any:
@@ -351,9 +375,12 @@ class ForestFamily(SklearnFamily):
         # deadline: a chunk starts only when its expected time, from the trees so far, fits
         total, per_tree = 0, 0.0
         while total < params["n_estimators"]:
-            ctx.check()
+            if ctx.stop_here(total > 0):
+                break
             step = min(params["n_estimators"] - total, self.chunk if total else 10)
             if total and time.monotonic() + 1.3 * step * per_tree > ctx.deadline:
+                if ctx.anytime:
+                    break
                 raise DeadlineExceeded("the next trees would pass the trial deadline")
             t = time.monotonic()
             model.set_params(n_estimators=total + step)
@@ -366,11 +393,37 @@ class ForestFamily(SklearnFamily):
         pipe = model.model
         return _pipeline_importances(pipe, n_features, pipe[-1].feature_importances_[None, :])
 
-    def save_cost_s(self, model: Any) -> float:
-        # skops writes every node (about 0.65 us each measured in memory; x3 for the disk write
-        # and the registry's hashing of ~110 bytes per node)
-        nodes = sum(int(e.tree_.node_count) for e in model.model[-1].estimators_)
-        return 0.03 + 2e-6 * nodes
+    def save_probe(self, model: Adapter) -> tuple[Adapter, float]:
+        # skops writes every node: a few of the trees, saved, predict the whole forest
+        forest = model.model[-1]
+        n = len(forest.estimators_)
+        m = max(1, math.ceil(PROBE_TREES_SHARE * n))
+        if m >= n:
+            return model, 1.0
+        part = self._first_trees(model, m)
+        return part, _nodes(forest) / max(1, _nodes(part.model[-1]))
+
+    def shrink(self, model: Adapter, fraction: float) -> Adapter | None:
+        n = len(model.model[-1].estimators_)
+        return self._first_trees(model, max(1, min(n, int(fraction * n))))
+
+    @staticmethod
+    def _first_trees(model: Adapter, m: int) -> Adapter:
+        """``model`` with the first ``m`` trees of its forest (an unbiased forest of m trees:
+        each tree was grown on its own bootstrap and features)."""
+        from sklearn.pipeline import Pipeline
+
+        pipe = model.model
+        forest = copy.copy(pipe[-1])
+        forest.estimators_ = forest.estimators_[:m]
+        forest.n_estimators = m
+        part = copy.copy(model)
+        part.model = Pipeline(list(pipe.steps[:-1]) + [(pipe.steps[-1][0], forest)])
+        return part
+
+
+def _nodes(forest: Any) -> int:
+    return sum(int(e.tree_.node_count) for e in forest.estimators_)
 
 
 class RandomForestFamily(ForestFamily):
@@ -486,7 +539,8 @@ class LightGBMFamily(Family):
         import lightgbm as lgb
 
         def deadline(env: Any) -> None:
-            ctx.check()
+            if ctx.stop_here(env.iteration > env.begin_iteration):
+                raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
         train = lgb.Dataset(
             x,
@@ -571,8 +625,7 @@ class XGBoostFamily(Family):
 
         class Deadline(xgb.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-                ctx.check()
-                return False
+                return ctx.stop_here(True)  # True stops the training, keeping the rounds
 
         dtrain = xgb.DMatrix(x, y, group=ctx.groups_train)
         dval = xgb.DMatrix(x_val, y_val, group=ctx.groups_val)
@@ -673,7 +726,8 @@ class NeuralNetworkFamily(Family):
         best, best_state, waited = float("inf"), None, 0
         bs = int(params["batch_size"])
         for _epoch in range(self.max_epochs):
-            ctx.check()
+            if ctx.stop_here(best_state is not None):
+                break
             net.train()
             perm = torch.randperm(len(xt), generator=gen)
             for i in range(0, len(xt), bs):

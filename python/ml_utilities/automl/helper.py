@@ -19,6 +19,7 @@ from .model import AutoMLAdapter, AutoMLModel
 from .options import AutoMLOptions, parse_config
 from .report import AutoMLReport, format_duration
 from .search import Problem, TrialResult, prepare_mutual_information, run_search
+from .workers import warm_up
 
 __all__ = ["AutoMLHelper"]
 
@@ -33,6 +34,11 @@ SAFETY_SHARE = 0.03
 POST_SHARE, POST_MIN_S, REGISTER_MIN_S = 0.07, 0.8, 0.8
 #: fixed part of a registration's estimated time (registry rows, signature, report)
 REGISTER_BASE_S = 0.3
+#: a registration writes each file, hashes it and moves the folder into place: its time over
+#: that of the timed save and hash of the same files
+REGISTER_OVERHEAD = 1.3
+#: families whose save was already timed in this process (the first is timed twice)
+_PROBED: set[str] = set()
 #: no trial starts within this share of the budget before the hard deadline of the search
 LAST_START_SHARE = 0.05
 #: columns taken as the user (group) of a ranking row when ``group_column`` is not given
@@ -120,9 +126,10 @@ class AutoMLHelper:
         self, features: Any, labels: Any, config: dict[str, Any] | None = None
     ) -> AutoMLModel:
         """Synchronous twin of :meth:`train_automl_pipeline`."""
+        t0 = time.monotonic()  # the budget counts from the call: imports and registration too
         opts = parse_config(config)
-        _import_frameworks(opts)  # one-time process warm-up (about 3 s), not in the budget
-        t0 = time.monotonic()  # the budget counts from here: storage, registration included
+        warm_up()  # the workers' forkserver imports the frameworks while the data is encoded
+        _import_frameworks(opts)  # the first call in a process: about 3 s
         problem, encoder, codec, y_given = self._problem(features, labels, opts)
         with warnings.catch_warnings():
             # single-threaded fits on tiny folds warn about convergence and tiny leaves; the
@@ -236,35 +243,44 @@ class AutoMLHelper:
         # steps after the ensembles: importances, latency, registration
         tail = 0.4 * post
         prepare_mutual_information(problem, opts)
-        torch = None
-        if "neural_network" in opts.algorithms:
-            import torch
-
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # trials run in parallel; each fit uses one core
-        try:
-            outcome = run_search(
-                problem,
-                opts,
-                search_deadline=search_deadline,
-                hard_deadline=hard_deadline,
-                abandon_grace_s=min(1.0, 0.25 * post),
-            )
-        finally:
-            if torch is not None:
-                torch.set_num_threads(threads)
+        outcome = run_search(
+            problem,
+            opts,
+            search_deadline=search_deadline,
+            hard_deadline=hard_deadline,
+            kill_grace_s=min(1.0, 0.25 * post),
+        )
         t_search = time.monotonic() - t0
         done = sorted(
             (t for t in outcome.trials if t.state == "complete" and t.models is not None),
             key=lambda t: t.score if t.score is not None else -np.inf,
             reverse=True,
         )
+        partial = None
         if not done:
-            raise ParameterError(
-                f"no trial completed within time_budget={budget:g} s "
-                f"({len(outcome.trials)} started); give a larger budget or a smaller "
-                "search space"
+            # an early answer: the trial with the best mean score over the folds it finished,
+            # served as the bag of those folds' models
+            partial = max(
+                (t for t in outcome.trials if t.models and t.fold_scores),
+                key=lambda t: float(np.mean(t.fold_scores)),
+                default=None,
             )
+            if partial is None:
+                raise ParameterError(
+                    f"no fold of any trial completed within time_budget={budget:g} s "
+                    f"({len(outcome.trials)} started); give a larger budget or a smaller "
+                    "search space"
+                )
+            partial.score = float(np.mean(partial.fold_scores))
+            logger.warning(
+                "no trial completed all %d folds in %g s: serving trial %d (%s) on %d fold(s)",
+                len(problem.folds),
+                budget,
+                partial.number,
+                partial.family,
+                len(partial.models or []),
+            )
+            done = [partial]
         best = done[0]
         cands = done[:VOTING_CANDIDATES]
         preds = [t.oof for t in cands]
@@ -298,20 +314,24 @@ class AutoMLHelper:
                 return [best]
             return [cands[i] for i in ens_results[key].members]
 
+        measured: dict[int, float] = {}
+
         def save_cost(key: str) -> float:
+            """The registration's time, from saves timed now, on the machine as it is."""
             if not opts.register:
                 return 0.0
-            return REGISTER_BASE_S + sum(
-                FAMILIES[m.family].save_cost_s(model)
-                for m in members_of(key)
-                for _, model in m.models or []
-            )
+            for m in members_of(key):
+                if m.number not in measured:
+                    measured[m.number] = _measure_save_s(m)
+            return REGISTER_BASE_S + sum(measured[m.number] for m in members_of(key))
 
-        room = end - time.monotonic() - 0.5 * tail
-        fitting = [o for o in options if save_cost(o[0]) <= room]
-        final_key, final_score = (
-            fitting[0] if fitting else min(options, key=lambda o: save_cost(o[0]))
-        )
+        # the best option whose registration fits, measured best first: the measuring stops at
+        # the first that fits (each member costs about one fold model's save)
+        final_key, final_score = min(options, key=lambda o: save_cost(o[0]))
+        for key, score in options:
+            if save_cost(key) <= end - time.monotonic() - 0.5 * tail:
+                final_key, final_score = key, score
+                break
         if final_key != options[0][0]:
             logger.info("%s would not register in time; serving %s", options[0][0], final_key)
         members = members_of(final_key)
@@ -322,12 +342,21 @@ class AutoMLHelper:
             arch = "voting" if final_key == "voting_ensemble" else "stacking"
             weights, meta = res.weights, res.meta
         registration_estimate = save_cost(final_key)
+        shrunk = None
+        room = end - time.monotonic() - 0.5 * tail
+        if registration_estimate > room:
+            # even the cheapest option would not register in time: its forests keep the share
+            # of their trees that does
+            fraction = max(0.0, room - REGISTER_BASE_S) / registration_estimate
+            shrunk = _shrink_members(members, fraction)
+            if shrunk is not None:
+                registration_estimate = REGISTER_BASE_S + sum(_measure_save_s(m) for m in members)
         scales = None
         if problem.task == "ranking":
-            scales = [
-                (float(np.mean(m.oof)), float(np.std(m.oof)))
-                for m in members  # type: ignore
-            ]
+            scales = []
+            for m in members:  # the rows the member's folds predicted
+                rows = np.concatenate([va for _, va in problem.folds[: len(m.models or [])]])
+                scales.append((float(np.mean(m.oof[rows])), float(np.std(m.oof[rows]))))
         marks["ensembles"] = time.monotonic()
         adapter = AutoMLAdapter.build(
             arch,
@@ -393,7 +422,11 @@ class AutoMLHelper:
             ensembles_skipped=skipped,
             best_option=options[0][0],
             registration_estimate_s=round(registration_estimate, 3),
-            trials_abandoned=outcome.abandoned,
+            trials_killed=outcome.killed,
+            early_answer=None
+            if partial is None
+            else {"trial": partial.number, "folds": len(partial.models or [])},
+            registration_shrunk_to=shrunk,
         )
         model = self._handle(adapter, opts, problem, encoder, codec, y_given, report)
         marks["handle"] = time.monotonic()
@@ -599,6 +632,54 @@ def _set_elapsed(model: AutoMLModel, t0: float, budget: float) -> None:
     model.training["duration_s"] = round(elapsed, 3)
 
 
+def _measure_save_s(trial: TrialResult) -> float:
+    """Seconds registering ``trial``'s fold models will take: one fold model's part
+    (:meth:`Family.save_probe`) saved and hashed now, scaled to the whole, times the folds."""
+    import tempfile
+    from pathlib import Path
+
+    from ..models._files import sha256_file
+
+    if not trial.models:
+        return 0.0
+    fam = FAMILIES[trial.family]
+    part, scale = fam.save_probe(trial.models[0][1])
+    def timed() -> float:
+        with tempfile.TemporaryDirectory(prefix="mlu-save-probe-") as tmp:
+            t = time.perf_counter()
+            part.save(Path(tmp))
+            for f in Path(tmp).rglob("*"):
+                if f.is_file():
+                    sha256_file(f)
+            return time.perf_counter() - t
+
+    one = timed()
+    if trial.family not in _PROBED:  # a process's first save holds its format's imports
+        _PROBED.add(trial.family)
+        one = min(one, timed())
+    return REGISTER_OVERHEAD * one * scale * len(trial.models)
+
+
+def _shrink_members(members: list[TrialResult], fraction: float) -> float | None:
+    """Shrink the fold models of ``members`` to about ``fraction`` of their size where their
+    family can (forests keep their first trees); the fraction kept, or None if none could."""
+    fraction = min(1.0, 0.9 * fraction)
+    done = False
+    for m in members:
+        fam = FAMILIES[m.family]
+        folds = [(fe, fam.shrink(model, fraction)) for fe, model in m.models or []]
+        if folds and all(model is not None for _, model in folds):
+            m.models = folds  # type: ignore[assignment]
+            done = True
+    if done:
+        logger.warning(
+            "the model would not register within the budget: its forests keep %.0f%% of their "
+            "trees",
+            100 * fraction,
+        )
+    return round(fraction, 4) if done else None
+
+
 #: validation rows per fold that permutation importance scores at most
 PERMUTATION_ROWS = 400
 
@@ -621,7 +702,8 @@ def _permutation_importance(
     drops = np.zeros(n_in)
     used = 0
     started = time.monotonic()
-    for (fe, model), (_, va) in zip(trial.models, problem.folds, strict=True):
+    # an early answer holds the first folds only
+    for (fe, model), (_, va) in zip(trial.models, problem.folds[: len(trial.models)], strict=True):
         now = time.monotonic()
         if used and now + 1.2 * (now - started) / used > deadline:
             break

@@ -22,6 +22,7 @@ import numpy as np
 from .data import FeatureEngineering, Metric, mutual_information, plan_feature_engineering
 from .families import FAMILIES, DeadlineExceeded, FitContext
 from .options import AutoMLOptions
+from .workers import FoldJob, FoldKilled, TrialPool
 
 __all__ = ["Problem", "SearchOutcome", "TrialResult", "run_search"]
 
@@ -84,7 +85,7 @@ class TrialResult:
     params: dict[str, Any]
     keep_fraction: float
     products: bool
-    state: str  # complete, pruned, timeout, failed
+    state: str  # complete, pruned, timeout, killed, failed
     started_s: float
     duration_s: float
     score: float | None = None  # higher is better (losses negated)
@@ -102,7 +103,7 @@ class SearchOutcome:
     study_name: str
     sampler: str
     n_jobs: int
-    abandoned: int = 0
+    killed: int = 0  # worker processes killed at a fold's deadline
 
 
 def default_storage() -> str:
@@ -163,6 +164,7 @@ def fold_context(
     tr: np.ndarray,
     va: np.ndarray,
     deadline: float = float("inf"),
+    anytime: bool = False,
 ) -> FitContext:
     """What a family needs to fit on rows ``tr`` and predict rows ``va``."""
     return FitContext(
@@ -175,6 +177,7 @@ def fold_context(
         groups_val=problem.group_sizes(va),
         ranking_k=problem.ranking_k,
         n_features=fe.n_outputs(problem.x.shape[1]),
+        anytime=anytime,
     )
 
 
@@ -186,12 +189,26 @@ def fit_fold(
     tr: np.ndarray,
     va: np.ndarray,
     deadline: float,
+    anytime: bool = False,
 ) -> tuple[Any, np.ndarray]:
     fam = FAMILIES[family_name]
     x_tr, x_va = fe.transform(problem.x[tr]), fe.transform(problem.x[va])
-    ctx = fold_context(problem, fe, tr, va, deadline)
+    ctx = fold_context(problem, fe, tr, va, deadline, anytime)
     model = fam.fit(params, x_tr, problem.y[tr], x_va, problem.y[va], ctx)
     return model, model.predict_raw(x_va)
+
+
+def fit_job(problem: Problem, job: FoldJob, opts: AutoMLOptions) -> tuple[Any, Any, np.ndarray]:
+    """One fold of a trial, as a worker process runs it: (feature engineering, model,
+    predictions of the fold's validation rows)."""
+    if job.family == "neural_network":
+        import torch
+
+        torch.set_num_threads(1)
+    tr, va = problem.folds[job.fold]
+    fe = _fe_for(problem, job.fold, job.keep, job.products, opts)
+    model, pred = fit_fold(problem, job.family, job.params, fe, tr, va, job.deadline, job.anytime)
+    return fe, model, pred
 
 
 def _families(opts: AutoMLOptions, n: int) -> list[str]:
@@ -201,18 +218,27 @@ def _families(opts: AutoMLOptions, n: int) -> list[str]:
     return out
 
 
+#: families whose default configurations are scheduled first: strong on most tables, and their
+#: boosting rounds stop at the deadline keeping what they have built
+FIRST_DEFAULTS = ("lightgbm", "xgboost")
+
+
 def run_search(
     problem: Problem,
     opts: AutoMLOptions,
     *,
     search_deadline: float,
     hard_deadline: float,
-    abandon_grace_s: float = 0.5,
+    kill_grace_s: float = 0.5,
 ) -> SearchOutcome:
     """Run the study until ``search_deadline`` (monotonic clock) or ``max_trials``.
 
-    Trials still running at ``search_deadline`` stop at ``hard_deadline`` at the latest (their
-    fits check it between boosting rounds, forest chunks, epochs and folds).
+    Every fold runs in a worker process (:mod:`.workers`). Trials still running at
+    ``search_deadline`` stop at ``hard_deadline`` at the latest: their fits check it between
+    boosting rounds, forest chunks and epochs, and a worker that has not answered
+    ``kill_grace_s`` after its fold's deadline is killed, so nothing of the search runs on
+    after it returns. The default configurations (LightGBM and XGBoost first) run with the
+    hard deadline as their own and keep the rounds they have built when it comes.
     """
     import optuna
 
@@ -246,8 +272,10 @@ def run_search(
     families = _families(opts, n_rows)
     use_keep = problem.mi is not None and opts.feature_selection == "mutual_info"
     use_products = problem.mi is not None and (opts.polynomial or opts.interactions)
-    if not study.trials:  # a new study starts from good defaults, cheap families first
-        for name in families:
+    if not study.trials:  # a new study starts from good defaults, the strong boosters first
+        order = [f for f in FIRST_DEFAULTS if f in families]
+        order += [f for f in families if f not in order]
+        for name in order:
             for params in FAMILIES[name].defaults(n_train, problem.x.shape[1], problem.task):
                 point: dict[str, Any] = {"family": name}
                 point.update({f"{name}.{k}": v for k, v in params.items()})
@@ -255,7 +283,9 @@ def run_search(
                     point["fe.keep"] = 1.0
                 if use_products:
                     point["fe.products"] = False
-                study.enqueue_trial(point)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.enqueue_trial(point, user_attrs={"default": True})
 
     results: dict[int, TrialResult] = {}
     lock = threading.Lock()
@@ -263,7 +293,7 @@ def run_search(
     trial_timeout = opts.trial_timeout_s or max(10.0, 0.5 * opts.budget_s)
     #: slowest measured fold (fit + prediction) of each family, for the blocking ones' check
     fold_cost: dict[str, float] = {}
-    closed = threading.Event()  # set when the search returns; late threads are abandoned
+    closed = threading.Event()  # set when the search returns
 
     def may_start(name: str, rec: TrialResult, now: float, deadline: float) -> bool:
         """Whether a fold of family ``name`` can end by ``deadline`` if it starts ``now``."""
@@ -276,7 +306,7 @@ def run_search(
         # never measured: only while most of the search is left
         return hard_deadline - now > FIRST_BLOCKING_SHARE * (hard_deadline - t_origin)
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial, worker: Any) -> float:
         start = time.monotonic()
         if start >= search_deadline:
             raise optuna.TrialPruned("search time is up")
@@ -298,16 +328,21 @@ def run_search(
         )
         with lock:
             results[trial.number] = rec
-        deadline = min(start + trial_timeout, hard_deadline)
+        # a default configuration must give an answer: the whole search is its time, and at
+        # the end its boosting keeps the rounds it has (a one-shot fit cannot, and is killed)
+        anytime = bool(trial.user_attrs.get("default")) and name not in BLOCKING
+        deadline = hard_deadline if anytime else min(start + trial_timeout, hard_deadline)
         oof = np.zeros(problem.oof_shape(), dtype=np.float32)
         models: list[tuple[FeatureEngineering, Any]] = []
         try:
-            for f, (tr, va) in enumerate(problem.folds):
+            for f, (_, va) in enumerate(problem.folds):
                 now = time.monotonic()
-                if not may_start(name, rec, now, deadline):
+                if not (anytime or may_start(name, rec, now, deadline)):
                     raise DeadlineExceeded("the next fold would pass the deadline")
-                fe = _fe_for(problem, f, keep, products, opts)
-                model, pred = fit_fold(problem, name, params, fe, tr, va, deadline)
+                if now >= deadline:
+                    raise DeadlineExceeded("trial deadline passed")
+                job = FoldJob(name, params, f, float(keep), bool(products), deadline, anytime)
+                fe, model, pred = worker.run(job, deadline + kill_grace_s)
                 rec.fit_s.append(time.monotonic() - now)
                 with lock:
                     fold_cost[name] = max(fold_cost.get(name, 0.0), rec.fit_s[-1])
@@ -319,8 +354,12 @@ def run_search(
                     rec.state = "pruned"
                     raise optuna.TrialPruned(f"pruned after fold {f}")
         except DeadlineExceeded as err:
-            rec.state, rec.error = "timeout", str(err)
+            rec.state = "killed" if isinstance(err, FoldKilled) else "timeout"
+            rec.error = str(err)
             rec.duration_s = time.monotonic() - start
+            if models:  # the folds done: an early answer when no trial completes
+                with lock:
+                    rec.oof, rec.models = oof, models
             raise optuna.TrialPruned(str(err)) from None
         except optuna.TrialPruned:
             rec.duration_s = time.monotonic() - start
@@ -335,17 +374,16 @@ def run_search(
         rec.duration_s = time.monotonic() - start
         with lock:
             rec.oof, rec.models = oof, models
-            if not closed.is_set():  # the caller may already use the abandoned results
-                _drop_weak_models(results)
+            _drop_weak_models(results)
         return float(score)
 
     ask_lock = threading.Lock()
     counter = {"started": 0}
 
-    def worker() -> None:
+    def run_trials(worker: Any) -> None:
         # ask/tell under a lock: Optuna's own thread pool can hand one enqueued trial to two
         # threads on SQLite, which has no SELECT ... FOR UPDATE
-        while time.monotonic() < search_deadline:
+        while time.monotonic() < search_deadline and not closed.is_set():
             with ask_lock:
                 if counter["started"] >= opts.max_trials:
                     return
@@ -353,46 +391,53 @@ def run_search(
                 trial = study.ask()
             state, value = optuna.trial.TrialState.COMPLETE, None
             try:
-                value = objective(trial)
+                value = objective(trial, worker)
             except optuna.TrialPruned:
                 state = optuna.trial.TrialState.PRUNED
             except Exception:  # noqa: BLE001 - recorded in the trial's history, search goes on
                 state = optuna.trial.TrialState.FAIL
             with ask_lock:
-                if closed.is_set():  # abandoned: the search has returned without this trial
-                    return
                 study.tell(trial, value, state=state)
 
     threads: list[threading.Thread] = []
-    abandoned = 0
+    pool = TrialPool(problem, opts, opts.n_jobs)
     try:
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(opts.n_jobs)]
+        threads = [
+            threading.Thread(target=run_trials, args=(w,), daemon=True, name="mlu-automl-trials")
+            for w in pool.workers
+        ]
         for th in threads:
             th.start()
-        # a fit that cannot be interrupted (an SVM, a k-NN prediction) may still run at the
-        # hard deadline: its thread is abandoned (daemon) and its trial left out
+        # every fold ends by its kill time (its deadline + kill_grace_s), so the threads end
+        # by the hard deadline and the grace; the margin covers scoring and Optuna's tell
         for th in threads:
-            th.join(timeout=max(0.0, hard_deadline + abandon_grace_s - time.monotonic()))
-        abandoned = sum(th.is_alive() for th in threads)
+            th.join(timeout=max(0.0, hard_deadline + kill_grace_s + 1.0 - time.monotonic()))
         with ask_lock, lock:
             closed.set()
-            # copies: an abandoned thread may still write into its own record
             trials = [replace(results[k]) for k in sorted(results)]
             for t in trials:
-                if t.state == "running":
-                    t.state, t.error = "abandoned", "still running at the hard deadline"
+                if t.state == "running":  # pragma: no cover - only past the join's margin
+                    t.state, t.error = "killed", "still running after the hard deadline"
     finally:
+        closed.set()
+        pool.close()  # kills a worker still fitting: nothing of the search runs on
         optuna.logging.set_verbosity(optuna_logger)
+        for th in threads:
+            th.join(timeout=1.0)
         if not any(th.is_alive() for th in threads):
             storage.remove_session()
             storage.engine.dispose()  # close the pooled connections (PostgreSQL, SQLite)
-    if abandoned:
-        logger.warning("%d trial(s) still running at the hard deadline were abandoned", abandoned)
-    return SearchOutcome(trials, storage_url, study_name, opts.sampler, opts.n_jobs, abandoned)
+    return SearchOutcome(
+        trials, storage_url, study_name, opts.sampler, opts.n_jobs, killed=pool.killed
+    )
 
 
 def _drop_weak_models(results: dict[int, TrialResult]) -> None:
-    """Keep the fold models and predictions of the best :data:`KEEP_MODELS` trials only."""
+    """Keep the fold models and predictions of the best :data:`KEEP_MODELS` trials only (and
+    those of unfinished trials only until a trial completes)."""
+    for r in results.values():
+        if r.state != "complete" and r.models is not None:
+            r.models, r.oof = None, None
     done = [r for r in results.values() if r.state == "complete" and r.models is not None]
     if len(done) <= KEEP_MODELS:
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import types
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -103,6 +104,22 @@ class Adapter(ABC):
         self.n_classes = n_classes
         self.input_shape = tuple(int(s) for s in input_shape)
         self.seed = int(seed)
+
+    # -- pickling, between this library's own processes (AutoML's fold workers) ----------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The adapter's attributes, with the framework modules it keeps as their names."""
+        state = dict(self.__dict__)
+        modules = {k: v.__name__ for k, v in state.items() if isinstance(v, types.ModuleType)}
+        for k in modules:
+            del state[k]
+        state["_adapter_modules"] = modules
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        modules = state.pop("_adapter_modules", {})
+        self.__dict__.update(state)
+        for k, name in modules.items():
+            setattr(self, k, importlib.import_module(name))
 
     # -- the common description written beside the model files --------------------------------
     def _classes(self) -> int:
