@@ -218,9 +218,9 @@ def test_train_recommender_never_builds_generators_from_held_out_pairs(monkeypat
     real = rec.Generators
 
     class Recording(real):
-        def __init__(self, inter, graph=None):
+        def __init__(self, inter, graph=None, **kw):
             seen_histories.append(set(zip(inter.users.tolist(), inter.items.tolist(), strict=True)))
-            super().__init__(inter, graph=graph)
+            super().__init__(inter, graph=graph, **kw)
 
     monkeypatch.setattr(rec, "Generators", Recording)
     model = AutoMLHelper().train_recommendation_model_sync(
@@ -252,8 +252,8 @@ def test_generators_run_with_one_blas_thread_in_every_loaded_blas(monkeypatch):
     real = rec.Generators
 
     class Recording(real):
-        def __init__(self, inter, graph=None):
-            super().__init__(inter, graph=graph)
+        def __init__(self, inter, graph=None, **kw):
+            super().__init__(inter, graph=graph, **kw)
             threads.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
 
     monkeypatch.setattr(rec, "Generators", Recording)

@@ -17,6 +17,7 @@ of Last.fm's artists) makes every dense product about three times cheaper. The i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,28 @@ USER_GAPS, ITEM_GAP = (10, 100), 20
 #: (0: none, the social generators give features only; candidates from them did not change the
 #: ranking measurably on the validation splits, see ``docs/automl.md``)
 FRIEND_CANDIDATES = 0
+#: the generators whose top items are the candidates (with popularity), always computed
+CORE = ("itemknn", "userknn", "ease", "svd")
+#: groups of generators that give features only, in the order a short budget computes them
+#: (the strongest first: iALS, the friends, then the cheaper views of the same data)
+OPTIONAL = ("ials", "social", "svd_plays", "rp3", "user_ease", "itemknn_plays", "ials_bin")
+#: the order of the score matrices, hence of the ranker's feature columns
+SCORE_ORDER = (
+    "itemknn",
+    "itemknn_plays",
+    "ease",
+    "user_ease",
+    "userknn",
+    "rp3",
+    "rp3_plays",
+    "svd",
+    "svd_plays",
+    "ials",
+    "ials_bin",
+    "friends",
+    "friends_cos",
+    "friends2",
+)
 
 
 @dataclass
@@ -348,7 +371,22 @@ class Generators:
     ``scores[name]`` has shape ``(n_users, len(cols))``: column ``c`` is item ``cols[c]``.
     """
 
-    def __init__(self, inter: Interactions, graph: Any = None) -> None:
+    def __init__(
+        self,
+        inter: Interactions,
+        graph: Any = None,
+        *,
+        only: tuple[str, ...] | None = None,
+        deadline: float = float("inf"),
+    ) -> None:
+        """Score every user against the scored items.
+
+        The candidate generators (:data:`CORE`) are always computed; the others
+        (:data:`OPTIONAL`, features only) in that order, each only while ``deadline``
+        (``time.monotonic()``) has not passed, or exactly those named in ``only`` (the
+        generators of an earlier set, so that the ranker sees the same features at training,
+        evaluation and serving). :attr:`names` lists the optional groups computed.
+        """
         import scipy.sparse as sp
 
         r = inter.matrix()
@@ -363,7 +401,8 @@ class Generators:
         self.col_of = np.full(n_i, -1, dtype=np.int64)
         self.col_of[cols] = np.arange(len(cols))
         rc = r[:, cols].tocsr()
-        self.itemknn = item_knn_scores(r, cols)
+        scores: dict[str, np.ndarray] = {}
+        scores["itemknn"] = self.itemknn = item_knn_scores(r, cols)
         # users x users co-occurrence, shared by user-kNN (cosine) and the user-side EASE
         user_gram = np.asarray((r @ r.T).toarray(), dtype=np.float32)
         user_norm = np.sqrt(np.diag(user_gram).copy())
@@ -377,7 +416,10 @@ class Generators:
         if k > 0:  # keep each user's nearest neighbours
             thresh = -np.partition(-usim, k - 1, axis=1)[:, k - 1 : k]
             usim[usim < thresh] = 0.0
-        self.userknn = np.asarray((sp.csr_matrix(usim) @ rc).toarray(), dtype=np.float32)
+        scores["userknn"] = self.userknn = np.asarray(
+            (sp.csr_matrix(usim) @ rc).toarray(), dtype=np.float32
+        )
+        del usim
         self.popularity = listeners.astype(np.float32)
         plays = np.bincount(inter.items, weights=inter.weights, minlength=n_i)
         self.log_plays = np.log1p(plays).astype(np.float32)
@@ -398,58 +440,87 @@ class Generators:
         self.ease[:, top] = np.asarray(
             x @ _ease_from_gram(gram, EASE_LAMBDA, EASE_DROPOUT), dtype=np.float32
         )
-        del gram
-        del x
-        # user-side EASE: each user regressed on the other users (a users x users inverse)
-        bu = _ease_from_gram(user_gram, USER_EASE_LAMBDA, USER_EASE_DROPOUT)
-        del user_gram
-        self.user_ease = np.asarray((rc.T @ bu).T, dtype=np.float32)
-        del bu
-        # item-kNN over log play counts, each user's profile scaled to unit sum
-        rw = sp.csr_matrix(
-            (np.log1p(inter.weights).astype(np.float32), (inter.users, inter.items)),
-            shape=(n_u, n_i),
-        )
-        rs = np.asarray(rw.sum(axis=1)).ravel()
-        rs[rs == 0] = 1.0
-        rw = sp.diags(1.0 / rs) @ rw
-        norm = np.sqrt(np.maximum(listeners, 1.0))
-        rn = (r @ sp.diags(1.0 / norm)).tocsr()
-        self.itemknn_plays = np.asarray((rw @ rn.T).toarray() @ rn[:, cols], dtype=np.float32)
-        w_rp3 = rp3beta_weights(rc)
-        self.rp3 = np.asarray(rc @ w_rp3, dtype=np.float32)
-        self.rp3_plays = np.asarray(rank_wc @ w_rp3, dtype=np.float32)
-        del w_rp3
-        self.scores = {
-            "itemknn": self.itemknn,
-            "itemknn_plays": self.itemknn_plays,
-            "ease": self.ease,
-            "user_ease": self.user_ease,
-            "userknn": self.userknn,
-            "rp3": self.rp3,
-            "rp3_plays": self.rp3_plays,
-        }
+        scores["ease"] = self.ease
+        del gram, x
         # PureSVD factorises every item and keeps the scored ones: the single-listener columns
         # still shape the factors of the users and items they belong to (without them it
-        # ranked clearly worse on the validation split); once on the binary matrix, once on the
-        # play-rank weights
-        for name, mat in (("svd", r), ("svd_plays", rank_w)):
-            svd = _pure_svd(mat, listeners, cols)
-            if svd is not None:
-                self.scores[name] = svd
-        # iALS on the play-rank weights and on the binary matrix, over every item (features
-        # only: the top 50 of the first as candidates too measured no better on the
-        # validation splits)
-        for name, mat in (("ials", rank_w), ("ials_bin", r)):
-            uf, itf = ials_factors(mat)
-            self.scores[name] = uf @ itf[cols].T
-        del uf, itf
+        # ranked clearly worse on the validation split)
+        svd = _pure_svd(r, listeners, cols)
+        if svd is not None:
+            scores["svd"] = svd
+
+        def user_ease() -> None:
+            # user-side EASE: each user regressed on the other users (a users x users inverse)
+            bu = _ease_from_gram(user_gram, USER_EASE_LAMBDA, USER_EASE_DROPOUT)
+            scores["user_ease"] = np.asarray((rc.T @ bu).T, dtype=np.float32)
+
+        def itemknn_plays() -> None:
+            # item-kNN over log play counts, each user's profile scaled to unit sum
+            rw = sp.csr_matrix(
+                (np.log1p(inter.weights).astype(np.float32), (inter.users, inter.items)),
+                shape=(n_u, n_i),
+            )
+            rs = np.asarray(rw.sum(axis=1)).ravel()
+            rs[rs == 0] = 1.0
+            rw = sp.diags(1.0 / rs) @ rw
+            norm = np.sqrt(np.maximum(listeners, 1.0))
+            rn = (r @ sp.diags(1.0 / norm)).tocsr()
+            scores["itemknn_plays"] = np.asarray(
+                (rw @ rn.T).toarray() @ rn[:, cols], dtype=np.float32
+            )
+
+        def rp3() -> None:
+            w_rp3 = rp3beta_weights(rc)
+            scores["rp3"] = np.asarray(rc @ w_rp3, dtype=np.float32)
+            scores["rp3_plays"] = np.asarray(rank_wc @ w_rp3, dtype=np.float32)
+
+        def svd_plays() -> None:
+            # PureSVD once more, on the play-rank weights
+            m = _pure_svd(rank_w, listeners, cols)
+            if m is not None:
+                scores["svd_plays"] = m
+
+        def ials(name: str, mat: Any) -> Any:
+            # iALS over every item (features only: the top 50 of the first as candidates too
+            # measured no better on the validation splits)
+            def run() -> None:
+                uf, itf = ials_factors(mat)
+                scores[name] = uf @ itf[cols].T
+
+            return run
+
+        def social() -> None:
+            if friends is not None:
+                self._friend_scores(friends, friend_cos, rc, rank_wc, scores)
+
+        groups = {
+            "ials": ials("ials", rank_w),
+            "social": social,
+            "svd_plays": svd_plays,
+            "rp3": rp3,
+            "user_ease": user_ease,
+            "itemknn_plays": itemknn_plays,
+            "ials_bin": ials("ials_bin", r),
+        }
+        assert tuple(groups) == OPTIONAL
         self.friends = None
-        if friends is not None:
-            self._friend_scores(friends, friend_cos, rc, rank_wc)
+        done = []
+        for name, build in groups.items():
+            if only is not None:
+                if name not in only:
+                    continue
+            elif time.monotonic() > deadline:
+                break
+            build()
+            done.append(name)
+        #: the optional groups computed (pass as ``only`` to score the same way elsewhere)
+        self.names = tuple(done)
+        self.scores = {name: scores[name] for name in SCORE_ORDER if name in scores}
         self.context = {name: _score_context(m) for name, m in self.scores.items()}
 
-    def _friend_scores(self, a: Any, friend_cos: Any, rc: Any, rank_wc: Any) -> None:
+    def _friend_scores(
+        self, a: Any, friend_cos: Any, rc: Any, rank_wc: Any, scores: dict[str, np.ndarray]
+    ) -> None:
         """The social generators, from the interactions given to the generators only (the
         friends' included): the mean play-rank profile of the user's friends (``friends``),
         the sum of the friends' binary profiles weighted by the cosine between the user and
@@ -462,8 +533,8 @@ class Generators:
         self.friends = a
         self.n_friends = n_friends
         self.friend_count = np.asarray((a @ rc).toarray(), dtype=np.float32)
-        self.scores["friends"] = np.asarray((inv @ a @ rank_wc).toarray(), dtype=np.float32)
-        self.scores["friends_cos"] = np.asarray((friend_cos @ rc).toarray(), dtype=np.float32)
+        scores["friends"] = np.asarray((inv @ a @ rank_wc).toarray(), dtype=np.float32)
+        scores["friends_cos"] = np.asarray((friend_cos @ rc).toarray(), dtype=np.float32)
         # friends of friends: each user two steps away weighted by log(1 + paths), the
         # user's own weights scaled to unit sum, over play-rank profiles
         a2 = (a @ a).tocoo()
@@ -471,7 +542,7 @@ class Generators:
         a2 = sp.csr_matrix((np.log1p(a2.data[off]), (a2.row[off], a2.col[off])), shape=a.shape)
         rs = np.asarray(a2.sum(axis=1)).ravel()
         a2 = sp.diags(1.0 / np.maximum(rs, 1e-9)) @ a2
-        self.scores["friends2"] = np.asarray((a2 @ rank_wc).toarray(), dtype=np.float32)
+        scores["friends2"] = np.asarray((a2 @ rank_wc).toarray(), dtype=np.float32)
 
     def masked(self, name: str, users: np.ndarray) -> np.ndarray:
         """Scores of ``users`` over the scored items, those they already have set to -inf."""

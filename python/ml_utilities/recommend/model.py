@@ -27,8 +27,11 @@ class RecommendationModel:
         n_candidates: int,
         report: dict[str, Any],
         graph: Any = None,
+        generator_names: tuple[str, ...] | None = None,
     ) -> None:
         self.ranker = ranker
+        #: the optional generators the ranker was trained with (None: all of them)
+        self.generator_names = generator_names
         #: (user index, friend index) of the user graph's edges, or None
         self.graph = graph
         self._generators = gens if isinstance(gens, Generators) else None
@@ -48,7 +51,9 @@ class RecommendationModel:
         if self._generators is None:
             with self._lock:
                 if self._generators is None:
-                    self._generators = Generators(self._interactions, graph=self.graph)
+                    self._generators = Generators(
+                        self._interactions, graph=self.graph, only=self.generator_names
+                    )
         return self._generators
 
     def _candidates(self, users: np.ndarray) -> tuple[list[np.ndarray], Any]:
@@ -62,7 +67,9 @@ class RecommendationModel:
         self, users: np.ndarray, k: int, prepared: tuple[list[np.ndarray], Any] | None = None
     ) -> dict[int, np.ndarray]:
         cands, frame = prepared if prepared is not None else self._candidates(users)
-        if isinstance(self.ranker, LambdaMARTRanker):
+        if self.ranker is None:  # the early answer: the generators' agreement
+            scores = frame["mean_z"].to_numpy()
+        elif isinstance(self.ranker, LambdaMARTRanker):
             scores = self.ranker.predict(frame)
         else:
             scores = self.ranker.adapter.predict_raw(self.ranker._features(frame))

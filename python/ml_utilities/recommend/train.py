@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from .generators import Generators, Interactions, item_knn_scores
+from .generators import OPTIONAL, Generators, Interactions, item_knn_scores
 from .lambdamart import LambdaMARTRanker
 from .metrics import holdout_scores, parse_ranking_metric
 from .model import RecommendationModel, feature_frame
@@ -100,6 +100,15 @@ FRIEND_COLUMNS = ("friend_id", "friendID", "friend", "friendId")
 #: time kept after the ranker's search for ranking the evaluation candidates: this share of the
 #: budget plus RANK_RESERVE_S
 RANK_RESERVE_SHARE, RANK_RESERVE_S = 0.06, 1.0
+#: share of the budget the preparation may take (generator sets, candidates, features and the
+#: baselines; about half of a 60 s budget on Last.fm on a quiet 2-core machine)
+PREP_SHARE = 0.65
+#: share of a generator set's time its optional generators may start within
+GENERATOR_SHARE = 0.85
+#: a later generator set costs about this times the first (the evaluation set has more rows)
+SET_GROWTH = 1.15
+#: below this many seconds left for the ranker, the early answer (no learnt ranker)
+MIN_RANKER_S = 1.0
 
 
 def _pick(frame: Any, given: str | None, names: tuple[str, ...], what: str) -> str:
@@ -309,8 +318,10 @@ def _train_recommender(
     else:
         report_graph = None
 
-    def ranker_rows(history: Interactions, targets: Interactions) -> Any:
-        gens = Generators(history, graph=graph)
+    def ranker_rows(
+        history: Interactions, targets: Interactions, only: tuple[str, ...] | None, gen_end: float
+    ) -> tuple[Any, np.ndarray, tuple[str, ...]]:
+        gens = Generators(history, graph=graph, only=only, deadline=gen_end)
         users = np.unique(targets.users)
         cands = gens.candidates(users, n_cand)
         cols = gens.features(users, cands)
@@ -322,7 +333,7 @@ def _train_recommender(
         frame = feature_frame(cols, side, item_ids, user_ids)
         has_pos = pd.Series(labels).groupby(cols["user_index"]).transform("max").to_numpy()
         keep = has_pos > 0  # users without a positive candidate carry no ranking signal
-        return frame[keep].reset_index(drop=True), labels[keep]
+        return frame[keep].reset_index(drop=True), labels[keep], gens.names
 
     report: dict[str, Any] = {
         "protocol": "per-user holdout",
@@ -336,13 +347,32 @@ def _train_recommender(
         report["user_graph"] = report_graph
     test_mask = holdout_split(inter_all, frac, seed) if evaluate else np.zeros(len(data), bool)
     train = inter_all.subset(~test_mask)
+    # the preparation (generator sets, candidates, features, baselines) gets PREP_SHARE of the
+    # budget, checked as it goes: the first set computes the optional generators while its
+    # share lasts and every later set computes the same ones; a further ranker split is
+    # dropped when the first set's measured cost says it would not fit
+    prep_end = t0 + PREP_SHARE * budget
+    n_sets = RANKER_SPLITS + (1 if evaluate else 0)
+    names: tuple[str, ...] | None = None
     parts = []
+    first_s = 0.0
     for split in range(RANKER_SPLITS):
+        now = time.monotonic()
+        if split and now + SET_GROWTH * first_s * (n_sets - split) > prep_end:
+            break
+        gen_end = now + GENERATOR_SHARE * (prep_end - now) / (n_sets - split)
         # each split's users get their own groups (user index + split * n_users)
         inner = holdout_split(train, frac, seed + 1 + split)
-        f, y = ranker_rows(train.subset(~inner), train.subset(inner))
+        f, y, names = ranker_rows(train.subset(~inner), train.subset(inner), names, gen_end)
         f["user_id"] += split * len(user_ids)
         parts.append((f, y))
+        if not split:
+            first_s = time.monotonic() - now
+    report["ranker_splits"] = len(parts)
+    report["generators"] = {
+        "optional": list(names or ()),
+        "left_out": [g for g in OPTIONAL if g not in (names or ())],
+    }
     frame = pd.concat([f for f, _ in parts], ignore_index=True)
     labels = np.concatenate([y for _, y in parts])
     ens = cfg.get("ensemble", True)
@@ -352,13 +382,15 @@ def _train_recommender(
     # exactly the time that is left (less a reserve for scoring the evaluation candidates)
     prepared = None
     if evaluate:
-        gens = Generators(train, graph=graph)
+        gens = Generators(train, graph=graph, only=names)
         test = inter_all.subset(test_mask)
         truth: dict[int, set[int]] = {}
         for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):
             truth.setdefault(u, set()).add(i)
         users = np.array(sorted(truth))
-        probe = RecommendationModel(None, gens, user_ids, item_ids, side, n_cand, report, graph)
+        probe = RecommendationModel(
+            None, gens, user_ids, item_ids, side, n_cand, report, graph, names
+        )
         prepared = probe._candidates(users)
         # the peers rank every item (not only the generators' scored ones)
         seen = gens.seen[users]
@@ -375,13 +407,19 @@ def _train_recommender(
         del pop, knn
     reserve = RANK_RESERVE_SHARE * budget + (RANK_RESERVE_S if evaluate else 0.0)
     ranker_budget = budget - (time.monotonic() - t0) - reserve
-    if ranker_budget < 1.0:
-        raise ParameterError(
-            f"time budget {budget:g} s: candidate generation alone took "
-            f"{time.monotonic() - t0:.1f} s; give a larger budget"
-        )
     report["preparation_s"] = round(time.monotonic() - t0, 3)
-    if ranker_kind == "lambdamart":
+    ranker: Any = None
+    if ranker_budget < MIN_RANKER_S:
+        # an early answer rather than an error: the candidates ranked by the generators'
+        # agreement (their mean z-score), with no learnt ranker
+        logger.warning(
+            "time budget %g s: the preparation took %.1f s, leaving no time for the ranker; "
+            "ranking by the generators' agreement",
+            budget,
+            time.monotonic() - t0,
+        )
+        report["ranker"] = {"kind": "generators' agreement (mean z-score)", "early_answer": True}
+    elif ranker_kind == "lambdamart":
         # one thread: on rows this few, LightGBM's threads contend more than they share the
         # work (a 2-thread fit took almost three times as long on a loaded 2-core machine)
         ranker = LambdaMARTRanker(
@@ -427,7 +465,9 @@ def _train_recommender(
             )
         }
     if evaluate:
-        model = RecommendationModel(ranker, gens, user_ids, item_ids, side, n_cand, report, graph)
+        model = RecommendationModel(
+            ranker, gens, user_ids, item_ids, side, n_cand, report, graph, names
+        )
         ranked = model._rank(users, k, prepared)
         ours = holdout_scores(ranked, truth, k)
         report["evaluation"] = {
@@ -442,4 +482,6 @@ def _train_recommender(
         }
     report["training_time_s"] = round(time.monotonic() - t0, 3)
     report["budget_s"] = budget
-    return RecommendationModel(ranker, inter_all, user_ids, item_ids, side, n_cand, report, graph)
+    return RecommendationModel(
+        ranker, inter_all, user_ids, item_ids, side, n_cand, report, graph, names
+    )
