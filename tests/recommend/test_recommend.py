@@ -3,6 +3,7 @@ the LambdaMART ranker, and no leakage of held-out interactions into candidates o
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -477,6 +478,9 @@ def test_recommender_trains_the_bagged_ranker():
     assert report["final_model"] == "fixed"
     assert report["rounds"] == rec.RANKER_ROUNDS
     assert report["models"] == rec.RANKER_MODELS
+    # fixed rounds have no validation users: no validation score, and no NaN in the report
+    assert report["valid_ndcg"] is None
+    json.dumps(model.report, allow_nan=False)
     assert isinstance(model.ranker, LambdaMARTRanker)
     assert len(model.ranker.boosters_) == rec.RANKER_MODELS
     assert model.report["training_time_s"] <= 60 * 1.05

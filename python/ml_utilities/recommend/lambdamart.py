@@ -160,7 +160,7 @@ class LambdaMARTRanker:
         import lightgbm as lgb
 
         t = time.monotonic()
-        self.valid_score_ = float("nan")
+        self.valid_score_ = None  # no validation users: every user trains the fixed rounds
         self.booster_ = lgb.train(
             params,
             full,
@@ -204,7 +204,7 @@ class LambdaMARTRanker:
                 self._keep_validated(validated)
                 return refit_s
         else:
-            self.valid_score_ = float("nan")
+            self.valid_score_ = None
         self.n_rounds_ = rounds
         self.final_model_ = "refit"
         t = time.monotonic()
@@ -293,6 +293,7 @@ class LambdaMARTRanker:
             "final_model": getattr(self, "final_model_", None),
             "rounds": getattr(self, "n_rounds_", None),
             "models": len(getattr(self, "boosters_", ())),
+            # ndcg on the validation users of early stopping; None without them (fixed rounds)
             "valid_ndcg": getattr(self, "valid_score_", None),
             "training_time_s": round(getattr(self, "fit_time_s_", 0.0), 3),
             "feature_importance": getattr(self, "feature_importance_", None),
