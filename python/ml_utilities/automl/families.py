@@ -377,7 +377,11 @@ class ForestFamily(SklearnFamily):
         while total < params["n_estimators"]:
             if ctx.stop_here(total > 0):
                 break
-            step = min(params["n_estimators"] - total, self.chunk if total else 10)
+            # an anytime fit (a default configuration) starts with 2 trees, so that it has a
+            # forest even when the deadline comes soon (the trees are the same whatever the
+            # chunks: warm_start draws each new tree's seed in turn)
+            first = 2 if ctx.anytime else 10
+            step = min(params["n_estimators"] - total, self.chunk if total else first)
             if total and time.monotonic() + 1.3 * step * per_tree > ctx.deadline:
                 if ctx.anytime:
                     break

@@ -287,19 +287,23 @@ class AutoMLHelper:
         marks = {"search": time.monotonic()}
         ens_results: dict[str, EnsembleResult] = {}
         skipped: list[str] = []
-        if len(cands) >= 2:
-            for method, key, build in (
-                ("voting", "voting_ensemble", voting),
-                ("stacking", "stacking_ensemble", stacking),
-            ):
-                if method in opts.ensembles:
-                    res = build(problem, preds, end - tail)  # type: ignore[operator]
-                    if res is None:  # it could not end in time
-                        skipped.append(key)
-                    else:
-                        ens_results[key] = res
+        for method, key, build in (
+            ("voting", "voting_ensemble", voting),
+            ("stacking", "stacking_ensemble", stacking),
+        ):
+            if method in opts.ensembles:
+                # one completed trial has nothing to combine; a build returns None when it
+                # could not end in time
+                res = build(problem, preds, end - tail) if len(cands) >= 2 else None  # type: ignore[operator]
+                if res is None:
+                    skipped.append(key)
+                else:
+                    ens_results[key] = res
         metric = problem.metric
-        performance = {"single_best": metric.to_value(float(best.score))}
+        # every requested ensemble has its key: its score, or None when it was skipped
+        performance: dict[str, float | None] = {"single_best": metric.to_value(float(best.score))}
+        for key in skipped:
+            performance[key] = None
         for key, res in ens_results.items():
             performance[key] = metric.to_value(res.score)
         # the served model: a bag of fold models per member; the best of single / voting /
@@ -471,7 +475,8 @@ class AutoMLHelper:
         keep = np.arange(min(256, len(problem.x)))
         metrics = {report["metric"]: report["final_score"], "cv_folds": len(problem.folds)}
         for key, value in report["ensemble_performance"].items():
-            metrics[f"{key}_{report['metric']}"] = value
+            if value is not None:
+                metrics[f"{key}_{report['metric']}"] = value
         signature = {
             "inputs": dict(input_signature(problem.x), columns=encoder.columns),
             "classes": None if codec is None else codec.classes,
@@ -644,6 +649,7 @@ def _measure_save_s(trial: TrialResult) -> float:
         return 0.0
     fam = FAMILIES[trial.family]
     part, scale = fam.save_probe(trial.models[0][1])
+
     def timed() -> float:
         with tempfile.TemporaryDirectory(prefix="mlu-save-probe-") as tmp:
             t = time.perf_counter()

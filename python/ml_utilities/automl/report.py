@@ -126,7 +126,7 @@ class AutoMLReport(dict):
             if k in self
         )
         ens = "".join(
-            f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
+            f"<tr><th>{esc(k)}</th><td>{esc('skipped' if v is None else str(v))}</td></tr>"
             for k, v in (self.get("ensemble_performance") or {}).items()
         )
         imgs = "".join(

@@ -236,6 +236,7 @@ def train_recommender(
     ``train_automl_pipeline_sync(features, labels, config)`` (the ``AutoMLHelper`` whose
     ``train_recommendation_model`` calls this; this package does not import ``automl``).
     """
+    t0 = time.monotonic()  # the budget counts from the call: imports included
     import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS before the limit below)
     import scipy.sparse.linalg  # noqa: F401
     from sklearn.utils import extmath  # noqa: F401
@@ -247,7 +248,7 @@ def train_recommender(
     # hence the imports
     with threadpool_limits(limits=1):
         return _train_recommender(
-            helper, user_features, music_features, interaction_data, task_config
+            helper, user_features, music_features, interaction_data, task_config, t0
         )
 
 
@@ -257,12 +258,12 @@ def _train_recommender(
     music_features: Any,
     interaction_data: Any,
     task_config: dict[str, Any] | None,
+    t0: float,
 ) -> RecommendationModel:
     import pandas as pd
 
     from ..config import get_settings
 
-    t0 = time.monotonic()
     cfg = dict(task_config or {})
     unknown = sorted(set(cfg) - set(TASK_KEYS))
     if unknown:
