@@ -339,9 +339,7 @@ def test_spec_example_train_automl_pipeline_recommendation():
     assert r["best_model"] in ("XGBoost", "LightGBM", "NeuralNetwork")
     assert r["registered_version"] == 1
     # the specification's report: each requested ensemble has its key (None if skipped)
-    assert {"single_best", "stacking_ensemble", "voting_ensemble"} == set(
-        r["ensemble_performance"]
-    )
+    assert {"single_best", "stacking_ensemble", "voting_ensemble"} == set(r["ensemble_performance"])
     scores = best_model.predict(user_music_features)
     assert scores.shape == (len(inter),)
     # the relevant rows rank higher than the others on average

@@ -130,6 +130,8 @@ class AutoMLHelper:
         opts = parse_config(config)
         warm_up()  # the workers' forkserver imports the frameworks while the data is encoded
         _import_frameworks(opts)  # the first call in a process: about 3 s
+        if opts.register:
+            _ = self.manager  # the registry's imports now: the deadlines below then allow for them
         problem, encoder, codec, y_given = self._problem(features, labels, opts)
         with warnings.catch_warnings():
             # single-threaded fits on tiny folds warn about convergence and tiny leaves; the
@@ -331,11 +333,12 @@ class AutoMLHelper:
 
         # the best option whose registration fits, measured best first: the measuring stops at
         # the first that fits (each member costs about one fold model's save)
-        final_key, final_score = min(options, key=lambda o: save_cost(o[0]))
         for key, score in options:
             if save_cost(key) <= end - time.monotonic() - 0.5 * tail:
                 final_key, final_score = key, score
                 break
+        else:
+            final_key, final_score = min(options, key=lambda o: save_cost(o[0]))
         if final_key != options[0][0]:
             logger.info("%s would not register in time; serving %s", options[0][0], final_key)
         members = members_of(final_key)
