@@ -25,8 +25,11 @@ LAYERS: list[tuple[str, ...]] = [
         "config",
         "_core",
         "_cuda",
+        "_metrics",
     ),
-    ("gpu",),
+    # drift statistics (numpy, SciPy, scikit-learn only): the pipeline's checks, serving's live
+    # monitor and the lifecycle share them
+    ("gpu", "monitoring"),
     ("audio", "compat"),
     ("features",),
     ("models",),
@@ -36,6 +39,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("automl",),
     ("pipeline",),
     ("serving",),
+    # the model lifecycle: validation, performance tests, rollouts, monitoring, retraining over
+    # the registry, the service, the pipeline and AutoML
+    ("lifecycle",),
     # tools on top: the command line and the benchmarks (the GPU benchmark lives in gpu/ beside
     # the device code it times, but it is a tool that runs the audio functions)
     ("cli", "__main__", "bench", "gpu.bench"),

@@ -238,7 +238,9 @@ def run_search(
     boosting rounds, forest chunks and epochs, and a worker that has not answered
     ``kill_grace_s`` after its fold's deadline is killed, so nothing of the search runs on
     after it returns. The default configurations (LightGBM and XGBoost first) run with the
-    hard deadline as their own and keep the rounds they have built when it comes.
+    hard deadline as their own and keep the rounds they have built when it comes. Each trial
+    that ran is observed, once it is told to Optuna, in the Prometheus histogram
+    ``ml_automl_trial_duration_seconds`` (labels family and state).
     """
     import optuna
 
@@ -398,6 +400,9 @@ def run_search(
                 state = optuna.trial.TrialState.FAIL
             with ask_lock:
                 study.tell(trial, value, state=state)
+            rec = results.get(trial.number)  # None: asked after the search time, never run
+            if rec is not None:
+                _observe_trial(rec, t_origin)
 
     threads: list[threading.Thread] = []
     pool = TrialPool(problem, opts, opts.n_jobs)
@@ -430,6 +435,27 @@ def run_search(
     return SearchOutcome(
         trials, storage_url, study_name, opts.sampler, opts.n_jobs, killed=pool.killed
     )
+
+
+#: the labelled children of ml_automl_trial_duration_seconds, by (family, state)
+_TRIAL_DURATIONS: dict[tuple[str, str], Any] = {}
+
+
+def _observe_trial(rec: TrialResult, t_origin: float) -> None:
+    """Observe a finished trial in ``ml_automl_trial_duration_seconds`` (here, in the process
+    of the search: its folds ran in worker processes). A trial whose objective raised outside
+    its fold loop is still ``running``: it is counted as failed, timed up to now."""
+    from .._metrics import metrics
+
+    state, duration = rec.state, rec.duration_s
+    if state == "running":
+        state, duration = "failed", time.monotonic() - t_origin - rec.started_s
+    child = _TRIAL_DURATIONS.get((rec.family, state))
+    if child is None:
+        child = _TRIAL_DURATIONS.setdefault(
+            (rec.family, state), metrics.automl_trial_duration.labels(rec.family, state)
+        )
+    child.observe(max(0.0, duration))
 
 
 def _drop_weak_models(results: dict[int, TrialResult]) -> None:

@@ -163,6 +163,24 @@ def _side_pool() -> ThreadPoolExecutor | None:
         return _SIDE_POOL
 
 
+#: the labelled children of ml_feature_extraction_duration_seconds, one per method
+_DURATIONS: dict[str, Any] = {}
+
+
+def _observe_duration(method: str, started: float) -> None:
+    """Observe the duration of a call of ``method`` that began at ``started``
+    (``time.perf_counter``) in ``ml_feature_extraction_duration_seconds``. The metrics module
+    (and ``prometheus_client``, where installed) is imported by the first call, so that
+    ``import ml_utilities.features`` stays light; each later call costs one dict look-up and
+    one ``observe``."""
+    child = _DURATIONS.get(method)
+    if child is None:
+        from .._metrics import metrics
+
+        child = _DURATIONS.setdefault(method, metrics.feature_extraction_duration.labels(method))
+    child.observe(time.perf_counter() - started)
+
+
 def _quiet(fn: Any, **kwargs: Any) -> Any:
     """Call a CQT-based feature without its "n_fft is too large" warnings: on short clips the
     low octaves' windows are longer than the (downsampled) signal, as in librosa, and the
@@ -188,7 +206,11 @@ class FeatureExtractor:
     """Audio features of the specification's five groups, librosa-exact, natively computed.
 
     One STFT pass per clip gives the magnitude and mel spectrograms that every spectral, timbre,
-    chroma and onset feature reads. Nothing is computed in ``__init__``.
+    chroma and onset feature reads. Nothing is computed in ``__init__``. The duration of every
+    extraction call that returns is observed in the Prometheus histogram
+    ``ml_feature_extraction_duration_seconds``, labelled with the method's name (an async
+    method and its ``_sync`` twin share one label; a catalogue's clips are also observed one
+    by one as ``extract_comprehensive_features``).
 
     Parameters
     ----------
@@ -250,6 +272,7 @@ class FeatureExtractor:
             ``mfcc_delta2``, ``mel_spectrogram`` (n_mels, t). A feature switched off in the
             configuration is ``None``.
         """
+        started = time.perf_counter()
         from .. import audio
         from ..audio.feature import _dct
         from ..audio.spectrum import power_to_db
@@ -258,7 +281,6 @@ class FeatureExtractor:
         sr = _check_rate(sample_rate)
         st = cfg["stft"]
         n_fft, hop = st["n_fft"], st["hop_length"]
-        started = time.perf_counter()
         if _is_device_array(audio_data):
             y, S, mel = _device_pass(audio_data, sr, cfg)
         else:
@@ -384,6 +406,7 @@ class FeatureExtractor:
             y.size,
             (time.perf_counter() - started) * 1e3,
         )
+        _observe_duration("extract_comprehensive_features", started)
         return {
             "temporal": temporal,
             "spectral": spectral,
@@ -427,6 +450,7 @@ class FeatureExtractor:
         list of dict
             One ``{feature: ndarray}`` per clip, in input order.
         """
+        started = time.perf_counter()
         from .. import audio
 
         names = list(features)
@@ -457,6 +481,7 @@ class FeatureExtractor:
                 else:
                     row[name] = audio.onset_strength(y=y, sr=sr)
             out.append(row)
+        _observe_duration("extract_perceptual_features", started)
         return out
 
     async def extract_perceptual_features(
@@ -490,15 +515,18 @@ class FeatureExtractor:
             ``ids``, stable ``columns`` and a (tracks, columns) float64 ``values`` matrix, ready
             for scikit-learn; ``to_pandas()`` and ``to_parquet(path)``.
         """
+        started = time.perf_counter()
         from .catalog import extract_catalog
 
-        return extract_catalog(
+        table = extract_catalog(
             music_catalog,
             extractor=self,
             sample_rate=sample_rate,
             feature_config=feature_config,
             progress=False,
         )
+        _observe_duration("extract_audio_features", started)
+        return table
 
     async def extract_audio_features(
         self,
@@ -530,9 +558,12 @@ class FeatureExtractor:
         pandas.DataFrame
             Indexed by user id (sorted), one column per feature.
         """
+        started = time.perf_counter()
         from .listening import user_features
 
-        return user_features(listening_history, **options)
+        table = user_features(listening_history, **options)
+        _observe_duration("extract_user_features", started)
+        return table
 
     async def extract_user_features(self, listening_history: Any, **options: Any) -> Any:
         """Async twin of :meth:`extract_user_features_sync`."""
