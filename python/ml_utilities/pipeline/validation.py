@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..monitoring.drift import population_stability_index
 from .errors import DataValidationError, PipelineConfigError
 
 __all__ = ["QUALITY_KEYS", "SCHEMA_DTYPES", "population_stability_index", "validate_frame"]
@@ -228,30 +229,6 @@ def _limit(quality: dict[str, Any], key: str) -> tuple[float | None, str]:
             f"quality[{key!r}] severity={sev!r}: expected 'warning' or 'error'"
         )
     return float(raw), sev
-
-
-def population_stability_index(reference: Any, current: Any, bins: int = 10) -> float:
-    """PSI of ``current`` against ``reference``: numbers in the reference's quantile bins,
-    anything else by category. 0 means the same distribution; above 0.2 is a shift that
-    practitioners usually act on."""
-    ref = pd.Series(reference).dropna()
-    cur = pd.Series(current).dropna()
-    if len(ref) == 0 or len(cur) == 0:
-        return float("nan")
-    if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur):
-        edges = np.unique(np.quantile(ref.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
-        if len(edges) < 2:
-            edges = np.array([-np.inf, np.inf])
-        edges[0], edges[-1] = -np.inf, np.inf
-        p = np.histogram(ref, edges)[0].astype(float)
-        q = np.histogram(cur, edges)[0].astype(float)
-    else:
-        cats = sorted(set(ref.astype(str)) | set(cur.astype(str)))
-        p = ref.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy(float)
-        q = cur.astype(str).value_counts().reindex(cats, fill_value=0).to_numpy(float)
-    p = np.clip(p / p.sum(), 1e-6, None)
-    q = np.clip(q / q.sum(), 1e-6, None)
-    return float(np.sum((q - p) * np.log(q / p)))
 
 
 def _drift(
