@@ -19,21 +19,32 @@
 ``ml-utilities serve``
     The PredictionService over HTTP (``/v1/models/{name}:predict``, ``/health``, ``/ready``,
     ``/metrics``) on the package's own HTTP/1.1 server; needs the ``[serving]`` extra.
+``ml-utilities models list|show|deploy|promote|rollback|monitor``
+    The registry's models (``--registry-url``, ``--artifact-root``, as ``serve`` takes them):
+    versions, aliases and rollouts (``list``, ``show``); ``deploy`` validates a version against
+    the champion, tests its performance through the serving path and starts its gradual
+    rollout (:class:`~ml_utilities.lifecycle.ModelLifecycleManager`); ``promote`` and
+    ``rollback`` end a running rollout by hand; ``monitor`` reads a running server's rollout
+    and ``/metrics`` (step, weights, per-version requests, errors, p99, drift). ``--json``
+    prints JSON instead of tables.
 
-Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written (one
-line on stderr, no traceback; ``-v`` adds it), 2 for bad arguments or configuration.
+Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written, or a
+model, version or running rollout is not there (one line on stderr, no traceback; ``-v`` adds
+it), 2 for bad arguments or configuration, and for a refused deployment.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import importlib.util
 import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -604,6 +615,856 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models ----------------------------------------------------------------------------------
+
+#: a rollout's status as ``models list`` shows it (running: with its step)
+_ROLLOUT_WORDS = {
+    "promoted": "promoted",
+    "rolled_back": "rolled back",
+    "shadow_passed": "shadow passed",
+}
+#: the metrics ``models show`` puts in its table, in this order, where a version has them
+_KEY_METRICS = ("accuracy", "f1_weighted", "r2", "mae", "rmse")
+
+
+def _models_command(
+    run: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``run`` with the library's errors turned into one-line CommandErrors: an unknown model,
+    version or alias exits 1, a bad argument or a refused deployment 2, anything else 1 (its
+    traceback logged, shown with ``-v``)."""
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        from ml_utilities.exceptions import ParameterError
+        from ml_utilities.models.errors import DeploymentRefusedError, ModelNotFoundError
+
+        try:
+            return run(args)
+        except CommandError:
+            raise
+        except Exception as exc:
+            logger.debug("models %s failed", args.models_command, exc_info=True)
+            message = _describe(exc)
+            if isinstance(exc, DeploymentRefusedError):
+                raise CommandError(f"deployment refused: {message}", 2) from None
+            if isinstance(exc, ModelNotFoundError):
+                raise CommandError(message, 1) from None
+            if isinstance(exc, ParameterError):
+                raise CommandError(message, 2) from None
+            raise CommandError(f"{type(exc).__name__}: {message}", 1) from None
+
+    return wrapped
+
+
+@contextlib.contextmanager
+def _model_manager(args: argparse.Namespace) -> Iterator[Any]:
+    """A ModelManager on ``--registry-url`` and ``--artifact-root`` (the defaults under
+    ``ML_UTILITIES_HOME`` where absent), its registry opened, and closed at the end."""
+    from ml_utilities.models import ModelManager
+
+    manager = ModelManager(registry_url=args.registry_url, artifact_root=args.artifact_root)
+    registry = manager.registry
+    try:
+        yield manager
+    finally:
+        registry.dispose()
+
+
+def _versions_of(registry: Any, name: str) -> list[Any]:
+    """Every version of ``name``, oldest first; ModelNotFoundError where there is none."""
+    from ml_utilities.models.errors import ModelNotFoundError
+
+    registry.check_name(name)
+    versions = registry.list_versions(name)
+    if not versions:
+        raise ModelNotFoundError(f"no registered model named {name!r}")
+    return list(versions)
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _v(version: Any) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def _number(value: Any, spec: str = ".4g") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return format(value, spec)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> list[str]:
+    """Left-aligned columns, two spaces apart."""
+    cells = [[str(c) for c in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+
+
+def _print_json(data: Any, *, compact: bool = False) -> None:
+    if compact:
+        print(json.dumps(data, default=str, separators=(",", ":")), flush=True)
+    else:
+        print(json.dumps(data, indent=2, default=str), flush=True)
+
+
+def _key_metrics(metrics: dict[str, Any]) -> str:
+    shown = [k for k in _KEY_METRICS if k in metrics]
+    if not shown:  # another kind of model: its first numeric metrics
+        shown = [
+            k for k, v in metrics.items() if isinstance(v, (int, float)) and not k.startswith("n_")
+        ][:3]
+    text = ", ".join(f"{k} {_number(metrics[k])}" for k in shown)
+    return text or "-"
+
+
+def _steps_text(steps: Sequence[float]) -> str:
+    return " ".join(f"{p:g}%" for p in steps)
+
+
+def _rollout_state(rollout: Any) -> str:
+    """``running at 25%`` (``shadow at 25%``), ``promoted``, ``rolled back``, ``shadow passed``
+    or ``none``."""
+    if rollout is None:
+        return "none"
+    if rollout.running:
+        return f"{'shadow' if rollout.mode == 'shadow' else 'running'} at {rollout.step_percent:g}%"
+    return _ROLLOUT_WORDS.get(rollout.status, rollout.status)
+
+
+def _rollout_line(rollout: Any) -> str:
+    """One line on a rollout: where it stands and between which versions."""
+    r = rollout
+    head = f"rollout {r.id} ({r.mode}, v{r.challenger} against v{r.champion} behind {r.alias!r})"
+    step = f"step {r.step_index + 1}/{len(r.steps)} at {r.step_percent:g}%"
+    if r.running:
+        held = max(0.0, time.time() - r.step_started_at)
+        if r.mode == "shadow":
+            split = f"v{r.challenger} predicts every request in shadow, v{r.champion} answers"
+        else:
+            split = f"weights v{r.challenger} {r.weight:.4g}, v{r.champion} {1.0 - r.weight:.4g}"
+        return f"{head}: running, {step} for {held:.0f} s (window {r.window_s:g} s); {split}"
+    state = _ROLLOUT_WORDS.get(r.status, r.status)
+    reason = f": {r.reason}" if r.reason else ""
+    return f"{head}: {state} at {_when(r.updated_at)} ({step}){reason}"
+
+
+def _version_row(mv: Any) -> dict[str, Any]:
+    return {
+        "version": mv.version,
+        "framework": mv.framework,
+        "architecture": mv.architecture,
+        "task": mv.task,
+        "metrics": mv.metrics,
+        "metadata": mv.metadata,
+        "aliases": list(mv.aliases),
+        "created_at": mv.created_at,
+        "fingerprint": mv.fingerprint,
+    }
+
+
+def _deployment_row(dep: Any) -> dict[str, Any]:
+    return {
+        "id": dep.id,
+        "version": dep.version,
+        "status": dep.status,
+        "reason": dep.reason,
+        "config": dep.config,
+        "report": dep.report,
+        "created_at": dep.created_at,
+    }
+
+
+@_models_command
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """One row per registered model: latest version, champion, challenger, rollout."""
+    rows: list[dict[str, Any]] = []
+    with _model_manager(args) as manager:
+        registry = manager.registry
+        for name in registry.list_models():
+            versions = registry.list_versions(name)
+            aliases = registry.aliases(name)
+            rollout = registry.get_rollout(name)
+            rows.append(
+                {
+                    "name": name,
+                    "latest": versions[-1].version if versions else None,
+                    "versions": len(versions),
+                    "champion": aliases.get("champion"),
+                    "challenger": aliases.get("challenger"),
+                    "aliases": aliases,
+                    "rollout": None if rollout is None else rollout.to_dict(),
+                    "rollout_state": _rollout_state(rollout),
+                }
+            )
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no models registered")
+        return 0
+    table = [
+        (
+            r["name"],
+            _v(r["latest"]),
+            _v(r["champion"]),
+            _v(r["challenger"]),
+            r["rollout_state"],
+        )
+        for r in rows
+    ]
+    print("\n".join(_table(("model", "latest", "champion", "challenger", "rollout"), table)))
+    return 0
+
+
+@_models_command
+def cmd_models_show(args: argparse.Namespace) -> int:
+    """A model's versions, its rollout with its events, and its last deployments."""
+    with _model_manager(args) as manager:
+        registry = manager.registry
+        versions = _versions_of(registry, args.name)
+        if args.version is not None:
+            versions = [registry.get_version(args.name, args.version)]
+        aliases = registry.aliases(args.name)
+        rollout = registry.get_rollout(args.name)
+        deployments = registry.list_deployments(args.name)
+    if args.version is not None:
+        deployments = [d for d in deployments if d.version == versions[0].version]
+    deployments = deployments[-args.deployments :]
+    if args.json:
+        _print_json(
+            {
+                "name": args.name,
+                "aliases": aliases,
+                "versions": [_version_row(mv) for mv in versions],
+                "rollout": None if rollout is None else rollout.to_dict(),
+                "deployments": [_deployment_row(d) for d in deployments],
+            }
+        )
+        return 0
+    pointed = ", ".join(f"{a} -> v{v}" for a, v in sorted(aliases.items())) or "none"
+    print(f"{args.name}: aliases {pointed}")
+    table = [
+        (
+            _v(mv.version),
+            mv.framework,
+            mv.architecture,
+            mv.task,
+            _key_metrics(mv.metrics),
+            ",".join(mv.aliases) or "-",
+            _when(mv.created_at),
+        )
+        for mv in versions
+    ]
+    headers = ("version", "framework", "architecture", "task", "metrics", "aliases", "created")
+    print("\n".join(_table(headers, table)))
+    if rollout is None:
+        print("rollout: none")
+    else:
+        print(_rollout_line(rollout))
+        marks = [
+            f"[{p:g}%]" if i == rollout.step_index else f"{p:g}%"
+            for i, p in enumerate(rollout.steps)
+        ]
+        print(f"  steps {' '.join(marks)}, {rollout.window_s:g} s per step at least")
+        events = [
+            (_when(e.get("time")), e.get("event", "?"), e.get("detail") or "")
+            for e in rollout.events
+        ]
+        print("\n".join(_table(("time", "event", "detail"), events, indent="  ")))
+    if not deployments:
+        print("deployments: none")
+    else:
+        print(f"deployments (the last {len(deployments)}):")
+        rows = [(_when(d.created_at), _v(d.version), d.status, d.reason or "") for d in deployments]
+        print("\n".join(_table(("time", "version", "status", "reason"), rows, indent="  ")))
+    return 0
+
+
+def _steps(text: str) -> list[float]:
+    """``--steps 5,25,50,100``: percentages (the registry checks their order and range)."""
+    try:
+        steps = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected percentages separated by commas such as 5,25,50,100, got {text!r}"
+        ) from None
+    if not steps:
+        raise argparse.ArgumentTypeError("expected at least one percentage")
+    return steps
+
+
+def _deploy_lines(report: dict[str, Any]) -> list[str]:
+    """The numbers of each check of a deployment report (those it holds)."""
+    name, version = report.get("model"), report.get("version")
+    lines: list[str] = []
+    validation = report.get("validation")
+    if validation is not None:
+        champion = validation.get("champion")
+        checks = validation.get("checks", {})
+        lines.append("validation: passed")
+        signature = checks.get("signature")
+        if signature is not None:
+            lines.append(f"  signature: compatible with the champion v{champion}")
+        metric = checks.get("metric", {})
+        mine, theirs = metric.get("candidate"), metric.get("champion")
+        if mine is not None:
+            text = f"  {mine['name']}: {_number(mine['value'])} (v{version})"
+            if theirs is not None:
+                text += f" against {_number(theirs['value'])} (champion v{champion})"
+            else:
+                text += " (no champion to compare with)"
+            lines.append(f"{text} on {mine['rows']} held-out rows")
+    performance = report.get("performance")
+    if performance is not None:
+        batches = performance.get("batches", {})
+        memory = f"{_number(performance.get('memory_mb'))} MB"
+        if not batches:
+            lines.append(f"performance: skipped (--skip-performance); v{version} loads, {memory}")
+        else:
+            lines.append("performance: passed")
+            for size, b in batches.items():
+                lines.append(
+                    f"  batch {size}: {b['requests']} requests, p50 {_number(b['p50_ms'])} ms, "
+                    f"p99 {_number(b['p99_ms'])} ms, {_number(b['rows_per_s'], '.1f')} rows/s"
+                )
+            rss = _number(performance.get("rss_mb"), ".1f")
+            lines.append(f"  memory: {memory} (this process: {rss} MB resident)")
+    rollout = report.get("rollout")
+    if rollout is not None:
+        if "id" not in rollout:  # no champion before: this version simply became it
+            lines.append(f"rollout: none needed, v{rollout.get('champion')} is the first champion")
+        else:
+            lines.append(
+                f"rollout {rollout['id']} started ({rollout['mode']}): steps "
+                f"{_steps_text(rollout['steps'])}, {rollout['window_s']:g} s per step at least"
+            )
+            if rollout["mode"] == "shadow":
+                lines.append(
+                    f"  v{rollout['challenger']} predicts every request of {name} in shadow; "
+                    f"v{rollout['champion']} answers"
+                )
+            else:
+                lines.append(
+                    f"  v{rollout['challenger']} takes {rollout['step_percent']:g}% of {name}'s "
+                    f"traffic, v{rollout['champion']} the rest"
+                )
+            lines.append(
+                "  the servers on this registry judge it step by step; watch it with "
+                f"'{PROG} models monitor {name} --url URL'"
+            )
+    return lines
+
+
+@_models_command
+def cmd_models_deploy(args: argparse.Namespace) -> int:
+    """Validate, performance-test and start the rollout of one version."""
+    from ml_utilities.lifecycle import ModelLifecycleManager
+    from ml_utilities.models.errors import DeploymentRefusedError
+
+    rollout: dict[str, Any] = {}
+    if args.steps is not None:
+        rollout["steps"] = args.steps
+    if args.window_s is not None:
+        rollout["window_s"] = args.window_s
+    if args.shadow:
+        rollout["mode"] = "shadow"
+    performance: dict[str, Any] = {}
+    if args.max_p99_ms is not None:
+        performance["max_p99_ms"] = args.max_p99_ms
+    if args.skip_performance:
+        # no batch size to time: the version is only loaded through the serving path
+        performance["batch_sizes"] = []
+    config = {
+        key: value for key, value in (("performance", performance), ("rollout", rollout)) if value
+    }
+
+    with _model_manager(args) as manager:
+        registry = manager.registry
+        name = args.name
+        _versions_of(registry, name)
+        version = int(registry.get_version(name, args.version).version)
+        champion = registry.aliases(name).get("champion")
+        if champion == version:
+            raise CommandError(f"{name} v{version} is already the champion: nothing to deploy", 2)
+        current = registry.get_rollout(name)
+        if current is not None and current.running:
+            raise CommandError(
+                f"a rollout of {name} (v{current.challenger} against v{current.champion}) is "
+                "already running: promote it or roll it back first",
+                2,
+            )
+        if not args.json:
+            against = f"the champion v{champion}" if champion is not None else "no champion yet"
+            print(f"deploying {name} v{version} against {against}", flush=True)
+        lifecycle = ModelLifecycleManager(manager)
+        try:
+            try:
+                report = lifecycle.deploy_model_sync(name, version, config)
+            except DeploymentRefusedError as exc:
+                done = [
+                    d.report
+                    for d in registry.list_deployments(name)
+                    if d.version == version and d.status == "refused"
+                ]
+                partial = {**(done[-1] if done else {}), "model": name, "version": version}
+                if args.json:
+                    _print_json({**partial, "status": "refused", "reason": _describe(exc)})
+                else:
+                    for line in _deploy_lines(partial):
+                        print(line)
+                raise
+        finally:
+            lifecycle.close_sync()
+            lifecycle.service.close_sync()
+    if args.json:
+        _print_json({**report, "status": "deployed"})
+    else:
+        print("\n".join(_deploy_lines(report)))
+    return 0
+
+
+@_models_command
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    """Promote the running rollout's challenger, or point ``champion`` at ``--version``."""
+    with _model_manager(args) as manager:
+        registry = manager.registry
+        name = args.name
+        _versions_of(registry, name)
+        wanted = None
+        if args.version is not None:
+            wanted = int(registry.get_version(name, args.version).version)
+        rollout = registry.get_rollout(name)
+        if rollout is not None and rollout.running:
+            if wanted is not None and wanted != rollout.challenger:
+                raise CommandError(
+                    f"the running rollout of {name} is of v{rollout.challenger}, not v{wanted}: "
+                    "promote it without --version, or roll it back first",
+                    2,
+                )
+            done = registry.promote_rollout(name)
+            if done is None:
+                raise CommandError(f"the rollout of {name} ended before it could be promoted")
+            result = {
+                "model": name,
+                "alias": done.alias,
+                "from": rollout.champion,
+                "to": done.challenger,
+                "changed": True,
+                "rollout": done.to_dict(),
+            }
+            text = (
+                f"{name}: rollout {done.id} promoted at {rollout.step_percent:g}%: "
+                f"{done.alias} v{rollout.champion} -> v{done.challenger}"
+            )
+        else:
+            if wanted is None:
+                raise CommandError(
+                    f"no rollout of {name} is running: name the version to make champion "
+                    "with --version",
+                    2,
+                )
+            before = registry.aliases(name).get("champion")
+            changed = before != wanted
+            if changed:
+                registry.set_alias(name, "champion", wanted)
+                text = f"{name}: champion {_v(before)} -> v{wanted}"
+            else:
+                text = f"{name}: v{wanted} is already the champion; nothing changed"
+            result = {
+                "model": name,
+                "alias": "champion",
+                "from": before,
+                "to": wanted,
+                "changed": changed,
+                "rollout": None,
+            }
+    if args.json:
+        _print_json(result)
+    else:
+        print(text)
+    return 0
+
+
+@_models_command
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    """Roll the running rollout back: every request goes to the champion again."""
+    with _model_manager(args) as manager:
+        registry = manager.registry
+        name = args.name
+        _versions_of(registry, name)
+        rollout = registry.get_rollout(name)
+        if rollout is None or not rollout.running:
+            last = (
+                "" if rollout is None else f" (rollout {rollout.id} is {_rollout_state(rollout)})"
+            )
+            raise CommandError(f"no rollout of {name} is running{last}")
+        done = registry.rollback_rollout(name, args.reason)
+        if done is None:
+            raise CommandError(f"no rollout of {name} is running (it ended meanwhile)")
+    if args.json:
+        _print_json(done.to_dict())
+    else:
+        print(
+            f"{name}: rollout {done.id} of v{done.challenger} rolled back at "
+            f"{rollout.step_percent:g}%: every request goes to the champion v{done.champion} "
+            f"again (reason: {done.reason})"
+        )
+    return 0
+
+
+# Prometheus text exposition: ``name{label="value",...} value [timestamp]``
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?\s*$")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """``(metric, labels, value)`` for every sample of a Prometheus text exposition."""
+
+    def unescape(value: str) -> str:
+        return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+    samples = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            continue
+        labels = {k: unescape(v) for k, v in _LABEL.findall(match.group(2) or "")}
+        samples.append((match.group(1), labels, value))
+    return samples
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """``(status, body)`` of a GET of ``url``; CommandError where the server cannot be reached."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept": "application/json, text/plain"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            return int(exc.code), exc.read()
+        finally:
+            exc.close()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise CommandError(f"{url}: cannot reach the server ({_describe(reason)})") from None
+
+
+def _server_snapshot(base: str, name: str, timeout: float) -> dict[str, Any]:
+    """The rollout of ``name`` and its gauges as the server at ``base`` answers them."""
+    import urllib.parse
+
+    url = f"{base}/v1/rollouts/{urllib.parse.quote(name, safe='')}"
+    status, body = _http_get(url, timeout)
+    rollout: dict[str, Any] | None = None
+    if status == 200:
+        try:
+            rollout = json.loads(body)
+        except ValueError:
+            raise CommandError(f"{url}: the answer is not JSON") from None
+        if not isinstance(rollout, dict):
+            raise CommandError(f"{url}: expected a JSON object")
+    elif status != 404:  # 404: the model never had a rollout
+        raise CommandError(
+            f"{url}: HTTP {status}: {' '.join(body.decode(errors='replace').split())[:200]}"
+        )
+    url = f"{base}/metrics"
+    status, body = _http_get(url, timeout)
+    if status != 200:
+        raise CommandError(f"{url}: HTTP {status}")
+    weights: dict[str, float] = {}
+    step = score = alarm = None
+    for metric, labels, value in parse_prometheus(body.decode(errors="replace")):
+        if labels.get("model") != name:
+            continue
+        if metric == "ml_model_rollout_weight" and "version" in labels:
+            weights[labels["version"]] = value
+        elif metric == "ml_model_rollout_step_percent":
+            step = value
+        elif metric == "ml_model_drift_score":
+            score = value
+        elif metric == "ml_model_drift_alarm":
+            alarm = value >= 0.5
+    return {
+        "model": name,
+        "source": base,
+        "time": time.time(),
+        "rollout": rollout,
+        "weights": weights,
+        "step_percent": step,
+        "drift": {"score": score, "alarm": alarm},
+    }
+
+
+def _snapshot_lines(snap: dict[str, Any]) -> list[str]:
+    """``models monitor --url``'s text: the rollout, a row per version, the drift."""
+    name, r = snap["model"], snap["rollout"]
+    lines = [f"{name} at {snap['source']}, {_when(snap['time'])}"]
+    if r is None:
+        lines.append("rollout: none on this server")
+    else:
+        state = _ROLLOUT_WORDS.get(r["status"], r["status"])
+        steps = r.get("steps") or []
+        lines.append(
+            f"rollout {r['id']} ({r['mode']}, v{r['challenger']} against v{r['champion']}): "
+            f"{state}, step {r['step_index'] + 1}/{len(steps)} at {r['step_percent']:g}% "
+            f"(steps {_steps_text(steps)})"
+        )
+        if r["status"] == "running":
+            held = max(0.0, snap["time"] - float(r["step_started_at"]))
+            lines.append(f"  in this step for {held:.0f} s (window {float(r['window_s']):g} s)")
+        weight = float(r.get("weight", 0.0))
+        fallback = {str(r["challenger"]): weight, str(r["champion"]): 1.0 - weight}
+        rows = []
+        stats = r.get("stats") or {}
+        for role in ("champion", "challenger"):
+            version = r[role]
+            s = stats.get(role) or {}
+            shown = snap["weights"].get(str(version), fallback[str(version)])
+            metric = s.get("metric")
+            metric_text = "-"
+            if metric is not None:
+                what = s.get("metric_name", "metric")
+                metric_text = f"{what} {_number(metric)} ({s.get('outcomes', 0)} outcomes)"
+            p99 = s.get("p99_ms")
+            rows.append(
+                (
+                    f"v{version}",
+                    role,
+                    _number(shown),
+                    s.get("requests", 0),
+                    s.get("errors", 0),
+                    "-" if p99 is None else f"{_number(p99, '.2f')} ms",
+                    metric_text,
+                )
+            )
+        headers = ("version", "role", "weight", "requests", "errors", "p99", "metric")
+        lines += _table(headers, rows, indent="  ")
+        lines.append("  (requests, errors, p99: this server process, in the current step)")
+    drift = snap["drift"]
+    if drift["score"] is None and drift["alarm"] is None:
+        lines.append("drift: not monitored on this server")
+    else:
+        alarm = {True: "on", False: "off", None: "unknown"}[drift["alarm"]]
+        lines.append(f"drift: score {_number(drift['score'], '.3f')}, alarm {alarm}")
+    return lines
+
+
+@_models_command
+def cmd_models_monitor(args: argparse.Namespace) -> int:
+    """A rollout as a running server sees it (``--url``), else the registry's row of it."""
+    if args.count is not None and args.watch is None:
+        raise CommandError("--count needs --watch", 2)
+    base = None
+    if args.url is not None:
+        base = args.url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise CommandError(f"--url {args.url}: expected an http:// or https:// address", 2)
+
+    def registry_snapshot() -> dict[str, Any]:
+        with _model_manager(args) as manager:
+            registry = manager.registry
+            _versions_of(registry, args.name)
+            rollout = registry.get_rollout(args.name)
+        return {"model": args.name, "source": "registry", "time": time.time(), "rollout": rollout}
+
+    failed = False
+    done = 0
+    while True:
+        done += 1
+        try:
+            if base is not None:
+                snap = _server_snapshot(base, args.name, args.timeout)
+                if args.json:
+                    _print_json(snap, compact=args.watch is not None)
+                else:
+                    print("\n".join(_snapshot_lines(snap)), flush=True)
+            else:
+                snap = registry_snapshot()
+                row = snap["rollout"]
+                if args.json:
+                    snap["rollout"] = None if row is None else row.to_dict()
+                    _print_json(snap, compact=args.watch is not None)
+                elif row is None:
+                    print(f"{args.name}: no rollout", flush=True)
+                else:
+                    print(f"{args.name}: {_rollout_line(row)}", flush=True)
+        except CommandError as exc:
+            if args.watch is None:
+                raise
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            failed = True
+        if args.watch is None or (args.count is not None and done >= args.count):
+            break
+        time.sleep(args.watch)
+    return 1 if failed else 0
+
+
+def _add_models_command(commands: Any) -> None:
+    """``models list|show|deploy|promote|rollback|monitor``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry-url",
+        default=None,
+        help="SQLAlchemy URL of the model registry (default: SQLite under ML_UTILITIES_HOME)",
+    )
+    common.add_argument(
+        "--artifact-root", default=None, help="folder or fsspec URL of the artifacts"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    models = commands.add_parser(
+        "models",
+        help="registered models: list, show, deploy, promote, rollback, monitor",
+        description="The registry's models, their versions, aliases and gradual rollouts.",
+    )
+    sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser(
+        "list",
+        parents=[common],
+        help="one row per model: latest version, champion, challenger, rollout",
+    )
+    p.set_defaults(run=cmd_models_list)
+
+    p = sub.add_parser(
+        "show",
+        parents=[common],
+        help="a model's versions, its rollout and its last deployments",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--version", metavar="V", help="only this version (a number or an alias)")
+    p.add_argument(
+        "--deployments",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="the last N deployments (default 5)",
+    )
+    p.set_defaults(run=cmd_models_show)
+
+    p = sub.add_parser(
+        "deploy",
+        parents=[common],
+        help="validate a version, test its performance and start its gradual rollout",
+        description="Validate VERSION against the champion (signature, metric on held-out "
+        "rows), time it through the serving path (p99 per batch size, rows/s, memory), then "
+        "start its rollout: the servers on this registry send it a growing share of the "
+        "traffic, step by step, and roll it back on a breach. A refusal names the failed "
+        "check and exits 2.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("version", metavar="VERSION", help="a version number or an alias")
+    p.add_argument(
+        "--steps",
+        type=_steps,
+        default=None,
+        metavar="P,P,...",
+        help="the challenger's share of the traffic at each step, in percent (default "
+        "5,25,50,100; a canary rollout ends at 100)",
+    )
+    p.add_argument(
+        "--window-s",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="seconds each step is held at least before it is judged (default 60)",
+    )
+    p.add_argument(
+        "--shadow",
+        action="store_true",
+        help="a shadow rollout: the challenger predicts every request off the answer path, "
+        "judged but never answering",
+    )
+    p.add_argument(
+        "--max-p99-ms",
+        type=_positive_float,
+        default=None,
+        metavar="X",
+        help="the performance test's p99 latency limit per request, in ms (default 100)",
+    )
+    p.add_argument(
+        "--skip-performance",
+        action="store_true",
+        help="time no batch size: only check that the version loads in the serving path",
+    )
+    p.set_defaults(run=cmd_models_deploy)
+
+    p = sub.add_parser(
+        "promote",
+        parents=[common],
+        help="promote the running rollout's challenger, or make --version the champion",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--version",
+        metavar="V",
+        help="without a running rollout: the version 'champion' points to from now on",
+    )
+    p.set_defaults(run=cmd_models_promote)
+
+    p = sub.add_parser(
+        "rollback",
+        parents=[common],
+        help="roll the running rollout back: every request goes to the champion",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--reason",
+        default="rolled back by hand",
+        metavar="TEXT",
+        help="recorded with the rollout (default: 'rolled back by hand')",
+    )
+    p.set_defaults(run=cmd_models_rollback)
+
+    p = sub.add_parser(
+        "monitor",
+        parents=[common],
+        help="a rollout's step, weights, per-version stats and drift, from a running server",
+        description="With --url, the rollout of NAME as the server answers it "
+        "(/v1/rollouts/NAME: step, per-version requests, errors, p99 and metric of that "
+        "server process) and its gauges (/metrics: weights, drift score and alarm); without "
+        "it, the registry's row of the rollout.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--url", default=None, metavar="URL", help="the server, e.g. http://127.0.0.1:8000"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="seconds each request to the server may take (default 5)",
+    )
+    p.add_argument(
+        "--watch",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="print again every SECONDS until interrupted (with --json: one JSON line each)",
+    )
+    p.add_argument(
+        "--count", type=_positive_int, default=None, metavar="K", help="with --watch: stop after K"
+    )
+    p.set_defaults(run=cmd_models_monitor)
+
+
 # -- entry point -----------------------------------------------------------------------------
 
 
@@ -696,6 +1557,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml_utilities.serving.cli import add_serve_command
 
     add_serve_command(commands)
+    _add_models_command(commands)
     return parser
 
 

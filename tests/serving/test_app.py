@@ -184,7 +184,11 @@ def test_cli_serve_says_where_it_listens_and_what_it_serves(serving_registry, tm
     assert lines[0] == "ml-utilities serve: http://127.0.0.1:8123 (2 workers)"
     assert "POST http://127.0.0.1:8123/v1/models/{name}:predict" in lines[1]
     assert "http://127.0.0.1:8123/metrics" in lines[2]
-    assert registry.url in lines[3] and "xgb-reg (v2)" in lines[3] and "xgb-clf (v1)" in lines[3]
+    assert (
+        registry.url in lines[3]
+        and "xgb-reg (champion v2)" in lines[3]
+        and "xgb-clf (v1)" in lines[3]
+    )
     # an empty registry says so; one that cannot be opened says why
     empty = parser.parse_args(
         ["serve", "--registry-url", f"sqlite:///{tmp_path / 'empty.db'}", "--artifact-root",

@@ -19,6 +19,9 @@ __all__ = ["ModelHandle"]
 FORMAT_VERSION = 1
 _META = "mlu_model.json"
 _HOLDOUT = "holdout.npz"
+_REFERENCE = "reference.npz"
+#: rows of the training inputs kept as a version's reference sample (validation and drift)
+REFERENCE_ROWS = 2000
 _MODEL_DIR = "model"
 
 
@@ -43,6 +46,12 @@ class ModelHandle:
         ``{"inputs": {"dtype", "shape"}, "classes": [...] or None}``.
     fingerprint : str
         sha256 of the training features and labels.
+    reference : dict or None
+        The version's reference sample, for validation and drift monitoring: ``x`` (up to
+        :data:`REFERENCE_ROWS` training rows, float32), ``predictions`` (the model's outputs on
+        them: class indices or values) and, where known, ``y``. Stored as ``reference.npz``
+        beside the weights (its sha256 in the manifest); :attr:`reference_fingerprint` is the
+        sha256 of its arrays.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class ModelHandle:
         fingerprint: str,
         holdout: tuple[np.ndarray, np.ndarray] | None = None,
         created_at: float | None = None,
+        reference: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.adapter = adapter
         self.name = name
@@ -72,6 +82,7 @@ class ModelHandle:
         self.fingerprint = fingerprint
         self.holdout = holdout
         self.created_at = time.time() if created_at is None else created_at
+        self.reference = reference
 
     def init_kwargs(self) -> dict[str, Any]:
         """The constructor's arguments that rebuild this handle (a subclass's ``cls(**...)``
@@ -88,6 +99,7 @@ class ModelHandle:
             "fingerprint": self.fingerprint,
             "holdout": self.holdout,
             "created_at": self.created_at,
+            "reference": self.reference,
         }
 
     @property
@@ -124,6 +136,54 @@ class ModelHandle:
         """Class probabilities ``(n, n_classes)``, columns in the order of :attr:`classes`."""
         return self.adapter.predict_proba(self._features(features))
 
+    def set_reference(
+        self, features: Any, labels: Any = None, *, max_rows: int = REFERENCE_ROWS, seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """Keep a reference sample of ``features`` (up to ``max_rows`` rows drawn without
+        replacement, seeded) with this model's predictions on them and ``labels`` where given.
+
+        Raises
+        ------
+        ParameterError
+            Features of the wrong shape or with NaN/inf, labels of another length.
+        """
+        x = self._features(features)
+        if len(x) == 0:
+            raise ParameterError("the reference sample needs at least one row")
+        flat = x.reshape(len(x), -1)
+        if not np.isfinite(flat).all():
+            r = int(np.argwhere(~np.isfinite(flat))[0][0])
+            raise ParameterError(f"the reference features hold NaN or inf (row {r})")
+        y = None if labels is None else np.asarray(labels)
+        if y is not None and len(y) != len(x):
+            raise ParameterError(f"reference labels have {len(y)} rows, the features {len(x)}")
+        if int(max_rows) < 1:
+            raise ParameterError(f"max_rows={max_rows!r}: expected a positive count")
+        if len(x) > max_rows:
+            keep = np.sort(np.random.default_rng(seed).choice(len(x), int(max_rows), False))
+            x = x[keep]
+            y = None if y is None else y[keep]
+        raw = self.adapter.predict(x)
+        ref = {"x": np.ascontiguousarray(x, dtype=np.float32), "predictions": np.asarray(raw)}
+        if y is not None:
+            ref["y"] = y.astype(str) if y.dtype == object else y
+        self.reference = ref
+        return ref
+
+    @property
+    def reference_fingerprint(self) -> str | None:
+        """sha256 of the reference sample's arrays (names, dtypes, shapes and bytes)."""
+        if self.reference is None:
+            return None
+        import hashlib
+
+        h = hashlib.sha256()
+        for key in sorted(self.reference):
+            arr = np.ascontiguousarray(self.reference[key])
+            h.update(f"{key}:{arr.dtype.str}:{arr.shape};".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
     # -- persistence -------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Everything but the weights, as JSON-friendly values."""
@@ -139,6 +199,7 @@ class ModelHandle:
             "training": self.training,
             "signature": self.signature,
             "fingerprint": self.fingerprint,
+            "reference_fingerprint": self.reference_fingerprint,
             "adapter": self.adapter.spec(),
             "created_at": self.created_at,
         }
@@ -156,6 +217,8 @@ class ModelHandle:
             if y_arr.dtype == object:
                 y_arr = y_arr.astype(str)
             np.savez(folder / _HOLDOUT, x=x, y=y_arr)
+        if self.reference is not None:
+            np.savez(folder / _REFERENCE, **self.reference)
         return write_manifest(folder)
 
     def save(
@@ -209,6 +272,10 @@ class ModelHandle:
         if (folder / _HOLDOUT).is_file():
             with np.load(folder / _HOLDOUT, allow_pickle=False) as data:
                 holdout = (data["x"], data["y"])
+        reference = None
+        if (folder / _REFERENCE).is_file():
+            with np.load(folder / _REFERENCE, allow_pickle=False) as data:
+                reference = {k: data[k] for k in data.files}
         codec = LabelCodec(meta["classes"]) if meta["classes"] is not None else None
         sig = meta["signature"]
         sig["inputs"]["shape"] = list(sig["inputs"]["shape"])
@@ -224,6 +291,7 @@ class ModelHandle:
             fingerprint=meta["fingerprint"],
             holdout=holdout,
             created_at=meta["created_at"],
+            reference=reference,
         )
 
 

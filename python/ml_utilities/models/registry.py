@@ -25,13 +25,25 @@ from .errors import ModelNotFoundError, ParameterError
 from .handle import ModelHandle
 from .store import ArtifactStore
 
-__all__ = ["Deployment", "ModelRegistry", "ModelVersion", "default_registry_paths"]
+__all__ = [
+    "ROLLOUT_STATUSES",
+    "Deployment",
+    "ModelRegistry",
+    "ModelVersion",
+    "Rollout",
+    "default_registry_paths",
+]
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: a rollout's states: ``running`` until it is ``promoted`` (the challenger is the champion),
+#: ``rolled_back`` (a breach, or by hand), or, for a shadow rollout, ``shadow_passed``
+ROLLOUT_STATUSES = ("running", "promoted", "rolled_back", "shadow_passed")
+#: events kept in a rollout's row (the oldest go first)
+_MAX_EVENTS = 200
 
 
 def default_registry_paths() -> tuple[str, Path]:
@@ -75,6 +87,52 @@ class Deployment:
     artifact_uri: str | None
     manifest: dict[str, str] | None
     created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """A gradual rollout of ``challenger`` against ``champion`` behind ``alias`` (a row of the
+    registry): the split of traffic every serving process reads.
+
+    ``weight`` is the challenger's share of the requests (0 in a shadow rollout, where it sees
+    every request but answers none); ``steps`` are the shares in percent, each held for
+    ``window_s`` seconds from ``step_started_at``; ``revision`` grows with each change, so
+    that two processes judging the same step change it once (compare and set).
+    """
+
+    id: int
+    name: str
+    alias: str
+    champion: int
+    challenger: int
+    mode: str
+    steps: tuple[float, ...]
+    step_index: int
+    weight: float
+    window_s: float
+    criteria: dict[str, Any]
+    status: str
+    reason: str | None
+    revision: int
+    step_started_at: float
+    created_at: float
+    updated_at: float
+    events: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def step_percent(self) -> float:
+        return float(self.steps[self.step_index])
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["steps"] = list(self.steps)
+        out["events"] = list(self.events)
+        out["step_percent"] = self.step_percent
+        return out
 
 
 def _tables(sa: Any) -> tuple[Any, ...]:
@@ -134,7 +192,30 @@ def _tables(sa: Any) -> tuple[Any, ...]:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Index("ix_mlu_deployments_name", "name", "version"),
     )
-    return md, schema, models, versions, aliases, deployments
+    rollouts = sa.Table(
+        "mlu_rollouts",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("alias", sa.String(64), nullable=False),
+        sa.Column("champion", sa.Integer, nullable=False),
+        sa.Column("challenger", sa.Integer, nullable=False),
+        sa.Column("mode", sa.String(20), nullable=False),
+        sa.Column("steps", sa.JSON, nullable=False),
+        sa.Column("step_index", sa.Integer, nullable=False),
+        sa.Column("weight", sa.Float, nullable=False),
+        sa.Column("window_s", sa.Float, nullable=False),
+        sa.Column("criteria", sa.JSON, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.Column("step_started_at", sa.Float, nullable=False),
+        sa.Column("events", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Index("ix_mlu_rollouts_name", "name", "id"),
+    )
+    return md, schema, models, versions, aliases, deployments, rollouts
 
 
 class ModelRegistry:
@@ -174,9 +255,15 @@ class ModelRegistry:
         self.url = url or default_url
         self.store = ArtifactStore(artifact_root or default_root, storage_options)
         self._sa = sa
-        (self._md, self._schema, self._models, self._versions, self._aliases, self._deployments) = (
-            _tables(sa)
-        )
+        (
+            self._md,
+            self._schema,
+            self._models,
+            self._versions,
+            self._aliases,
+            self._deployments,
+            self._rollouts,
+        ) = _tables(sa)
         self.engine = self._make_engine(self.url)
         self._migrate()
 
@@ -231,7 +318,10 @@ class ModelRegistry:
                     f"registry schema version {current} is newer than this ml_utilities "
                     f"understands ({SCHEMA_VERSION}); upgrade ml_utilities"
                 )
-            # future migrations: `if current < 2: ...; update version` in this transaction
+            elif current < SCHEMA_VERSION:
+                # 1 -> 2: the rollouts table, which create_all has just added
+                conn.execute(self._schema.update().values(version=SCHEMA_VERSION))
+            # future migrations: `if current < 3: ...; update version` in this transaction
 
     # -- names -------------------------------------------------------------------------------------
     @staticmethod
@@ -643,6 +733,262 @@ class ModelRegistry:
         finally:
             if temporary:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    # -- rollouts ----------------------------------------------------------------------------------
+    def start_rollout(
+        self,
+        name: str,
+        challenger: int,
+        *,
+        alias: str = "champion",
+        steps: tuple[float, ...] | list[float] = (5, 25, 50, 100),
+        window_s: float = 60.0,
+        mode: str = "canary",
+        criteria: dict[str, Any] | None = None,
+    ) -> Rollout:
+        """Begin a rollout of version ``challenger`` of ``name`` against the version ``alias``
+        points to (the champion), at ``steps[0]`` percent of the traffic; ``challenger`` also
+        becomes the alias ``challenger`` (removed again when the rollout is promoted or rolled
+        back). One transaction.
+
+        Raises
+        ------
+        ParameterError
+            Bad steps, window, mode or criteria; a rollout of ``name`` already running; the
+            challenger is the champion.
+        ModelNotFoundError
+            No such version, or no ``alias`` to roll out against.
+        """
+        alias = self._check_alias(alias)
+        if mode not in ("canary", "shadow"):
+            raise ParameterError(f"mode={mode!r}: expected 'canary' or 'shadow'")
+        try:
+            step_list = [float(p) for p in steps]
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"steps={steps!r}: expected percentages such as [5, 25, 100]"
+            ) from None
+        if (
+            not step_list
+            or any(not (0 < p <= 100) for p in step_list)
+            or any(b <= a for a, b in zip(step_list, step_list[1:], strict=False))
+        ):
+            raise ParameterError(f"steps={steps!r}: expected increasing percentages in (0, 100]")
+        if mode == "canary" and step_list[-1] != 100:
+            raise ParameterError(f"steps={steps!r}: a canary rollout's last step is 100")
+        if not (isinstance(window_s, (int, float)) and 0 < float(window_s) < 1e7):
+            raise ParameterError(f"window_s={window_s!r}: expected a positive number of seconds")
+        crit = dict(criteria or {})
+        _check_json(crit, "criteria")
+        sa = self._sa
+        t = self._rollouts
+        now = time.time()
+        with self.engine.begin() as conn:
+            champion = self._resolve(conn, name, alias)
+            exists = conn.execute(
+                sa.select(self._versions.c.id).where(
+                    (self._versions.c.name == name) & (self._versions.c.version == challenger)
+                )
+            ).first()
+            if exists is None:
+                raise ModelNotFoundError(f"model {name!r} has no version {challenger!r}")
+            if int(challenger) == champion:
+                raise ParameterError(
+                    f"version {challenger} of {name!r} is already the {alias!r}: nothing to "
+                    "roll out"
+                )
+            running = conn.execute(
+                sa.select(t.c.id, t.c.challenger).where(
+                    (t.c.name == name) & (t.c.status == "running")
+                )
+            ).first()
+            if running is not None:
+                raise ParameterError(
+                    f"a rollout of {name!r} (version {running[1]}) is already running: roll it "
+                    "back or let it finish first"
+                )
+            weight = 0.0 if mode == "shadow" else step_list[0] / 100.0
+            event = {"time": now, "event": "start", "detail": f"{mode} at {step_list[0]:g}%"}
+            result = conn.execute(
+                t.insert().values(
+                    name=name,
+                    alias=alias,
+                    champion=champion,
+                    challenger=int(challenger),
+                    mode=mode,
+                    steps=step_list,
+                    step_index=0,
+                    weight=weight,
+                    window_s=float(window_s),
+                    criteria=_clean_json(crit),
+                    status="running",
+                    reason=None,
+                    revision=1,
+                    step_started_at=now,
+                    events=[event],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            rid = int(result.inserted_primary_key[0])
+            self._upsert_alias(conn, name, "challenger", int(challenger), now)
+        logger.info("rollout %d of %s: v%d against v%d", rid, name, challenger, champion)
+        return self._rollout_by_id(rid)
+
+    def _rollout_by_id(self, rid: int) -> Rollout:
+        sa = self._sa
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self._rollouts).where(self._rollouts.c.id == rid))
+            return self._row_to_rollout(row.mappings().one())
+
+    @staticmethod
+    def _row_to_rollout(r: Any) -> Rollout:
+        return Rollout(
+            id=int(r["id"]),
+            name=r["name"],
+            alias=r["alias"],
+            champion=int(r["champion"]),
+            challenger=int(r["challenger"]),
+            mode=r["mode"],
+            steps=tuple(float(p) for p in r["steps"]),
+            step_index=int(r["step_index"]),
+            weight=float(r["weight"]),
+            window_s=float(r["window_s"]),
+            criteria=dict(r["criteria"]),
+            status=r["status"],
+            reason=r["reason"],
+            revision=int(r["revision"]),
+            step_started_at=float(r["step_started_at"]),
+            created_at=float(r["created_at"]),
+            updated_at=float(r["updated_at"]),
+            events=tuple(dict(e) for e in r["events"]),
+        )
+
+    def get_rollout(self, name: str) -> Rollout | None:
+        """The latest rollout of ``name`` (running or finished), or None."""
+        sa = self._sa
+        t = self._rollouts
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(t).where(t.c.name == name).order_by(t.c.id.desc()).limit(1))
+                .mappings()
+                .first()
+            )
+        return None if row is None else self._row_to_rollout(row)
+
+    def list_rollouts(self, name: str | None = None) -> list[Rollout]:
+        """Every rollout (of ``name``), oldest first."""
+        sa = self._sa
+        t = self._rollouts
+        q = sa.select(t).order_by(t.c.id)
+        if name is not None:
+            q = q.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            return [self._row_to_rollout(r) for r in conn.execute(q).mappings().all()]
+
+    def _change_rollout(
+        self,
+        name: str,
+        revision: int | None,
+        change: Any,
+    ) -> Rollout | None:
+        """Apply ``change(conn, rollout, now) -> (values, event)`` to the running rollout of
+        ``name`` in one transaction, if its revision is still ``revision`` (None: any); the
+        changed rollout, or None where another process changed it first or none is running."""
+        sa = self._sa
+        t = self._rollouts
+        now = time.time()
+        with self.engine.begin() as conn:
+            q = sa.select(t).where((t.c.name == name) & (t.c.status == "running"))
+            if conn.dialect.name != "sqlite":
+                q = q.with_for_update()
+            row = conn.execute(q).mappings().first()
+            if row is None:
+                return None
+            current = self._row_to_rollout(row)
+            if revision is not None and current.revision != revision:
+                return None
+            values, event = change(conn, current, now)
+            if values.get("status", "running") in ("promoted", "rolled_back"):
+                # the version is no longer a challenger: the champion now, or turned down
+                a = self._aliases
+                conn.execute(
+                    a.delete().where(
+                        (a.c.name == name)
+                        & (a.c.alias == "challenger")
+                        & (a.c.version == current.challenger)
+                    )
+                )
+            events = [*current.events, {"time": now, **event}][-_MAX_EVENTS:]
+            values.update(revision=current.revision + 1, updated_at=now, events=_clean_json(events))
+            done = conn.execute(
+                t.update()
+                .where((t.c.id == current.id) & (t.c.revision == current.revision))
+                .values(**values)
+            ).rowcount
+            if not done:
+                return None
+            rid = current.id
+        return self._rollout_by_id(rid)
+
+    def advance_rollout(
+        self, name: str, revision: int | None = None, *, detail: str | None = None
+    ) -> Rollout | None:
+        """Move the running rollout of ``name`` to its next step; past the last step, promote
+        the challenger (``alias`` points to it, in the same transaction) or, in shadow mode,
+        end it as ``shadow_passed``. None where ``revision`` is stale or nothing runs."""
+
+        def change(conn: Any, r: Rollout, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            nxt = r.step_index + 1
+            if nxt < len(r.steps):
+                weight = 0.0 if r.mode == "shadow" else r.steps[nxt] / 100.0
+                return (
+                    {"step_index": nxt, "weight": weight, "step_started_at": now},
+                    {"event": "step", "detail": detail or f"{r.steps[nxt]:g}%"},
+                )
+            if r.mode == "shadow":
+                return (
+                    {"status": "shadow_passed", "reason": detail},
+                    {"event": "shadow_passed", "detail": detail or "every step passed"},
+                )
+            self._upsert_alias(conn, name, r.alias, r.challenger, now)
+            return (
+                {"status": "promoted", "weight": 1.0, "reason": detail},
+                {"event": "promoted", "detail": detail or f"v{r.challenger} is {r.alias}"},
+            )
+
+        return self._change_rollout(name, revision, change)
+
+    def rollback_rollout(
+        self, name: str, reason: str, revision: int | None = None
+    ) -> Rollout | None:
+        """End the running rollout of ``name``: every request goes to the champion again.
+        None where ``revision`` is stale or nothing runs."""
+
+        def change(conn: Any, r: Rollout, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            return (
+                {"status": "rolled_back", "weight": 0.0, "reason": str(reason)},
+                {"event": "rolled_back", "detail": str(reason)},
+            )
+
+        return self._change_rollout(name, revision, change)
+
+    def promote_rollout(self, name: str, reason: str = "promoted by hand") -> Rollout | None:
+        """Finish the running rollout of ``name`` now, promoting its challenger."""
+
+        def change(conn: Any, r: Rollout, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            self._upsert_alias(conn, name, r.alias, r.challenger, now)
+            return (
+                {
+                    "status": "promoted",
+                    "weight": 1.0,
+                    "reason": reason,
+                    "step_index": len(r.steps) - 1,
+                },
+                {"event": "promoted", "detail": reason},
+            )
+
+        return self._change_rollout(name, None, change)
 
     # -- maintenance -------------------------------------------------------------------------------
     def collect_garbage(self, older_than_s: float = 3600.0) -> list[str]:

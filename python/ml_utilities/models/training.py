@@ -188,7 +188,7 @@ def train(features: Any, labels: Any, config: Any, validation_split: float = 0.2
     )
     keep = val_idx[:HOLDOUT_ROWS]
     logger.info("trained %s in %.2fs: %s", cfg["name"], duration, metrics)
-    return ModelHandle(
+    handle = ModelHandle(
         adapter,
         name=cfg["name"],
         task=task,
@@ -203,3 +203,9 @@ def train(features: Any, labels: Any, config: Any, validation_split: float = 0.2
         fingerprint=fingerprint(x, np.asarray(y_given)),
         holdout=(x[keep], y_given[keep]),
     )
+    if x.ndim == 2:
+        # the training rows' reference sample (validation and drift monitoring of this
+        # version); models over 2-D samples (spectrograms, sequences) get none: their drift is
+        # watched on summary features, not on every cell of a sample
+        handle.set_reference(x[train_idx], np.asarray(y_given)[train_idx], seed=cfg["seed"])
+    return handle

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
 __all__ = ["add_serve_command", "run_serve"]
@@ -42,6 +43,14 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="PredictionService configuration as JSON, e.g. '{\"batch_size\": 64}'",
     )
     p.add_argument("--no-batching", action="store_true", help="turn dynamic batching off")
+    p.add_argument(
+        "--monitor",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="watch this model's live rows for drift against its champion's reference sample "
+        "(ml_model_drift_score, ml_model_drift_alarm; repeat for several models)",
+    )
     p.add_argument("--log-level", default="warning", help="log level (default warning)")
     p.add_argument(
         "--max-body-size",
@@ -95,6 +104,9 @@ def _service_config(args: argparse.Namespace) -> dict[str, Any]:
         config["redis_url"] = args.redis_url
     if args.no_batching:
         config["dynamic_batching"] = False
+    monitor = getattr(args, "monitor", None)
+    if monitor:
+        config["monitor"] = list(monitor)
     return config
 
 
@@ -118,8 +130,15 @@ def build_app_from_env() -> Any:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is optional
         pass
+    monitored = config.pop("monitor", [])
     manager = ModelManager(registry_url=registry_url, artifact_root=artifact_root)
-    app = create_app(PredictionService(manager, config=config, freeze_gc=True))
+    service = PredictionService(manager, config=config, freeze_gc=True)
+    for name in monitored:
+        try:
+            service.monitor_sync(name)
+        except Exception as err:  # noqa: BLE001 - the server still serves; the log says why
+            logging.getLogger(__name__).warning("cannot monitor %s: %s", name, err)
+    app = create_app(service)
     # Everything imported so far (torch, xgboost, ...: hundreds of thousands of objects)
     # lives as long as the process: keep it out of the collector's full passes, whose pauses
     # would otherwise land in the latency tail. Each model load does the same for what it
@@ -138,7 +157,8 @@ def startup_lines(args: argparse.Namespace) -> list[str]:
     workers = f"{args.workers} worker{'s' if args.workers != 1 else ''}"
     lines = [
         f"ml-utilities serve: {base} ({workers})",
-        f"  predict: POST {base}/v1/models/{{name}}:predict",
+        f"  predict: POST {base}/v1/models/{{name}}:predict; outcomes: POST "
+        f"{base}/v1/models/{{name}}:outcome; rollouts: {base}/v1/rollouts/{{name}}",
         f"  metrics: {base}/metrics; health: {base}/health, {base}/ready; models: {base}/v1/models",
     ]
     try:
@@ -146,8 +166,14 @@ def startup_lines(args: argparse.Namespace) -> list[str]:
             registry_url=args.registry_url, artifact_root=args.artifact_root
         ).registry
         try:
-            names = registry.list_models()
-            found = [f"{name} (v{registry.get_version(name).version})" for name in names]
+            found = []
+            for name in registry.list_models():
+                champion = registry.aliases(name).get("champion")
+                found.append(
+                    f"{name} (champion v{champion})"
+                    if champion is not None
+                    else f"{name} (v{registry.get_version(name).version})"
+                )
         finally:
             registry.dispose()
     except Exception as err:  # noqa: BLE001 - the server reports it again on a request
@@ -170,7 +196,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from .config import ServiceConfig
 
     config = _service_config(args)
-    ServiceConfig().updated(config)  # fail before starting workers on a bad configuration
+    # fail before starting workers on a bad configuration
+    ServiceConfig().updated({k: v for k, v in config.items() if k != "monitor"})
     if args.workers < 1:
         raise ParameterError(f"--workers={args.workers}: expected an integer >= 1")
     # for build_app_from_env, here and in the worker processes (which inherit the environment)

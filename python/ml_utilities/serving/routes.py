@@ -13,6 +13,14 @@ Routes
     (``"instances"`` is accepted for ``"features"``); answers ``predict_batch``'s dictionary.
     ``name`` may carry a version: ``genre:3`` is not possible in this path, use ``genre@3`` or
     ``genre@champion``. Another method is answered 405 (``Allow: POST``).
+    ``"request_key"`` (a user id) is what a running rollout's split assigns by;
+    ``"request_id"`` comes back in the answer's metadata (a fresh one under a rollout).
+``POST /v1/models/{name}:outcome``
+    Body ``{"request_id": ..., "label": ...}``: the true label of an answered request, scored
+    for the rollout's judge (:meth:`PredictionService.record_outcome`); 400 for an unknown id.
+``GET /v1/rollouts/{name}``
+    The model's latest rollout (steps, weight, status, events) with this process's stats of
+    its current step; 404 where it never had one.
 ``GET /health``
     Liveness: 200 while the process serves.
 ``GET /ready``
@@ -93,7 +101,9 @@ _GET_ONLY: Answer = (405, _NOT_ALLOWED, [(b"allow", b"GET, HEAD")], JSON)
 
 _PREFIX = "/v1/models/"
 _SUFFIX = ":predict"
-_FIELDS = frozenset(("features", "instances", "options", "version"))
+_FIELDS = frozenset(("features", "instances", "options", "version", "request_key", "request_id"))
+_OUTCOME = ":outcome"
+_ROLLOUTS = "/v1/rollouts/"
 #: exception class -> HTTP status of its JSON answer (the most derived class registered wins)
 _STATUS: dict[type[BaseException], int] = {
     FeatureValueError: 400,
@@ -127,10 +137,49 @@ def handle(
             return INTERNAL_ERROR
     name = predict_name(path)
     if name is None:
+        if path.startswith(_ROLLOUTS) and "/" not in path[len(_ROLLOUTS) :]:
+            if method != "GET" and method != "HEAD":
+                return _GET_ONLY
+            return _rollout(service, path[len(_ROLLOUTS) :])
+        if path.startswith(_PREFIX) and path.endswith(_OUTCOME):
+            target = path[len(_PREFIX) : -len(_OUTCOME)]
+            if target and "/" not in target:
+                if method != "POST":
+                    return _POST_ONLY
+                return _outcome(service, body)
         return NOT_FOUND
     if method != "POST":
         return _POST_ONLY
     return predict(service, name, body)
+
+
+async def _rollout(service: Any, name: str) -> Answer:
+    try:
+        status = await asyncio.to_thread(service.rollout_status_sync, name)
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or a 500
+        answer = error_response(err, name)
+        if answer is None:
+            return internal_error(name, err)
+        return (*answer, JSON)
+    if status is None:
+        return 404, _dumps({"detail": f"model {name!r} has no rollout"}), None, JSON
+    return 200, _dumps(status), None, JSON
+
+
+async def _outcome(service: Any, body: bytes) -> Answer:
+    try:
+        doc = _decode(body)
+        if not isinstance(doc, dict) or set(doc) != {"request_id", "label"}:
+            raise ParameterError(
+                "an outcome is a JSON object with exactly 'request_id' and 'label'"
+            )
+        scored = await service.record_outcome(doc["request_id"], doc["label"])
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or a 500
+        answer = error_response(err)
+        if answer is None:
+            return internal_error("outcome", err)
+        return (*answer, JSON)
+    return 200, _dumps(scored), None, JSON
 
 
 def predict_name(path: str) -> str | None:
@@ -298,7 +347,10 @@ def _arguments(name: str, doc: Any) -> dict[str, Any]:
         raise ParameterError("the request body must be a JSON object with 'features'")
     if not _FIELDS.issuperset(doc):
         unknown = sorted(set(doc) - _FIELDS)
-        raise ParameterError(f"unknown field(s) {unknown}; accepted: features, options, version")
+        raise ParameterError(
+            f"unknown field(s) {unknown}; accepted: features, options, version, request_key, "
+            "request_id"
+        )
     features = doc.get("features", doc.get("instances"))
     if features is None:
         raise ModelInputError("the request has no 'features' (a list of rows)")
@@ -307,4 +359,6 @@ def _arguments(name: str, doc: Any) -> dict[str, Any]:
         "features": features,
         "options": doc.get("options"),
         "version": doc.get("version"),
+        "request_key": doc.get("request_key"),
+        "request_id": doc.get("request_id"),
     }

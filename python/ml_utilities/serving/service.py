@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from ..models.errors import ModelNotFoundError
 from ._json import dumps as _dumps
 from ._json import loads as _loads
 from .batching import DynamicBatcher
@@ -45,6 +46,7 @@ from .cache import (
 )
 from .config import ServiceConfig
 from .conformal import SplitConformal
+from .errors import ModelInputError
 from .explain import Explainer, top_features
 from .loaded import LoadedModel, cuda_available, folder_bytes
 from .metrics import metrics, observe_many
@@ -62,6 +64,7 @@ from .request import (
     split_name,
     validate,
 )
+from .rollout import Decision, RolloutRouter
 
 __all__ = ["PredictionService"]
 
@@ -121,6 +124,11 @@ class PredictionService:
         self._results: InProcessResultCache | RedisResultCache | None = None
         self._closed = False
         self._freeze_gc = bool(freeze_gc)
+        #: gradual rollouts: the split read from the registry, judged in this process
+        self.rollouts = RolloutRouter(lambda: self.registry, on_switch=self._forget_name)
+        self._shadow_pool: Any = None
+        #: name -> LiveMonitor (drift of live inputs and predictions against the reference)
+        self._monitors: dict[str, Any] = {}
         self._apply(self._config)
         if config:
             self.configure_sync(config)
@@ -204,9 +212,25 @@ class PredictionService:
         hit = self._resolved.get(key)
         if hit is not None and now - hit[0] < _RESOLVE_TTL_S:
             return hit[1]
-        mv = self.registry.get_version(name, version)
+        if not self.rollouts.cached(name)[0]:
+            self.rollouts.refresh(name)  # the fast path asks whether a rollout runs
+        if version is None:
+            # a plain name is the champion where one is named (so that a version registered,
+            # or rolled back, after it takes no traffic outside a rollout), else the latest
+            try:
+                mv = self.registry.get_version(name, "champion")
+            except ModelNotFoundError:
+                mv = self.registry.get_version(name, None)
+        else:
+            mv = self.registry.get_version(name, version)
         self._resolved[key] = (now, mv.version)
         return int(mv.version)
+
+    def _forget_name(self, name: str) -> None:
+        """Forget the cached alias resolutions of ``name`` (a rollout of it started or ended:
+        its alias may point elsewhere now)."""
+        for key in [k for k in self._resolved if k[0] == name]:
+            self._resolved.pop(key, None)
 
     def get_model(self, model_name: str, version: int | str | None = None) -> LoadedModel:
         """The loaded model ``model_name`` at ``version`` (int, alias, or latest), loading it
@@ -604,8 +628,39 @@ class PredictionService:
         options: dict[str, bool] | None = None,
         *,
         version: int | str | None = None,
+        request_key: Any = None,
+        request_id: Any = None,
     ) -> dict[str, Any]:
         """Synchronous twin of :meth:`predict_batch`."""
+        name, ver = split_name(model_name, version)
+        decision = self.rollouts.decide(name, ver, request_key, request_id)
+        if decision is None:
+            result = self._predict_version_sync(model_name, features, options, version)
+            return self._tagged(result, request_id)
+        t0 = time.perf_counter()
+        try:
+            self.get_model(name, decision.version)  # a first load is not the version's latency
+            t0 = time.perf_counter()
+            result = self._predict_version_sync(name, features, options, decision.version)
+        except Exception as err:
+            result = self._challenger_failed(decision, name, err, t0)
+            if result is None:
+                raise
+            result = self._predict_version_sync(name, features, options, decision.rollout.champion)
+            self._count(decision, decision.rollout.champion, t0, result)
+        else:
+            self._count(decision, decision.version, t0, result)
+        if decision.shadow is not None:
+            self._shadow_submit(decision, name, features, options)
+        return self._rollout_meta(result, decision)
+
+    def _predict_version_sync(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None,
+        version: int | str | None,
+    ) -> dict[str, Any]:
         start = time.perf_counter()
         model = self._counted(model_name, lambda: self.get_model(model_name, version))
         with outcome(model.name):
@@ -614,12 +669,14 @@ class PredictionService:
                 cached = self._results.get(key)  # type: ignore[union-attr]
                 (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
                 if cached is not None:
+                    self._live_cached(model, x, cached)
                     return self._finish(model, cached, start, len(x), True)
             raw = self._raw_sync(model, x)
             result = self._assemble(model, x, raw, opts)
             if key is not None:
                 # the cache serialises it at once (tuples become lists, as JSON gives back)
                 self._results.set(key, result)  # type: ignore[union-attr]
+            self._live(model, x, raw)
             return self._finish(model, result, start, len(x), False)
 
     async def predict_batch(
@@ -629,6 +686,8 @@ class PredictionService:
         options: dict[str, bool] | None = None,
         *,
         version: int | str | None = None,
+        request_key: Any = None,
+        request_id: Any = None,
     ) -> dict[str, Any]:
         """Predict every row of ``features`` with ``model_name``.
 
@@ -646,7 +705,17 @@ class PredictionService:
             classifiers), ``feature_importance`` (mean absolute contribution per feature over
             the batch); all False by default.
         version : int or str, optional
-            Version number or alias (default: latest, or the one in ``model_name``).
+            Version number or alias (default: the one in ``model_name``, else the
+            ``champion`` alias where the model has one, else its latest version). While a
+            rollout of the model runs (:mod:`ml_utilities.serving.rollout`), a request
+            without a version or with the rollout's alias is answered by the champion or the
+            challenger, as the split assigns it.
+        request_key : str or int, optional
+            What the split assigns by (a user id): one key, one version. Default: the request
+            id (each request drawn apart).
+        request_id : str or int, optional
+            The request's id, returned in ``metadata["request_id"]``; outcomes are reported
+            against it (:meth:`record_outcome`). Default under a rollout: a fresh one.
 
         Returns
         -------
@@ -669,6 +738,38 @@ class PredictionService:
         RequestTimeoutError
             No answer within ``request_timeout_s``.
         """
+        name, ver = split_name(model_name, version)
+        fresh, row = self.rollouts.cached(name)
+        if not fresh:
+            row = await asyncio.to_thread(self.rollouts.refresh, name)
+        decision = self.rollouts.decide(name, ver, request_key, request_id, row=row)
+        if decision is None:
+            result = await self._predict_version(model_name, features, options, version)
+            return self._tagged(result, request_id)
+        t0 = time.perf_counter()
+        try:
+            await self.get_model_async(name, decision.version)  # not the version's latency
+            t0 = time.perf_counter()
+            result = await self._predict_version(name, features, options, decision.version)
+        except Exception as err:
+            result = self._challenger_failed(decision, name, err, t0)
+            if result is None:
+                raise
+            result = await self._predict_version(name, features, options, decision.rollout.champion)
+            self._count(decision, decision.rollout.champion, t0, result)
+        else:
+            self._count(decision, decision.version, t0, result)
+        if decision.shadow is not None:
+            self._shadow_submit(decision, name, features, options)
+        return self._rollout_meta(result, decision)
+
+    async def _predict_version(
+        self,
+        model_name: str,
+        features: Any,
+        options: dict[str, bool] | None,
+        version: int | str | None,
+    ) -> dict[str, Any]:
         start = time.perf_counter()
         try:
             model = await self.get_model_async(model_name, version)
@@ -681,6 +782,7 @@ class PredictionService:
                 cached = await self._results.aget(key)  # type: ignore[union-attr]
                 (_CACHE_HIT if cached is not None else _CACHE_MISS).inc()
                 if cached is not None:
+                    self._live_cached(model, x, cached)
                     return self._finish(model, cached, start, len(x), True)
             raw = await self._raw_async(model, x)
             explain = opts["explain_predictions"] or opts["feature_importance"]
@@ -694,13 +796,191 @@ class PredictionService:
                 result = self._assemble(model, x, raw, opts, contrib)
             if key is not None:
                 await self._results.aset(key, result)  # type: ignore[union-attr]
+            self._live(model, x, raw)
             return self._finish(model, result, start, len(x), False)
+
+    # -- rollouts ---------------------------------------------------------------------------------
+    @staticmethod
+    def _tagged(result: dict[str, Any], request_id: Any) -> dict[str, Any]:
+        if request_id is not None:
+            result["metadata"]["request_id"] = str(request_id)
+        return result
+
+    def _rollout_meta(self, result: dict[str, Any], decision: Decision) -> dict[str, Any]:
+        row = decision.rollout
+        meta = result["metadata"]
+        meta["request_id"] = decision.request_id
+        answered = int(meta.get("registry_version", decision.version))
+        meta["rollout"] = {
+            "id": row.id,
+            "mode": row.mode,
+            "role": "champion" if answered == row.champion else "challenger",
+            "step_percent": row.step_percent,
+        }
+        self.rollouts.log_answer(decision, answered, result["predictions"])
+        return result
+
+    def _count(self, decision: Decision, version: int, t0: float, result: dict[str, Any]) -> None:
+        task = "classification" if "probabilities" in result else "regression"
+        self.rollouts.record(decision.rollout, version, time.perf_counter() - t0, False, task)
+
+    def _challenger_failed(
+        self, decision: Decision, name: str, err: BaseException, t0: float
+    ) -> bool | None:
+        """Count a failed request of the rollout: True where the champion should answer it
+        instead (the challenger failed), None where the error is the answer (the champion
+        failed, or the request is bad for any version)."""
+        row = decision.rollout
+        if decision.version == row.champion:
+            if not isinstance(err, (ModelInputError, ParameterError)):
+                self.rollouts.record(row, row.champion, time.perf_counter() - t0, True)
+            return None
+        self.rollouts.record(row, decision.version, time.perf_counter() - t0, True)
+        logger.warning(
+            "challenger %s v%d failed a request (%s: %s); the champion v%d answers it",
+            name,
+            decision.version,
+            type(err).__name__,
+            err,
+            row.champion,
+        )
+        return True
+
+    def _shadow_submit(
+        self, decision: Decision, name: str, features: Any, options: dict[str, bool] | None
+    ) -> None:
+        """The shadow challenger predicts the same rows on a worker thread: its answer is
+        logged and judged, never returned."""
+        if self._shadow_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="mlu-shadow")
+        self._shadow_pool.submit(self._shadow, decision, name, features, options)
+
+    def _shadow(
+        self, decision: Decision, name: str, features: Any, options: dict[str, bool] | None
+    ) -> None:
+        version = int(decision.shadow)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        try:
+            self.get_model(name, version)
+            t0 = time.perf_counter()
+            result = self._predict_version_sync(name, features, options, version)
+        except Exception as err:  # noqa: BLE001 - the shadow's failure is counted, not raised
+            self.rollouts.record(decision.rollout, version, time.perf_counter() - t0, True)
+            logger.info("shadow %s v%d failed: %s", name, version, err)
+            return
+        self._count(decision, version, t0, result)
+        self.rollouts.log_answer(decision, version, result["predictions"])
+
+    def record_outcome_sync(self, request_id: Any, label: Any) -> dict[str, Any]:
+        """The true ``label`` of an answered request (one value, or one per row): scores the
+        versions that predicted it for the rollout's judge. Raises ``ParameterError`` for an
+        unknown request id."""
+        return self.rollouts.record_outcome(request_id, label)
+
+    async def record_outcome(self, request_id: Any, label: Any) -> dict[str, Any]:
+        """Coroutine of :meth:`record_outcome_sync`."""
+        return self.record_outcome_sync(request_id, label)
+
+    def rollout_status_sync(self, model_name: str) -> dict[str, Any] | None:
+        """The rollout of ``model_name`` (the registry's row) with this process's stats of its
+        current step; None where the model never had one."""
+        row = self.rollouts.refresh(model_name)
+        if row is None:
+            return None
+        out = row.to_dict()
+        out["stats"] = self.rollouts.step_stats(row)
+        return out
+
+    # -- live monitoring --------------------------------------------------------------------------
+    def monitor_sync(
+        self,
+        model_name: str,
+        *,
+        version: int | str | None = None,
+        window: int = 500,
+        step: int | None = None,
+        threshold: float = 0.3,
+        patience: int = 2,
+        on_alarm: Callable[[str, Any], None] | None = None,
+        cpu_share: float = 0.02,
+    ) -> dict[str, Any]:
+        """Watch the live rows and predictions of ``model_name`` for drift against the
+        reference sample of ``version`` (default: its ``champion``, else its latest version).
+
+        Every answered request's rows feed a sliding window of ``window`` rows, scored every
+        ``step`` rows on a worker thread (:mod:`ml_utilities.serving.monitor`) that keeps to
+        ``cpu_share`` of a core (sampling the rows where the traffic needs more). Returns the
+        monitor's status. Calling it again replaces the monitor."""
+        from .monitor import LiveMonitor, reference_of
+
+        name, ver = split_name(model_name, version)
+        if ver is None:
+            ver = "champion" if "champion" in self.registry.aliases(name) else None
+        model = self.get_model(name, ver)
+        if not model.flat_input:
+            raise ParameterError(
+                f"{name} v{model.version} takes samples of shape "
+                f"{list(model.handle.adapter.input_shape)}: drift is monitored on feature rows "
+                "(monitor the model that consumes their summary features)"
+            )
+        monitor = LiveMonitor(
+            name,
+            model.version,
+            reference_of(model.handle),
+            model.feature_names,
+            window=window,
+            step=step,
+            threshold=threshold,
+            patience=patience,
+            on_alarm=on_alarm,
+            cpu_share=cpu_share,
+        )
+        old = self._monitors.pop(name, None)
+        if old is not None:
+            old.close()
+        self._monitors[name] = monitor
+        return monitor.status()
+
+    def drift_status_sync(self, model_name: str, *, flush: bool = False) -> dict[str, Any]:
+        """The drift monitor's status of ``model_name`` (score, alarm, history...).
+
+        Raises ``ParameterError`` where the model is not monitored."""
+        monitor = self._monitors.get(model_name)
+        if monitor is None:
+            raise ParameterError(f"model {model_name!r} is not monitored: call monitor() first")
+        if flush:
+            monitor.flush()
+        return monitor.status()
+
+    def unmonitor_sync(self, model_name: str) -> None:
+        monitor = self._monitors.pop(model_name, None)
+        if monitor is not None:
+            monitor.close()
+
+    def _live(self, model: LoadedModel, x: np.ndarray, raw: np.ndarray) -> None:
+        monitor = self._monitors.get(model.name)
+        if monitor is not None:
+            monitor.submit(x, raw, model.task)
+
+    def _live_cached(self, model: LoadedModel, x: np.ndarray, result: dict[str, Any]) -> None:
+        """A cached answer's rows are live traffic too (the drift is in what clients send)."""
+        monitor = self._monitors.get(model.name)
+        if monitor is not None:
+            key = "probabilities" if model.task == "classification" else "predictions"
+            monitor.submit(x, np.asarray(result[key], dtype=np.float64), model.task)
 
     def _fast_request(self, model_name: str, doc: Any) -> tuple[LoadedModel, list[Any]] | None:
         """``(model, features)`` where ``doc`` is the fast path's request (:func:`fast_row`)
         for a flat-input model that is loaded and takes that many features; else None."""
         features = fast_row(doc)
         if features is None:
+            return None
+        fresh, row = self.rollouts.cached(model_name)
+        if not fresh or (row is not None and row.running) or model_name in self._monitors:
+            # a rollout may split this model's traffic, or its live inputs are watched:
+            # predict_batch reads the split and feeds the monitor
             return None
         model = self._loaded(model_name, None)
         if model is None or not model.flat_input or len(features[0]) != model.n_features:
@@ -899,6 +1179,11 @@ class PredictionService:
     def close_sync(self) -> None:
         """Drain every batcher and release the caches."""
         self._closed = True
+        self.rollouts.close()
+        for monitor in list(self._monitors.values()):
+            monitor.close()
+        if self._shadow_pool is not None:
+            self._shadow_pool.shutdown(wait=True)
         for model in self._models.pop_all():
             model.close()
         metrics.models_loaded.set(0)
