@@ -190,7 +190,7 @@ def test_the_monitor_keeps_to_its_cpu_share_by_sampling_rows(four_genres, servic
     random sample of the rows: fewer rows scored, the score still sees a real shift."""
     import time
 
-    status = service.monitor_sync("genre4", window=300, step=100, cpu_share=0.005)
+    status = service.monitor_sync("genre4", window=300, step=100, cpu_share=0.1)
     assert status["sample_fraction"] == 1.0
     monitor = service._monitors["genre4"]
     monitor.interval_s = 0.05

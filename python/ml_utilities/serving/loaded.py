@@ -67,6 +67,9 @@ class LoadedModel:
     flat_input: bool = dataclasses.field(init=False, repr=False, default=True)
     #: the result cache key's hash state for one float32 row without options (set on first use)
     key_hasher: Any = dataclasses.field(init=False, repr=False, default=None)
+    #: the drift monitor's intake, ``live(rows, outputs)``, called with every model call's
+    #: batch (:mod:`ml_utilities.serving.monitor`); None when the model is not watched
+    live: Any = dataclasses.field(init=False, repr=False, default=None)
     #: :meth:`answer_template`'s pieces (made on first use)
     _template: tuple[bytes, ...] | None = dataclasses.field(init=False, repr=False, default=None)
 
@@ -169,8 +172,11 @@ class LoadedModel:
         """What the batcher calls: ``(rows, n_features)`` -> ``(rows, n_outputs)``: one model
         call and one reshape per batch."""
         self.observers.batch_size.observe(len(x))
-        out = np.asarray(self.predict_raw(x), dtype=np.float32)
-        return out.reshape(len(x), -1)
+        out = np.asarray(self.predict_raw(x), dtype=np.float32).reshape(len(x), -1)
+        live = self.live
+        if live is not None:
+            live(x, out)
+        return out
 
     def close(self) -> None:
         if self.batcher is not None:

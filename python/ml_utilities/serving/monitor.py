@@ -2,7 +2,8 @@
 reference sample.
 
 :meth:`PredictionService.monitor_sync` attaches a :class:`LiveMonitor` to a model name: every
-answered request (cached answers included) hands its float32 rows and outputs to
+model call (each batch of the dynamic batcher, each direct call, the fast path's included) and
+each answer from the result cache hands its float32 rows and outputs to
 :meth:`LiveMonitor.submit`, which only appends them to a bounded deque (no lock, no wake-up);
 a worker thread drains it every ``interval_s`` seconds into a
 :class:`~ml_utilities.monitoring.DriftMonitor` (sliding window, scored every ``step`` rows,
@@ -12,8 +13,9 @@ The scoring (per-feature tests and a classifier two-sample test over the window)
 milliseconds, so at a high request rate the worker would take a large share of a core and of
 the interpreter from serving. It keeps to ``cpu_share`` of one core instead (2%): it measures
 its own cost per monitored row and, where the traffic would need more, monitors a uniform
-random sample of the rows (``sample_fraction`` in the status), which is a sample of the same
-distribution, so the statistics stay valid; the detection delay then counts sampled rows.
+random sample of the batches (``sample_fraction`` in the status; the others are neither
+copied nor queued), which is a sample of the same distribution, so the statistics stay valid;
+the detection delay then counts sampled rows.
 :meth:`LiveMonitor.flush` scores every row waiting, unsampled (reports, tests). The score and
 the alarm are exported as ``ml_model_drift_score`` and ``ml_model_drift_alarm``.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -150,9 +153,13 @@ class LiveMonitor:
         self._cost_per_row = 0.0  # seconds of scoring per monitored row (EWMA)
         self._rate = 0.0  # submitted rows per second (EWMA)
         self._rng = np.random.default_rng(seed)
+        self._draw = random.Random(seed).random
+        self._last_total = 0
         self._pending: collections.deque[Any] = collections.deque(maxlen=_QUEUE_BATCHES)
         self._work_lock = threading.Lock()
         self._stop = threading.Event()
+        if self.cpu_share < 1.0:
+            self._calibrate(x, reference.get("predictions"))
         self._score_gauge = metrics.drift_score.labels(name)
         self._alarm_gauge = metrics.drift_alarm.labels(name)
         self._alarm_gauge.set(0)
@@ -160,12 +167,28 @@ class LiveMonitor:
         self._thread.start()
 
     def submit(self, x: np.ndarray, raw: np.ndarray, task: str) -> None:
-        """Hand one answered batch to the worker: an append, never a wait (past
-        ``_QUEUE_BATCHES`` waiting batches the oldest are dropped and counted)."""
+        """Hand one answered batch to the worker: a random draw, a copy of the rows (the
+        batcher reuses its buffer) and an append, never a wait. Batches are kept with
+        probability ``sample_fraction``; past ``_QUEUE_BATCHES`` waiting batches the oldest
+        are dropped and counted."""
+        n = len(x)
+        self.submitted_rows += n
+        f = self.sample_fraction
+        if f < 1.0 and self._draw() >= f:
+            self.sampled_out_rows += n
+            return
         pending = self._pending
         if len(pending) == pending.maxlen:
             self.dropped_rows += len(pending[0][0])
-        pending.append((x, raw, task))
+        pending.append((np.array(x, copy=True), raw, task, f))
+
+    def intake(self, task: str) -> Callable[[np.ndarray, np.ndarray], None]:
+        """``live(rows, outputs)`` for a :class:`LoadedModel` of this model's ``task``."""
+
+        def live(x: np.ndarray, out: np.ndarray) -> None:
+            self.submit(x, out, task)
+
+        return live
 
     def _run(self) -> None:
         last = time.monotonic()
@@ -175,6 +198,11 @@ class LiveMonitor:
             last = now
 
     def _drain(self, *, sample: bool, elapsed: float = 0.0) -> None:
+        if elapsed > 0:  # the rate of every submitted row, kept or not
+            total = self.submitted_rows
+            rate = (total - self._last_total) / elapsed
+            self._last_total = total
+            self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
         pending = self._pending
         batches = []
         while pending:
@@ -182,36 +210,57 @@ class LiveMonitor:
                 batches.append(pending.popleft())
             except IndexError:  # pragma: no cover - drained by another caller meanwhile
                 break
-        if not batches:
-            return
         with self._work_lock:
-            n = sum(len(b[0]) for b in batches)
-            self.submitted_rows += n
-            if elapsed > 0:
-                rate = n / elapsed
-                self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
-            x = np.concatenate([b[0].reshape(len(b[0]), -1) for b in batches])
-            try:
-                preds = np.concatenate(
-                    [_numeric_predictions(b[1], b[2], len(b[0])) for b in batches]
-                )
-            except Exception as err:  # noqa: BLE001 - monitoring never breaks serving
-                self.errors += 1
-                logger.warning("drift monitor of %s: bad predictions: %s", self.name, err)
-                return
             if sample:
                 self._budget()
-                if self.sample_fraction < 1.0:
-                    keep = self._rng.random(len(x)) < self.sample_fraction
-                    self.sampled_out_rows += int(len(x) - keep.sum())
-                    x, preds = x[keep], preds[keep]
-            if len(x):
-                self._score(x.astype(np.float64), preds)
+                f = self.sample_fraction
+                if batches and any(b[3] > f for b in batches):
+                    # queued under a larger share (before the budget knew the rate): each
+                    # kept with the ratio, so that every row was kept with probability f
+                    kept = [b for b in batches if b[3] <= f or self._draw() < f / b[3]]
+                    self.sampled_out_rows += sum(len(b[0]) for b in batches) - sum(
+                        len(b[0]) for b in kept
+                    )
+                    batches = kept
+            if batches:
+                self._take(batches)
+
+    def _take(self, batches: list[Any]) -> None:
+        x = np.concatenate([b[0].reshape(len(b[0]), -1) for b in batches])
+        try:
+            preds = np.concatenate([_numeric_predictions(b[1], b[2], len(b[0])) for b in batches])
+        except Exception as err:  # noqa: BLE001 - monitoring never breaks serving
+            self.errors += 1
+            logger.warning("drift monitor of %s: bad predictions: %s", self.name, err)
+            return
+        if len(x):
+            self._score(x.astype(np.float64), preds)
+
+    def _calibrate(self, x: np.ndarray, pred: Any) -> None:
+        """The scoring's cost per monitored row, measured once on a window of the reference
+        against itself, so that the budget holds from the first rows on."""
+        detector = self.monitor.detector
+        n = min(len(x), self.monitor.window)
+        pick = np.random.default_rng(0).choice(len(x), n, replace=False)
+        p = None
+        if pred is not None and len(pred) == len(x):
+            p = np.asarray(pred)[pick]
+        t0 = time.thread_time()
+        try:
+            with _one_thread():
+                detector.score(x[pick], p)
+        except Exception as err:  # noqa: BLE001 - then the first real score measures it
+            logger.info("calibrating the drift monitor of %s failed: %s", self.name, err)
+            return
+        self._cost_per_row = (time.thread_time() - t0) / self.monitor.step
 
     def _budget(self) -> None:
         """The share of rows to monitor so that scoring stays within ``cpu_share``."""
         need = self._rate * self._cost_per_row  # cores the scoring would take unsampled
-        self.sample_fraction = 1.0 if need <= self.cpu_share else self.cpu_share / need
+        if self.cpu_share >= 1.0 or need <= self.cpu_share:
+            self.sample_fraction = 1.0
+        else:
+            self.sample_fraction = self.cpu_share / need
 
     def _score(self, x: np.ndarray, preds: np.ndarray) -> None:
         was = self.monitor.alarm

@@ -330,6 +330,9 @@ class PredictionService:
                 observe=self._observer(name),
                 encode=model.encode,
             )
+        monitor = self._monitors.get(name)
+        if monitor is not None:
+            model.live = monitor.intake(task)
         labels = (name, str(version))
         metrics.memory.labels(*labels).set(model.size_bytes)
         score = handle.metrics.get("accuracy", handle.metrics.get("r2"))
@@ -676,7 +679,6 @@ class PredictionService:
             if key is not None:
                 # the cache serialises it at once (tuples become lists, as JSON gives back)
                 self._results.set(key, result)  # type: ignore[union-attr]
-            self._live(model, x, raw)
             return self._finish(model, result, start, len(x), False)
 
     async def predict_batch(
@@ -796,7 +798,6 @@ class PredictionService:
                 result = self._assemble(model, x, raw, opts, contrib)
             if key is not None:
                 await self._results.aset(key, result)  # type: ignore[union-attr]
-            self._live(model, x, raw)
             return self._finish(model, result, start, len(x), False)
 
     # -- rollouts ---------------------------------------------------------------------------------
@@ -941,6 +942,10 @@ class PredictionService:
         if old is not None:
             old.close()
         self._monitors[name] = monitor
+        for key in self._models.keys():  # the versions loaded now; a later load in _load
+            loaded = self._models.get(key)
+            if loaded is not None and loaded.name == name:
+                loaded.live = monitor.intake(loaded.task)
         return monitor.status()
 
     def drift_status_sync(self, model_name: str, *, flush: bool = False) -> dict[str, Any]:
@@ -957,12 +962,11 @@ class PredictionService:
     def unmonitor_sync(self, model_name: str) -> None:
         monitor = self._monitors.pop(model_name, None)
         if monitor is not None:
+            for key in self._models.keys():
+                loaded = self._models.get(key)
+                if loaded is not None and loaded.name == model_name:
+                    loaded.live = None
             monitor.close()
-
-    def _live(self, model: LoadedModel, x: np.ndarray, raw: np.ndarray) -> None:
-        monitor = self._monitors.get(model.name)
-        if monitor is not None:
-            monitor.submit(x, raw, model.task)
 
     def _live_cached(self, model: LoadedModel, x: np.ndarray, result: dict[str, Any]) -> None:
         """A cached answer's rows are live traffic too (the drift is in what clients send)."""
@@ -978,9 +982,8 @@ class PredictionService:
         if features is None:
             return None
         fresh, row = self.rollouts.cached(model_name)
-        if not fresh or (row is not None and row.running) or model_name in self._monitors:
-            # a rollout may split this model's traffic, or its live inputs are watched:
-            # predict_batch reads the split and feeds the monitor
+        if not fresh or (row is not None and row.running):
+            # a rollout may split this model's traffic: predict_batch reads the split
             return None
         model = self._loaded(model_name, None)
         if model is None or not model.flat_input or len(features[0]) != model.n_features:
