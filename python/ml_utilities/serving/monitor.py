@@ -273,8 +273,10 @@ class LiveMonitor:
             self.errors += 1
             logger.warning("drift monitor of %s failed on %d rows: %s", self.name, len(x), err)
             return
-        cost = (time.thread_time() - t0) / len(x)
-        if reports:  # the cost of a row is what its share of the scoring took
+        if reports:
+            # a monitored row's cost: the scoring of a window, shared by the ``step`` rows
+            # that each score takes in (not by the rows of this drain, which may be few)
+            cost = (time.thread_time() - t0) / (len(reports) * self.monitor.step)
             self._cost_per_row = (
                 cost if self._cost_per_row == 0 else 0.7 * self._cost_per_row + 0.3 * cost
             )
