@@ -360,7 +360,9 @@ def test_recommendation_model_recommends_unseen_items_of_the_users_taste(ranker)
                 "objective": "ranking",
                 "metric": "ndcg@10",
                 "ensemble": True,
-                "time_budget_seconds": 8,
+                # the automl ranker's search shares the budget: under a loaded suite 8 s left
+                # it once at 0.735 of the group share below (2026-12-07), so it gets 12
+                "time_budget_seconds": 12 if ranker == "automl" else 8,
                 "n_candidates": 20,
                 "ranker": ranker,
             },
