@@ -166,6 +166,39 @@ def test_failing_challenger_is_rolled_back_and_loses_no_request(lifecycle_models
     assert all(p == own[j] for _, j, _, p in answers)
 
 
+def test_rows_bad_for_every_version_are_no_challenger_failure(lifecycle_models, service):
+    """NaN rows are refused by both versions: the client's fault, not the challenger's. A
+    challenger refusing rows the champion answers is its failure (the 12-feature v2)."""
+    from lifecycle_support import gtzan_or_synthetic
+
+    from ml_utilities.serving import ModelInputError
+
+    registry, _, _ = lifecycle_models
+    x = gtzan_or_synthetic()[0][:40].copy()
+    bad = x.copy()
+    bad[:, 3] = np.nan
+    registry.start_rollout(
+        "genre-bad", 3, steps=[50, 100], window_s=3600, criteria={"min_requests": 5}
+    )
+    for i in range(40):
+        with pytest.raises(ModelInputError, match="NaN"):
+            service.predict_batch_sync("genre-bad", bad[i : i + 1], request_key=f"user{i}")
+    stats = service.rollout_status_sync("genre-bad")["stats"]
+    assert stats["challenger"]["errors"] == 0 and stats["champion"]["errors"] == 0, stats
+    assert service.rollouts.refresh("genre-bad").running
+    registry.rollback_rollout("genre-bad", "test")
+    registry.start_rollout(
+        "genre-bad", 2, steps=[50, 100], window_s=3600, criteria={"min_requests": 1000}
+    )
+    service.rollouts.refresh("genre-bad")  # as the judge does within its tick
+    for i in range(60):
+        out = service.predict_batch_sync("genre-bad", x[i % 40 : i % 40 + 1], request_key=f"u{i}")
+        assert out["metadata"]["registry_version"] == 1  # the champion answers every one
+    stats = service.rollout_status_sync("genre-bad")["stats"]
+    assert stats["challenger"]["errors"] == stats["challenger"]["requests"] > 0, stats
+    assert stats["champion"]["errors"] == 0, stats
+
+
 def test_less_accurate_challenger_is_rolled_back_on_outcomes(lifecycle_models, service, genre_data):
     registry, _, split = lifecycle_models
     x, y, _, _ = genre_data

@@ -467,7 +467,7 @@ class ModelLifecycleManager:
         return await asyncio.to_thread(self.start_monitoring_sync, model_name)
 
     def _ensure_monitor(self, model_name: str) -> None:
-        if model_name not in self.service._monitors:
+        if self.service.monitor_of(model_name) is None:
             d = self.config["drift"]
             self.service.monitor_sync(
                 model_name,
@@ -533,7 +533,8 @@ class ModelLifecycleManager:
 
         self._ensure_monitor(model_name)
         status = self.service.drift_status_sync(model_name, flush=True)
-        monitor = self.service._monitors[model_name]
+        monitor = self.service.monitor_of(model_name)
+        assert monitor is not None  # _ensure_monitor made it
         live, _ = monitor.monitor.window_rows()
         ref = monitor.monitor.detector
         reference = self.registry.load(model_name, status["reference_version"]).reference

@@ -288,12 +288,10 @@ class LiveMonitor:
             except Exception as err:  # noqa: BLE001
                 logger.warning("on_alarm of %s raised: %s", self.name, err)
 
-    def flush(self, timeout: float = 30.0) -> bool:
+    def flush(self) -> None:
         """Score every row submitted so far, unsampled, in the caller's thread (reports,
-        tests); True once done (``timeout`` is kept for the interface: the work is bounded by
-        what is waiting)."""
+        tests); the work is bounded by what is waiting."""
         self._drain(sample=False)
-        return True
 
     def status(self) -> dict[str, Any]:
         m = self.monitor

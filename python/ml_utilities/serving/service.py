@@ -27,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,6 +65,9 @@ from .request import (
     validate,
 )
 from .rollout import Decision, RolloutRouter
+
+if TYPE_CHECKING:
+    from .monitor import LiveMonitor
 
 __all__ = ["PredictionService"]
 
@@ -646,11 +649,17 @@ class PredictionService:
             t0 = time.perf_counter()
             result = self._predict_version_sync(name, features, options, decision.version)
         except Exception as err:
-            result = self._challenger_failed(decision, name, err, t0)
-            if result is None:
+            if not self._failed(decision, err, time.perf_counter() - t0):
                 raise
-            result = self._predict_version_sync(name, features, options, decision.rollout.champion)
-            self._count(decision, decision.rollout.champion, t0, result)
+            elapsed, t0 = time.perf_counter() - t0, time.perf_counter()
+            try:
+                result = self._predict_version_sync(
+                    name, features, options, decision.rollout.champion
+                )
+            except Exception as champion_err:
+                self._fallback_failed(decision, champion_err, t0)
+                raise
+            self._fallback_answered(decision, err, elapsed, t0, result)
         else:
             self._count(decision, decision.version, t0, result)
         if decision.shadow is not None:
@@ -754,11 +763,17 @@ class PredictionService:
             t0 = time.perf_counter()
             result = await self._predict_version(name, features, options, decision.version)
         except Exception as err:
-            result = self._challenger_failed(decision, name, err, t0)
-            if result is None:
+            if not self._failed(decision, err, time.perf_counter() - t0):
                 raise
-            result = await self._predict_version(name, features, options, decision.rollout.champion)
-            self._count(decision, decision.rollout.champion, t0, result)
+            elapsed, t0 = time.perf_counter() - t0, time.perf_counter()
+            try:
+                result = await self._predict_version(
+                    name, features, options, decision.rollout.champion
+                )
+            except Exception as champion_err:
+                self._fallback_failed(decision, champion_err, t0)
+                raise
+            self._fallback_answered(decision, err, elapsed, t0, result)
         else:
             self._count(decision, decision.version, t0, result)
         if decision.shadow is not None:
@@ -825,27 +840,55 @@ class PredictionService:
         task = "classification" if "probabilities" in result else "regression"
         self.rollouts.record(decision.rollout, version, time.perf_counter() - t0, False, task)
 
-    def _challenger_failed(
-        self, decision: Decision, name: str, err: BaseException, t0: float
-    ) -> bool | None:
-        """Count a failed request of the rollout: True where the champion should answer it
-        instead (the challenger failed), None where the error is the answer (the champion
-        failed, or the request is bad for any version)."""
+    def _failed(self, decision: Decision, err: BaseException, elapsed: float) -> bool:
+        """Count a failed request of the rollout. True where the champion should answer it
+        instead (the challenger failed); False where the error is the answer (the champion
+        failed). A champion refusing bad input is no failure of it; a challenger refusing input
+        is counted against it only once the champion has answered the same rows
+        (:meth:`_fallback_answered`): rows bad for every version are the client's fault."""
         row = decision.rollout
+        bad_input = isinstance(err, (ModelInputError, ParameterError))
         if decision.version == row.champion:
-            if not isinstance(err, (ModelInputError, ParameterError)):
-                self.rollouts.record(row, row.champion, time.perf_counter() - t0, True)
-            return None
-        self.rollouts.record(row, decision.version, time.perf_counter() - t0, True)
+            if not bad_input:
+                self.rollouts.record(row, row.champion, elapsed, True)
+            return False
+        if not bad_input:
+            self.rollouts.record(row, decision.version, elapsed, True)
+            self._log_challenger(decision, err)
+        return True
+
+    @staticmethod
+    def _log_challenger(decision: Decision, err: BaseException) -> None:
         logger.warning(
-            "challenger %s v%d failed a request (%s: %s); the champion v%d answers it",
-            name,
+            "challenger %s v%d failed a request (%s: %s); the champion v%d answered it",
+            decision.rollout.name,
             decision.version,
             type(err).__name__,
             err,
-            row.champion,
+            decision.rollout.champion,
         )
-        return True
+
+    def _fallback_answered(
+        self,
+        decision: Decision,
+        err: BaseException,
+        elapsed: float,
+        t0: float,
+        result: dict[str, Any],
+    ) -> None:
+        """The champion answered what the challenger failed: the challenger's input refusal
+        counts now (its latency ``elapsed``), the champion's answer from ``t0``."""
+        if isinstance(err, (ModelInputError, ParameterError)):
+            self.rollouts.record(decision.rollout, decision.version, elapsed, True)
+            self._log_challenger(decision, err)
+        self._count(decision, decision.rollout.champion, t0, result)
+
+    def _fallback_failed(self, decision: Decision, err: BaseException, t0: float) -> None:
+        """The champion failed too, answering in the challenger's place: its own failure counts
+        unless the input is bad (then neither version is at fault)."""
+        if not isinstance(err, (ModelInputError, ParameterError)):
+            row = decision.rollout
+            self.rollouts.record(row, row.champion, time.perf_counter() - t0, True)
 
     def _shadow_submit(
         self, decision: Decision, name: str, features: Any, options: dict[str, bool] | None
@@ -947,6 +990,10 @@ class PredictionService:
             if loaded is not None and loaded.name == name:
                 loaded.live = monitor.intake(loaded.task)
         return monitor.status()
+
+    def monitor_of(self, model_name: str) -> LiveMonitor | None:
+        """The live drift monitor of ``model_name`` in this service, or None."""
+        return self._monitors.get(model_name)
 
     def drift_status_sync(self, model_name: str, *, flush: bool = False) -> dict[str, Any]:
         """The drift monitor's status of ``model_name`` (score, alarm, history...).
