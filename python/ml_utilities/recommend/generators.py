@@ -555,16 +555,21 @@ class Generators:
         out[rows[c >= 0], c[c >= 0]] = -np.inf
         return out
 
-    def candidates(self, users: np.ndarray, n: int) -> list[np.ndarray]:
-        """Up to ``n`` unseen items per user: the generators' top lists merged, ordered by the
-        best rank an item has in any of them (ties by item index), returned sorted by item."""
+    def candidate_sources(self, n: int) -> dict[str, int]:
+        """The generators whose top lists make the candidates, and how many items each gives
+        when a user gets ``n`` candidates (in the order :meth:`candidates` merges them)."""
         per = {"itemknn": n, "ease": n, "userknn": n, "popularity": max(5, n // 5)}
         if "svd" in self.scores:
             per["svd"] = n
         if "friends" in self.scores and FRIEND_CANDIDATES:
             per["friends"] = FRIEND_CANDIDATES
+        return per
+
+    def candidates(self, users: np.ndarray, n: int) -> list[np.ndarray]:
+        """Up to ``n`` unseen items per user: the generators' top lists merged, ordered by the
+        best rank an item has in any of them (ties by item index), returned sorted by item."""
         parts_u, parts_i, parts_r = [], [], []
-        for name, m in per.items():
+        for name, m in self.candidate_sources(n).items():
             s = self.masked(name, users)
             m = min(m, s.shape[1] - 1)
             if m < 1:
