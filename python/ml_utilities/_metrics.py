@@ -53,6 +53,19 @@ The model lifecycle's (set by its monitor and its rollouts):
 - ``ml_model_rollout_step_percent`` (gauge, label model): the rollout's current step, the
   challenger's percentage of the traffic.
 
+Served recommenders' (:mod:`ml_utilities.serving.recommend`):
+
+- ``ml_recommendation_requests_total`` (counter, labels model and outcome).
+- ``ml_recommendation_duration_seconds`` (histogram, labels model and cache hit/miss).
+- ``ml_recommendation_coverage`` (gauge, label model): the share of the catalogue among the
+  items of the recent answers (a window of the last 2,000).
+- ``ml_recommendation_popularity_bias`` (gauge, label model): the mean popularity percentile of
+  the items in those answers (0.5 is what a uniform draw from the catalogue gives).
+- ``ml_recommendation_live_ndcg`` (gauge, label model): ndcg@k of the answers whose outcomes
+  (the items the user then played) were reported.
+- ``ml_recommendation_pending_interactions`` (gauge, label model): interactions reported
+  (``update_user``) since the served generators were last built.
+
 The ``model`` label of serving's metrics takes the names of the models the service has loaded,
 and ``_unknown`` for every request whose model could not be found or loaded (names sent by
 clients cannot make new labels).
@@ -284,6 +297,45 @@ class Metrics:
         self.rollout_step = _Gauge(
             "ml_model_rollout_step_percent",
             "Current step of the model's rollout: the challenger's percentage of the traffic",
+            ["model"],
+            registry=registry,
+        )
+        # -- served recommenders (serving.recommend)
+        self.rec_requests = _Counter(
+            "ml_recommendation_requests",
+            "Recommendation requests by outcome (ok, bad_input, not_found, error)",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        self.rec_latency = _Histogram(
+            "ml_recommendation_duration_seconds",
+            "Time to answer a recommendation request (seconds)",
+            ["model", "cache"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.rec_coverage = _Gauge(
+            "ml_recommendation_coverage",
+            "Share of the catalogue among the items recommended in the recent answers",
+            ["model"],
+            registry=registry,
+        )
+        self.rec_popularity = _Gauge(
+            "ml_recommendation_popularity_bias",
+            "Mean popularity percentile (0 least, 1 most listened) of the recommended items "
+            "in the recent answers",
+            ["model"],
+            registry=registry,
+        )
+        self.rec_ndcg = _Gauge(
+            "ml_recommendation_live_ndcg",
+            "Live ndcg@k of the answers whose outcomes (items then played) were reported",
+            ["model"],
+            registry=registry,
+        )
+        self.rec_pending = _Gauge(
+            "ml_recommendation_pending_interactions",
+            "Interactions reported since the served generators were last built",
             ["model"],
             registry=registry,
         )

@@ -109,6 +109,11 @@ class AutoMLAdapter(Adapter):
         )
 
     # -- inference -----
+    def encode(self, features: Any) -> np.ndarray:
+        """``features`` (a DataFrame of the training columns) as the matrix the members take,
+        through the column encoder fitted in the search (e.g. a recommender's loaded ranker)."""
+        return ColumnEncoder.from_spec(self.hyperparameters["encoder"]).transform(features)
+
     def _ctx(self, fe: FeatureEngineering) -> FitContext:
         from .search import mapped_categorical
 

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import ModelNotFoundError, ParameterError
 from .handle import ModelHandle
 from .store import ArtifactStore
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: a rollout's states: ``running`` until it is ``promoted`` (the challenger is the champion),
 #: ``rolled_back`` (a breach, or by hand), or, for a shadow rollout, ``shadow_passed``
 ROLLOUT_STATUSES = ("running", "promoted", "rolled_back", "shadow_passed")
@@ -135,6 +137,15 @@ class Rollout:
         return out
 
 
+def _plain_id(value: Any, what: str) -> Any:
+    """A user or item id as a JSON scalar: an int or a str (NumPy scalars unwrapped)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ParameterError(f"{what}={value!r}: expected an int or a str")
+    return value
+
+
 def _tables(sa: Any) -> tuple[Any, ...]:
     md = sa.MetaData()
     schema = sa.Table("mlu_schema", md, sa.Column("version", sa.Integer, nullable=False))
@@ -215,7 +226,20 @@ def _tables(sa: Any) -> tuple[Any, ...]:
         sa.Column("updated_at", sa.Float, nullable=False),
         sa.Index("ix_mlu_rollouts_name", "name", "id"),
     )
-    return md, schema, models, versions, aliases, deployments, rollouts
+    # interactions reported to a served recommender after its training (``update_user``): the
+    # log every worker reads from, so that all of them and a restarted one see the same history
+    interactions = sa.Table(
+        "mlu_interactions",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("user_id", sa.Text, nullable=False),  # the id as JSON (keeps int vs str)
+        sa.Column("item_id", sa.Text, nullable=False),
+        sa.Column("weight", sa.Float, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Index("ix_mlu_interactions_name", "name", "id"),
+    )
+    return md, schema, models, versions, aliases, deployments, rollouts, interactions
 
 
 class ModelRegistry:
@@ -263,6 +287,7 @@ class ModelRegistry:
             self._aliases,
             self._deployments,
             self._rollouts,
+            self._interactions,
         ) = _tables(sa)
         self.engine = self._make_engine(self.url)
         self._migrate()
@@ -319,9 +344,10 @@ class ModelRegistry:
                     f"understands ({SCHEMA_VERSION}); upgrade ml_utilities"
                 )
             elif current < SCHEMA_VERSION:
-                # 1 -> 2: the rollouts table, which create_all has just added
+                # 1 -> 2: the rollouts table; 2 -> 3: the interactions log (create_all has just
+                # added both)
                 conn.execute(self._schema.update().values(version=SCHEMA_VERSION))
-            # future migrations: `if current < 3: ...; update version` in this transaction
+            # future migrations: `if current < 4: ...; update version` in this transaction
 
     # -- names -------------------------------------------------------------------------------------
     @staticmethod
@@ -875,6 +901,66 @@ class ModelRegistry:
                 .first()
             )
         return None if row is None else self._row_to_rollout(row)
+
+    # -- the interactions log of served recommenders ------------------------------------------
+    def append_interactions(self, name: str, rows: list[tuple[Any, Any, float]]) -> int:
+        """Append ``(user_id, item_id, weight)`` rows to ``name``'s interaction log in one
+        transaction (all or none); returns the id of the last row. Ids are stored as JSON, so
+        ``7`` and ``"7"`` stay apart."""
+        import json
+
+        name = self.check_name(name)
+        now = time.time()
+        values = []
+        for user, item, weight in rows:
+            w = float(weight)
+            if not np.isfinite(w) or w <= 0:
+                raise ParameterError(f"interaction weight {weight!r}: expected a number > 0")
+            values.append(
+                {
+                    "name": name,
+                    "user_id": json.dumps(_plain_id(user, "user_id")),
+                    "item_id": json.dumps(_plain_id(item, "item_id")),
+                    "weight": w,
+                    "created_at": now,
+                }
+            )
+        if not values:
+            raise ParameterError("no interactions to append")
+        t = self._interactions
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # appends commit one at a time, in id order: a reader that has seen id n never
+                # later finds a smaller id committed (SQLite's writes are serialised already)
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7310152)")
+            conn.execute(t.insert(), values)
+            last = conn.execute(
+                self._sa.select(self._sa.func.max(t.c.id)).where(t.c.name == name)
+            ).scalar_one()
+        return int(last)
+
+    def last_interaction_id(self, name: str) -> int:
+        """The id of ``name``'s last logged interaction (0: none)."""
+        t = self._interactions
+        with self.engine.connect() as conn:
+            last = conn.execute(
+                self._sa.select(self._sa.func.max(t.c.id)).where(t.c.name == name)
+            ).scalar()
+        return int(last or 0)
+
+    def interactions_since(self, name: str, after_id: int = 0) -> list[tuple[int, Any, Any, float]]:
+        """``(id, user_id, item_id, weight)`` of ``name``'s logged interactions with an id
+        above ``after_id``, in order."""
+        import json
+
+        t = self._interactions
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._sa.select(t.c.id, t.c.user_id, t.c.item_id, t.c.weight)
+                .where((t.c.name == name) & (t.c.id > int(after_id)))
+                .order_by(t.c.id)
+            ).all()
+        return [(int(i), json.loads(u), json.loads(it), float(w)) for i, u, it, w in rows]
 
     def list_rollouts(self, name: str | None = None) -> list[Rollout]:
         """Every rollout (of ``name``), oldest first."""

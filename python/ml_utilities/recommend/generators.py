@@ -13,6 +13,13 @@ item with a single listener co-occurs with other items only inside that listener
 so item-item models cannot rank it for anyone else, and dropping those columns (about two thirds
 of Last.fm's artists) makes every dense product about three times cheaper. The item-kNN *baseline*
 (:func:`item_knn_scores`) keeps every item.
+
+With ``music`` (the ``music_features`` table, see :mod:`.content`), a content generator scores
+every item that has features, those with no interaction included (``scores["content"]``, over
+its own columns): :attr:`Generators.cols` then holds the scored items *and* the items with
+features, the other generators' scores stay over the scored items only (their features are NaN
+for an item they do not score), and the content generator's top lists join the candidates
+(:data:`CONTENT_CANDIDATES`). Without ``music`` nothing changes.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ __all__ = [
     "Generators",
     "Interactions",
     "ease_weights",
+    "content_sources",
     "ials_factors",
     "item_knn_scores",
     "play_rank_weights",
@@ -99,7 +107,19 @@ SCORE_ORDER = (
     "friends",
     "friends_cos",
     "friends2",
+    "content",
 )
+#: with ``music``: the candidate sources of the content generator and the share of ``n``
+#: (candidates per user) each adds on top of the ``n`` of the others: ``content`` its top items
+#: among every item with features, ``content_new`` its top items among those the other
+#: generators do not score (no or a single listener: new releases). The core's ``n``
+#: candidates are those of the pipeline without ``music``
+CONTENT_CANDIDATES = {"content": 0.2, "content_new": 0.3}
+
+
+def content_sources(n: int) -> dict[str, int]:
+    """How many candidates each content source adds when a user gets ``n`` from the others."""
+    return {name: max(3, int(round(share * n))) for name, share in CONTENT_CANDIDATES.items()}
 
 
 @dataclass
@@ -378,6 +398,8 @@ class Generators:
         *,
         only: tuple[str, ...] | None = None,
         deadline: float = float("inf"),
+        music: Any = None,
+        item_ids: np.ndarray | None = None,
     ) -> None:
         """Score every user against the scored items.
 
@@ -386,6 +408,9 @@ class Generators:
         (``time.monotonic()``) has not passed, or exactly those named in ``only`` (the
         generators of an earlier set, so that the ranker sees the same features at training,
         evaluation and serving). :attr:`names` lists the optional groups computed.
+
+        ``music``: the ``music_features`` DataFrame (indexed by item id; ``item_ids`` gives the
+        id of each item index) for the content generator (:mod:`.content`), or None.
         """
         import scipy.sparse as sp
 
@@ -515,8 +540,77 @@ class Generators:
             done.append(name)
         #: the optional groups computed (pass as ``only`` to score the same way elsewhere)
         self.names = tuple(done)
+        #: the scored items (the columns of every score matrix but the content generator's)
+        self.warm_cols, self.warm_col_of = cols, self.col_of
+        #: whether :attr:`cols` holds more than the scored items (the content generator's)
+        self.wide = False
+        if music is not None:
+            self._content(music, item_ids, rank_w, scores)
         self.scores = {name: scores[name] for name in SCORE_ORDER if name in scores}
         self.context = {name: _score_context(m) for name, m in self.scores.items()}
+
+    def _content(
+        self, music: Any, item_ids: np.ndarray | None, rank_w: Any, scores: dict[str, np.ndarray]
+    ) -> None:
+        """The content generator (:mod:`.content`): every item with features scored by the
+        cosine between its standardised vector and each user's play-rank weighted profile;
+        :attr:`cols` becomes the scored items and the items with features."""
+        from .content import content_scores, item_vectors
+
+        n_i = self.seen.shape[1]
+        if item_ids is None or len(item_ids) != n_i:
+            raise ParameterError(
+                f"music needs item_ids: the id of each of the {n_i} items (got "
+                f"{None if item_ids is None else len(item_ids)})"
+            )
+        items, vectors = item_vectors(music, np.asarray(item_ids))
+        if not len(items) or not vectors.shape[1]:
+            return
+        scores["content"], self.content_users = content_scores(rank_w, items, vectors)
+        #: the items the content generator scores (its columns) and their column of each item
+        self.content_items = items
+        self.content_col_of = np.full(n_i, -1, dtype=np.int64)
+        self.content_col_of[items] = np.arange(len(items))
+        #: the content generator's columns whose items the other generators do not score
+        self.content_new = np.flatnonzero(self.warm_col_of[items] < 0)
+        self.cols = np.union1d(self.warm_cols, items)
+        self.col_of = np.full(n_i, -1, dtype=np.int64)
+        self.col_of[self.cols] = np.arange(len(self.cols))
+        self.wide = True
+
+    def content_of(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The content generator's scores of ``users`` for ``items`` (which must have
+        features), float32 ``(len(users), len(items))``."""
+        c = self.content_col_of[np.asarray(items, dtype=np.int64)]
+        if np.any(c < 0):
+            raise ParameterError("content_of: items without features")
+        return self.scores["content"][np.asarray(users)][:, c]
+
+    def _own_col_of(self, name: str) -> np.ndarray:
+        """Each item's column in generator ``name``'s score matrix (-1: not scored by it)."""
+        return self.content_col_of if name == "content" else self.warm_col_of
+
+    def _source(self, name: str, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of ``users`` by candidate source ``name`` over the source's own columns, the
+        items the users already have set to -inf; and the items of the columns."""
+        if name == "popularity":
+            items = self.cols
+            out = np.repeat(self.popularity[items][None, :], len(users), axis=0)
+        elif name == "content_new":
+            items = self.content_items[self.content_new]
+            out = self.scores["content"][users][:, self.content_new]
+        else:
+            items = self.content_items if name == "content" else self.warm_cols
+            out = np.array(self.scores[name][users], copy=True)
+        rows, seen = self.seen[users].nonzero()
+        if items is self.cols:
+            c = self.col_of[seen]
+        else:
+            col_of = np.full(self.seen.shape[1], -1, dtype=np.int64)
+            col_of[items] = np.arange(len(items))
+            c = col_of[seen]
+        out[rows[c >= 0], c[c >= 0]] = -np.inf
+        return out, items
 
     def _friend_scores(
         self, a: Any, friend_cos: Any, rc: Any, rank_wc: Any, scores: dict[str, np.ndarray]
@@ -545,15 +639,14 @@ class Generators:
         scores["friends2"] = np.asarray((a2 @ rank_wc).toarray(), dtype=np.float32)
 
     def masked(self, name: str, users: np.ndarray) -> np.ndarray:
-        """Scores of ``users`` over the scored items, those they already have set to -inf."""
-        if name == "popularity":
-            out = np.repeat(self.popularity[self.cols][None, :], len(users), axis=0)
-        else:
-            out = np.array(self.scores[name][users], copy=True)
-        rows, items = self.seen[users].nonzero()
-        c = self.col_of[items]
-        out[rows[c >= 0], c[c >= 0]] = -np.inf
-        return out
+        """Scores of ``users`` over :attr:`cols` (column ``c`` is item ``cols[c]``), those they
+        already have set to -inf, as do the items generator ``name`` does not score."""
+        out, items = self._source(name, users)
+        if items is self.cols:
+            return out
+        wide = np.full((len(users), len(self.cols)), -np.inf, dtype=np.float32)
+        wide[:, self.col_of[items]] = out
+        return wide
 
     def candidate_sources(self, n: int) -> dict[str, int]:
         """The generators whose top lists make the candidates, and how many items each gives
@@ -563,14 +656,40 @@ class Generators:
             per["svd"] = n
         if "friends" in self.scores and FRIEND_CANDIDATES:
             per["friends"] = FRIEND_CANDIDATES
+        if "content" in self.scores:
+            per.update(content_sources(n))
         return per
 
     def candidates(self, users: np.ndarray, n: int) -> list[np.ndarray]:
         """Up to ``n`` unseen items per user: the generators' top lists merged, ordered by the
-        best rank an item has in any of them (ties by item index), returned sorted by item."""
+        best rank an item has in any of them (ties by item index), returned sorted by item.
+        With the content generator, its sources' top items are added to these ``n``
+        (:func:`content_sources`)."""
+        per = self.candidate_sources(n)
+        extra = {name: per.pop(name) for name in CONTENT_CANDIDATES if name in per}
+        merged = self._merge(users, n, per)
+        if not extra:
+            return merged
+        tops = [self._top(users, name, m) for name, m in extra.items()]
+        return [
+            np.union1d(merged[j], np.concatenate([t[j] for t in tops])).astype(np.int64)
+            for j in range(len(users))
+        ]
+
+    def _top(self, users: np.ndarray, name: str, m: int) -> list[np.ndarray]:
+        """Each user's ``m`` best unseen items by source ``name``."""
+        s, items = self._source(name, users)
+        m = min(m, s.shape[1] - 1)
+        if m < 1:
+            return [np.array([], dtype=np.int64) for _ in users]
+        top = np.argpartition(-s, m, axis=1)[:, :m]
+        ok = np.isfinite(np.take_along_axis(s, top, axis=1))
+        return [items[top[j][ok[j]]].astype(np.int64) for j in range(len(users))]
+
+    def _merge(self, users: np.ndarray, n: int, per: dict[str, int]) -> list[np.ndarray]:
         parts_u, parts_i, parts_r = [], [], []
-        for name, m in self.candidate_sources(n).items():
-            s = self.masked(name, users)
+        for name, m in per.items():
+            s, items = self._source(name, users)
             m = min(m, s.shape[1] - 1)
             if m < 1:
                 continue
@@ -583,7 +702,7 @@ class Generators:
             ranks = np.broadcast_to(np.arange(m), top.shape)
             rows = np.broadcast_to(np.arange(len(users))[:, None], top.shape)
             parts_u.append(rows[ok])
-            parts_i.append(self.cols[top[ok]])
+            parts_i.append(items[top[ok]])
             parts_r.append(ranks[ok])
         if not parts_u:
             return [np.array([], dtype=np.int64) for _ in users]
@@ -609,7 +728,9 @@ class Generators:
         the user's candidates, its z-score within them, its gaps to the user's
         :data:`USER_GAPS`-th best scores and to the item's :data:`ITEM_GAP`-th best score (over
         all scored items, all users); item popularity and the user's activity. Candidates must
-        be scored items."""
+        be items of :attr:`cols`; with the content generator, a generator's columns are NaN
+        for the candidates it does not score, and ``item_cold`` flags items without a
+        listener."""
         u = np.concatenate(
             [np.full(len(c), uu, dtype=np.int64) for uu, c in zip(users, cands, strict=True)]
             or [np.array([], dtype=np.int64)]
@@ -625,35 +746,66 @@ class Generators:
             # than at evaluation and far smaller than at serving (all interactions), so a tree
             # split on a raw score learnt on the ranker's rows falls in the wrong place at
             # serving time (``docs/automl.md`` has the test that showed it)
-            score = mat[u, c]
+            own = self._own_col_of(name)[i] if self.wide else c
+            scored = own >= 0
+            if scored.all():
+                score = mat[u, own]
+            else:  # with the content generator: NaN where this generator does not score
+                score = np.full(len(u), np.nan, dtype=np.float32)
+                score[scored] = mat[u[scored], own[scored]]
+                own = np.where(scored, own, 0)
             ranks = np.empty(len(u), dtype=np.float32)
             pos = 0
             for n in sizes:
+                # NaN sorts last: the scored candidates get the ranks they have among themselves
                 ranks[pos : pos + n] = np.argsort(np.argsort(-score[pos : pos + n], kind="stable"))
                 pos += n
+            if not scored.all():
+                ranks[~scored] = np.nan
             cols[f"{name}_rank"] = ranks
             # the same score standardised within the user's candidates: raw scores grow with
             # the size of the history, so the ranker learns on a smaller history than it serves
-            cols[f"{name}_z"] = _per_user_z(score, sizes)
+            cols[f"{name}_z"] = (
+                _per_user_z(score, sizes) if scored.all() else _per_user_z_nan(score, sizes)
+            )
             # and against all of the generator's scores: the user's and the item's
             user_sd, user_kth, item_sd, item_kth = self.context[name]
             for j, k in enumerate(USER_GAPS):
                 cols[f"{name}_gap{k}"] = (score - user_kth[u, j]) / user_sd[u]
-            cols[f"{name}_item_gap"] = (score - item_kth[c]) / item_sd[c]
+            cols[f"{name}_item_gap"] = (score - item_kth[own]) / item_sd[own]
         # agreement of the generators: mean, best and spread of the ranks, mean and best z-score
         ranks_all = np.stack([cols[f"{n}_rank"] for n in self.scores], axis=1)
         z_all = np.stack([cols[f"{n}_z"] for n in self.scores], axis=1)
-        cols["mean_rank"] = ranks_all.mean(axis=1)
-        cols["min_rank"] = ranks_all.min(axis=1)
-        cols["std_rank"] = ranks_all.std(axis=1)
-        cols["mean_z"] = z_all.mean(axis=1)
-        cols["max_z"] = z_all.max(axis=1)
+        if self.wide and np.isnan(ranks_all).any():
+            import warnings
+
+            with warnings.catch_warnings():  # every candidate has a generator that scores it
+                warnings.simplefilter("ignore", RuntimeWarning)
+                cols["mean_rank"] = np.nanmean(ranks_all, axis=1)
+                cols["min_rank"] = np.nanmin(ranks_all, axis=1)
+                cols["std_rank"] = np.nanstd(ranks_all, axis=1)
+                cols["mean_z"] = np.nanmean(z_all, axis=1)
+                cols["max_z"] = np.nanmax(z_all, axis=1)
+        else:
+            cols["mean_rank"] = ranks_all.mean(axis=1)
+            cols["min_rank"] = ranks_all.min(axis=1)
+            cols["std_rank"] = ranks_all.std(axis=1)
+            cols["mean_z"] = z_all.mean(axis=1)
+            cols["max_z"] = z_all.max(axis=1)
         cols["item_listeners"] = self.popularity[i]
         cols["item_log_plays"] = self.log_plays[i]
         cols["user_items"] = self.user_items[u]
         cols["user_log_plays"] = self.user_log_plays[u]
+        if self.wide:
+            # no listener in these interactions: a new release, or an item held out whole
+            cols["item_cold"] = (self.popularity[i] == 0).astype(np.float32)
         if self.friends is not None:
-            have = self.friend_count[u, c]
+            if self.wide:  # the friends' counts cover the scored items only
+                w = self.warm_col_of[i]
+                have = np.zeros(len(u), dtype=np.float32)
+                have[w >= 0] = self.friend_count[u[w >= 0], w[w >= 0]]
+            else:
+                have = self.friend_count[u, c]
             cols["friends_have"] = have
             cols["friends_share"] = have / np.maximum(self.n_friends[u], 1.0)
             cols["user_friends"] = self.n_friends[u]
@@ -715,6 +867,20 @@ def _per_user_z(score: np.ndarray, sizes: list[int]) -> np.ndarray:
         v = score[pos : pos + n]
         if n:
             z[pos : pos + n] = (v - v.mean()) / (float(v.std()) or 1.0)
+        pos += n
+    return z
+
+
+def _per_user_z_nan(score: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """:func:`_per_user_z` over the finite scores of each user, NaN staying NaN."""
+    z = np.full(len(score), np.nan, dtype=np.float32)
+    pos = 0
+    for n in sizes:
+        v = score[pos : pos + n]
+        ok = np.isfinite(v)
+        if ok.any():
+            f = v[ok]
+            z[pos : pos + n][ok] = (f - f.mean()) / (float(f.std()) or 1.0)
         pos += n
     return z
 

@@ -22,10 +22,10 @@
    item's 21st best score over all users (also the user-side EASE, RP3beta, PureSVD
    and iALS on binary and play-rank profiles, play-count item-kNN), the generators' agreement
    (mean, best and spread of the ranks, mean and best z-score), the item's popularity (listeners,
-   log plays), the user's activity (items, log plays), and the columns of ``music_features``
-   (by item) and ``user_features`` (by user) when given; with a user graph, the social
-   generators' ranks, z-scores and gaps and how many (what share, what lift over all
-   users) of the user's friends have the item.
+   log plays), the user's activity (items, log plays), and the columns of ``user_features``
+   (by user) when given; with a user graph, the social generators' ranks, z-scores and gaps
+   and how many (what share, what lift over all users) of the user's friends have the item.
+   ``music_features`` reach the ranker through the content generator only (below).
 5. **Ranker.** :class:`.lambdamart.LambdaMARTRanker` (default: a bag of :data:`RANKER_MODELS`
    LightGBM lambdarank models of :data:`RANKER_ROUNDS` rounds, scores averaged, as many as the
    time budget allows), or with ``ranker='automl'``
@@ -38,6 +38,19 @@
    every user with held-out items. Popularity and item-kNN are scored on the same split.
 7. **Serving.** ``recommend(user_id, k)`` ranks the candidates computed from every interaction
    (and the same user graph).
+8. **Audio content** (``music_features``, a DataFrame indexed by item id; checked by
+   :func:`.content.check_music_features`). Its items without interactions join the catalogue
+   (``item_ids``). The content generator (:mod:`.content`: cosine between each user's
+   play-rank weighted profile of standardised feature vectors and every item with features)
+   is used when its AUC on the first ranker split reaches :data:`CONTENT_MIN_AUC`
+   (``report['content']``); it adds features (rank, z-score, gaps; NaN for the other
+   generators on items they do not score; ``item_cold``) and candidates on top of the
+   ``n_candidates`` (:func:`.generators.content_sources`). Each ranker split also holds
+   :data:`COLD_ITEM_SHARE` of the items out of its history entirely (their targets stay
+   positives, their history pairs get no row, items nobody in ``train`` played get no row),
+   and adds per user a group of such items ranked among themselves (:data:`COLD_GROUP_SHARE`).
+   The raw feature columns are not ranker features (they let the ranker memorise items).
+   The cold-start protocol is :func:`.content.cold_start_split` / ``cold_start_scores``.
 """
 
 from __future__ import annotations
@@ -49,12 +62,13 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
+from .content import check_music_features, content_auc
 from .generators import OPTIONAL, Generators, Interactions, item_knn_scores
 from .lambdamart import LambdaMARTRanker
 from .metrics import holdout_scores, parse_ranking_metric
 from .model import RecommendationModel, feature_frame
 
-__all__ = ["holdout_split", "train_recommender"]
+__all__ = ["cold_items", "holdout_split", "train_recommender"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +123,19 @@ GENERATOR_SHARE = 0.85
 SET_GROWTH = 1.15
 #: below this many seconds left for the ranker, the early answer (no learnt ranker)
 MIN_RANKER_S = 1.0
+#: with ``music_features``: the share of the items with features (and interactions) whose
+#: interactions all leave the history of each ranker split, so that its rows hold items nobody
+#: has played, as new releases are. Their interactions in the split's targets stay positives
+#: (the same share of a user's items as a played item's: the ranker learns no prior for or
+#: against new items), those in the history get no row. On top, COLD_GROUP_SHARE *
+#: n_candidates of them per user, the content generator's best, form a group of their own,
+#: labelled by every interaction of the user with them: how new releases rank among
+#: themselves (measurements in ``docs/automl.md``, "Cold start")
+COLD_ITEM_SHARE, COLD_GROUP_SHARE = 0.1, 0.5
+#: the content generator is used when its AUC (each user's held-out items against the unplayed
+#: items with features, on the first ranker split) reaches this: 0.67-0.77 on the GTZAN and
+#: synthetic cold-start sets, 0.50 for 16 columns of noise on Last.fm (``docs/automl.md``)
+CONTENT_MIN_AUC = 0.55
 
 
 def _pick(frame: Any, given: str | None, names: tuple[str, ...], what: str) -> str:
@@ -188,6 +215,21 @@ def _user_graph(graph: Any, user_ids: np.ndarray) -> tuple[tuple[np.ndarray, np.
     return (s[:, 0], s[:, 1]), stats
 
 
+def cold_items(
+    inter: Interactions, music: Any, item_ids: np.ndarray, share: float, seed: int
+) -> np.ndarray:
+    """``share`` of the items that have interactions in ``inter`` and a row in ``music``,
+    drawn at random (seeded; at least 1 when there are 2 such items or more)."""
+    import pandas as pd
+
+    listened = np.unique(inter.items)
+    pool = listened[pd.Index(item_ids[listened]).isin(music.index)]
+    if len(pool) < 2:
+        return np.array([], dtype=np.int64)
+    n = max(1, int(round(share * len(pool))))
+    return np.sort(np.random.default_rng([seed, 7]).choice(pool, n, replace=False))
+
+
 def holdout_split(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of held-out interactions: ``fraction`` of each user's items (>= 1 when the
     user has at least 2 items)."""
@@ -218,8 +260,14 @@ def _side_table(table: Any, what: str) -> Any:
 
     if table is None:
         return None
+    if not isinstance(table, pd.DataFrame) and callable(getattr(table, "to_pandas", None)):
+        # FeatureExtractor.extract_audio_features' TrackFeatures: one row per track id
+        table = table.to_pandas()
     if not isinstance(table, pd.DataFrame):
-        raise ParameterError(f"{what} must be a pandas DataFrame indexed by id, or None")
+        raise ParameterError(
+            f"{what} must be a pandas DataFrame indexed by id (or the TrackFeatures of "
+            "FeatureExtractor.extract_audio_features), or None"
+        )
     return table
 
 
@@ -307,9 +355,22 @@ def _train_recommender(
         "music": _side_table(music_features, "music_features"),
         "user": _side_table(user_features, "user_features"),
     }
+    # the music table reaches the ranker through the content generator's features only: its
+    # raw columns let the ranker memorise items, which new releases are not (``docs/automl.md``)
+    ranker_side = {**side, "music": None}
     data = interaction_data.drop_duplicates([ucol, icol])
     user_ids, u_idx = np.unique(data[ucol].to_numpy(), return_inverse=True)
     item_ids, i_idx = np.unique(data[icol].to_numpy(), return_inverse=True)
+    music = side["music"]
+    report_content = None
+    if music is not None:
+        # the items with features and no interaction join the catalogue (new releases): the
+        # content generator can recommend them
+        report_content = check_music_features(music, item_ids)
+        extra = np.setdiff1d(np.asarray(music.index), item_ids)
+        if len(extra):
+            item_ids = np.unique(np.concatenate([item_ids, extra]))
+            i_idx = np.searchsorted(item_ids, data[icol].to_numpy())
     w = data[wcol].to_numpy(dtype=np.float64) if wcol else np.ones(len(data))
     inter_all = Interactions(u_idx, i_idx, w, len(user_ids), len(item_ids))
 
@@ -320,9 +381,16 @@ def _train_recommender(
         report_graph = None
 
     def ranker_rows(
-        history: Interactions, targets: Interactions, only: tuple[str, ...] | None, gen_end: float
-    ) -> tuple[Any, np.ndarray, tuple[str, ...]]:
-        gens = Generators(history, graph=graph, only=only, deadline=gen_end)
+        history: Interactions,
+        targets: Interactions,
+        only: tuple[str, ...] | None,
+        gen_end: float,
+        drop: Interactions | None = None,
+        held: Interactions | None = None,
+    ) -> tuple[Any, np.ndarray, tuple[str, ...], tuple[Any, np.ndarray] | None]:
+        gens = Generators(
+            history, graph=graph, only=only, deadline=gen_end, music=music, item_ids=item_ids
+        )
         users = np.unique(targets.users)
         cands = gens.candidates(users, n_cand)
         cols = gens.features(users, cands)
@@ -331,10 +399,42 @@ def _train_recommender(
             [(u, i) in truth for u, i in zip(cols["user_index"], cols["item_index"], strict=True)],
             dtype=np.float64,
         )
-        frame = feature_frame(cols, side, item_ids, user_ids)
+        frame = feature_frame(cols, ranker_side, item_ids, user_ids)
         has_pos = pd.Series(labels).groupby(cols["user_index"]).transform("max").to_numpy()
         keep = has_pos > 0  # users without a positive candidate carry no ranking signal
-        return frame[keep].reset_index(drop=True), labels[keep], gens.names
+        if music is not None:
+            # an item nobody in ``train`` listened to (a new release) has no observed label:
+            # its rows would teach the ranker that new releases are never relevant
+            keep &= listened[cols["item_index"]]
+        if drop is not None and len(drop.users):
+            # pairs that are neither history nor targets: no label (neither 1 nor 0)
+            pairs = cols["user_index"] * np.int64(len(item_ids)) + cols["item_index"]
+            keep &= ~np.isin(pairs, drop.users * np.int64(len(item_ids)) + drop.items)
+        frame, labels = frame[keep].reset_index(drop=True), labels[keep]
+        cold_part = None
+        if held is not None and len(held.users) and COLD_GROUP_SHARE > 0:
+            cold_part = cold_rows(gens, held)
+        return frame, labels, gens.names, cold_part
+
+    def cold_rows(gens: Generators, held: Interactions) -> tuple[Any, np.ndarray]:
+        """Groups of items held out whole, one per user who played one of them: the user's
+        best of them by the content generator (``COLD_GROUP_SHARE * n_candidates``), labelled
+        1 where the user played the item. Lambdarank learns from these how new releases rank
+        among themselves: inside a user's whole candidate list they sit low, where its
+        gradients hardly order them, and few of them are targets there."""
+        items = np.unique(held.items)
+        users = np.unique(held.users)
+        m = min(len(items), max(1, int(round(COLD_GROUP_SHARE * n_cand))))
+        s = gens.content_of(users, items)
+        top = np.argpartition(-s, m - 1, axis=1)[:, :m] if m < len(items) else None
+        cands = [np.sort(items if top is None else items[top[j]]) for j in range(len(users))]
+        cols = gens.features(users, cands)
+        truth = held.users * np.int64(len(item_ids)) + held.items
+        pairs = cols["user_index"] * np.int64(len(item_ids)) + cols["item_index"]
+        labels = np.isin(pairs, truth).astype(np.float64)
+        frame = feature_frame(cols, ranker_side, item_ids, user_ids)
+        pos = pd.Series(labels).groupby(cols["user_index"]).transform("max").to_numpy()
+        return frame[pos > 0].reset_index(drop=True), labels[pos > 0]
 
     report: dict[str, Any] = {
         "protocol": "per-user holdout",
@@ -346,8 +446,27 @@ def _train_recommender(
     }
     if report_graph is not None:
         report["user_graph"] = report_graph
+    if report_content is not None:
+        report["content"] = report_content | {"cold_item_share": COLD_ITEM_SHARE}
     test_mask = holdout_split(inter_all, frac, seed) if evaluate else np.zeros(len(data), bool)
     train = inter_all.subset(~test_mask)
+    listened = np.bincount(train.items, minlength=len(item_ids)) > 0
+    if music is not None:
+        # the content generator only where it predicts listening: its AUC on the first ranker
+        # split (``train`` only); below CONTENT_MIN_AUC the features carry no usable signal and
+        # the pipeline runs as without them (their items stay in the catalogue, unranked)
+        inner = holdout_split(train, frac, seed + 1)
+        auc = content_auc(train.subset(~inner), train.subset(inner), music, item_ids)
+        used = auc >= CONTENT_MIN_AUC
+        report["content"] |= {"auc": round(auc, 4), "used": bool(used)}
+        if not used:
+            logger.warning(
+                "music_features: the content generator's AUC on the training data is %.3f "
+                "(< %.2f): left out",
+                auc,
+                CONTENT_MIN_AUC,
+            )
+            music = side["music"] = None
     # the preparation (generator sets, candidates, features, baselines) gets PREP_SHARE of the
     # budget, checked as it goes: the first set computes the optional generators while its
     # share lasts and every later set computes the same ones; a further ranker split is
@@ -355,7 +474,7 @@ def _train_recommender(
     prep_end = t0 + PREP_SHARE * budget
     n_sets = RANKER_SPLITS + (1 if evaluate else 0)
     names: tuple[str, ...] | None = None
-    parts = []
+    parts, cold_parts = [], []
     first_s = 0.0
     for split in range(RANKER_SPLITS):
         now = time.monotonic()
@@ -364,16 +483,36 @@ def _train_recommender(
         gen_end = now + GENERATOR_SHARE * (prep_end - now) / (n_sets - split)
         # each split's users get their own groups (user index + split * n_users)
         inner = holdout_split(train, frac, seed + 1 + split)
-        f, y, names = ranker_rows(train.subset(~inner), train.subset(inner), names, gen_end)
+        history, drop, held = ~inner, None, None
+        if music is not None:
+            # whole items held out of the history too, so that the ranker's rows hold items
+            # without a listener, as new releases are
+            cold = np.isin(
+                train.items, cold_items(train, music, item_ids, COLD_ITEM_SHARE, seed + 1 + split)
+            )
+            # their interactions in ``targets`` stay targets (as a new release's first
+            # listeners); those in the history are neither history nor targets
+            drop = train.subset(history & cold)
+            held = train.subset(cold)
+            history &= ~cold
+        f, y, names, cold_part = ranker_rows(
+            train.subset(history), train.subset(inner), names, gen_end, drop, held
+        )
         f["user_id"] += split * len(user_ids)
         parts.append((f, y))
+        if cold_part is not None:  # after every split's groups: group ids stay sorted
+            cold_part[0]["user_id"] += (RANKER_SPLITS + split) * len(user_ids)
+            cold_parts.append(cold_part)
         if not split:
             first_s = time.monotonic() - now
     report["ranker_splits"] = len(parts)
+    if cold_parts:
+        report["content"]["cold_groups"] = sum(f["user_id"].nunique() for f, _ in cold_parts)
     report["generators"] = {
         "optional": list(names or ()),
         "left_out": [g for g in OPTIONAL if g not in (names or ())],
     }
+    parts += cold_parts
     frame = pd.concat([f for f, _ in parts], ignore_index=True)
     labels = np.concatenate([y for _, y in parts])
     ens = cfg.get("ensemble", True)
@@ -383,7 +522,7 @@ def _train_recommender(
     # exactly the time that is left (less a reserve for scoring the evaluation candidates)
     prepared = None
     if evaluate:
-        gens = Generators(train, graph=graph, only=names)
+        gens = Generators(train, graph=graph, only=names, music=music, item_ids=item_ids)
         test = inter_all.subset(test_mask)
         truth: dict[int, set[int]] = {}
         for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True):

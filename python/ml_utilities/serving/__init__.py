@@ -34,16 +34,22 @@ __all__ = [
     "ModelInputError",
     "Overloaded",
     "PredictionService",
+    "RecommenderService",
     "RequestTimeoutError",
     "ServiceConfig",
     "ServingError",
     "SplitConformal",
     "create_app",
+    "deploy_recommendation_system",
+    "deploy_recommendation_system_sync",
 ]
 
 _LAZY = {
     "DynamicBatcher": "batching",
     "PredictionService": "service",
+    "RecommenderService": "recommend",
+    "deploy_recommendation_system": "recommend",
+    "deploy_recommendation_system_sync": "recommend",
     "ServiceConfig": "config",
     "SplitConformal": "conformal",
     "create_app": "app",

@@ -51,6 +51,22 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="watch this model's live rows for drift against its champion's reference sample "
         "(ml_model_drift_score, ml_model_drift_alarm; repeat for several models)",
     )
+    p.add_argument(
+        "--recommender",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="serve this registered recommender at /v1/recommenders/NAME:recommend, its "
+        "generators built and its answers cached before the first request (repeat for several)",
+    )
+    p.add_argument(
+        "--recommender-cache-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a recommender's answer stays cached (default 3600; 0: no cache, and no "
+        "answers computed ahead)",
+    )
     p.add_argument("--log-level", default="warning", help="log level (default warning)")
     p.add_argument(
         "--max-body-size",
@@ -107,6 +123,12 @@ def _service_config(args: argparse.Namespace) -> dict[str, Any]:
     monitor = getattr(args, "monitor", None)
     if monitor:
         config["monitor"] = list(monitor)
+    recommenders = getattr(args, "recommender", None)
+    if recommenders:
+        config["recommenders"] = list(recommenders)
+    ttl = getattr(args, "recommender_cache_ttl", None)
+    if ttl is not None:
+        config["recommender_cache_ttl"] = ttl
     return config
 
 
@@ -131,13 +153,24 @@ def build_app_from_env() -> Any:
     except ImportError:  # pragma: no cover - torch is optional
         pass
     monitored = config.pop("monitor", [])
+    recommenders = config.pop("recommenders", [])
+    rec_ttl = config.pop("recommender_cache_ttl", None)
     manager = ModelManager(registry_url=registry_url, artifact_root=artifact_root)
     service = PredictionService(manager, config=config, freeze_gc=True)
+    if rec_ttl is not None:
+        from .recommend import RecommenderService
+
+        service.recommenders = RecommenderService(service.registry, cache_ttl_s=float(rec_ttl))
     for name in monitored:
         try:
             service.monitor_sync(name)
         except Exception as err:  # noqa: BLE001 - the server still serves; the log says why
             logging.getLogger(__name__).warning("cannot monitor %s: %s", name, err)
+    for name in recommenders:
+        try:
+            service.recommenders.serve(name, wait_warm=True)
+        except Exception as err:  # noqa: BLE001 - the server still serves; the log says why
+            logging.getLogger(__name__).warning("cannot serve recommender %s: %s", name, err)
     app = create_app(service)
     # Everything imported so far (torch, xgboost, ...: hundreds of thousands of objects)
     # lives as long as the process: keep it out of the collector's full passes, whose pauses
@@ -197,7 +230,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     config = _service_config(args)
     # fail before starting workers on a bad configuration
-    ServiceConfig().updated({k: v for k, v in config.items() if k != "monitor"})
+    ServiceConfig().updated(
+        {
+            k: v
+            for k, v in config.items()
+            if k not in ("monitor", "recommenders", "recommender_cache_ttl")
+        }
+    )
     if args.workers < 1:
         raise ParameterError(f"--workers={args.workers}: expected an integer >= 1")
     # for build_app_from_env, here and in the worker processes (which inherit the environment)

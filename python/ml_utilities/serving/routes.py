@@ -11,6 +11,8 @@ Routes
 ``POST /v1/models/{name}:predict``
     Body ``{"features": [[...], ...], "options": {...}, "version": 3 | "champion"}``
     (``"instances"`` is accepted for ``"features"``); answers ``predict_batch``'s dictionary.
+    A model of named inputs (multimodal) takes ``"inputs": {"audio_features": [[...]],
+    "text": ["..."]}`` instead of ``"features"``.
     ``name`` may carry a version: ``genre:3`` is not possible in this path, use ``genre@3`` or
     ``genre@champion``. Another method is answered 405 (``Allow: POST``).
     ``"request_key"`` (a user id) is what a running rollout's split assigns by;
@@ -21,6 +23,16 @@ Routes
 ``GET /v1/rollouts/{name}``
     The model's latest rollout (steps, weight, status, events) with this process's stats of
     its current step; 404 where it never had one.
+``POST /v1/recommenders/{name}:recommend``
+    Body ``{"user_id": ..., "k": 10}``: the served recommender's answer
+    (:mod:`ml_utilities.serving.recommend`): items with their scores and generators.
+``POST /v1/recommenders/{name}:update_user``
+    Body ``{"user_id": ..., "interactions": [item | [item, weight] | {"item", "weight"}]}``:
+    logged, excluded from the user's answers at once, in the generators at the next rebuild.
+``POST /v1/recommenders/{name}:outcome``
+    Body ``{"request_id": ..., "items": [...]}``: the items played after an answer (live ndcg).
+``GET /v1/recommenders/{name}``
+    The served version, catalogue, pending updates, coverage, popularity bias, live ndcg.
 ``GET /health``
     Liveness: 200 while the process serves.
 ``GET /ready``
@@ -101,9 +113,19 @@ _GET_ONLY: Answer = (405, _NOT_ALLOWED, [(b"allow", b"GET, HEAD")], JSON)
 
 _PREFIX = "/v1/models/"
 _SUFFIX = ":predict"
-_FIELDS = frozenset(("features", "instances", "options", "version", "request_key", "request_id"))
+_FIELDS = frozenset(
+    ("features", "instances", "inputs", "options", "version", "request_key", "request_id")
+)
 _OUTCOME = ":outcome"
 _ROLLOUTS = "/v1/rollouts/"
+_RECOMMENDERS = "/v1/recommenders/"
+#: the POST verbs of a recommender (``/v1/recommenders/{name}:{verb}``) and their body's keys
+_REC_VERBS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # verb: (required keys, allowed keys)
+    "recommend": (frozenset({"user_id"}), frozenset({"user_id", "k", "request_id"})),
+    "update_user": (frozenset({"user_id", "interactions"}), frozenset({"user_id", "interactions"})),
+    "outcome": (frozenset({"request_id", "items"}), frozenset({"request_id", "items"})),
+}
 #: exception class -> HTTP status of its JSON answer (the most derived class registered wins)
 _STATUS: dict[type[BaseException], int] = {
     FeatureValueError: 400,
@@ -141,6 +163,8 @@ def handle(
             if method != "GET" and method != "HEAD":
                 return _GET_ONLY
             return _rollout(service, path[len(_ROLLOUTS) :])
+        if path.startswith(_RECOMMENDERS):
+            return _recommender_route(service, method, path[len(_RECOMMENDERS) :], body)
         if path.startswith(_PREFIX) and path.endswith(_OUTCOME):
             target = path[len(_PREFIX) : -len(_OUTCOME)]
             if target and "/" not in target:
@@ -180,6 +204,58 @@ async def _outcome(service: Any, body: bytes) -> Answer:
             return internal_error("outcome", err)
         return (*answer, JSON)
     return 200, _dumps(scored), None, JSON
+
+
+def _recommender_route(
+    service: Any, method: str, rest: str, body: bytes
+) -> Answer | Coroutine[Any, Any, Answer]:
+    """``GET /v1/recommenders/{name}`` (status) and ``POST /v1/recommenders/{name}:{verb}``."""
+    name, _, verb = rest.partition(":")
+    if not name or "/" in name:
+        return NOT_FOUND
+    if not verb:
+        if method != "GET" and method != "HEAD":
+            return _GET_ONLY
+        return _recommender_call(service, name, "status", {})
+    if verb not in _REC_VERBS:
+        return NOT_FOUND
+    if method != "POST":
+        return _POST_ONLY
+    try:
+        doc = _decode(body)
+        required, allowed = _REC_VERBS[verb]
+        if not isinstance(doc, dict) or not required <= set(doc) or set(doc) - allowed:
+            raise ParameterError(
+                f"a {verb} request is a JSON object with the keys {sorted(required)}"
+                + (f" (and optionally {sorted(allowed - required)})" if allowed - required else "")
+            )
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or a 500
+        answer = error_response(err, name)
+        if answer is None:
+            return internal_error(name, err)
+        return (*answer, JSON)
+    return _recommender_call(service, name, verb, doc)
+
+
+async def _recommender_call(service: Any, name: str, verb: str, doc: dict[str, Any]) -> Answer:
+    try:
+        rec = service.recommenders
+        if verb == "status":
+            out = await asyncio.to_thread(rec.status, name)
+        elif verb == "recommend":
+            out = await rec.recommend(
+                name, doc["user_id"], doc.get("k", 10), request_id=doc.get("request_id")
+            )
+        elif verb == "update_user":
+            out = await rec.update_user(name, doc["user_id"], doc["interactions"])
+        else:
+            out = await rec.record_outcome(doc["request_id"], doc["items"])
+    except Exception as err:  # noqa: BLE001 - mapped to its status, or a 500
+        answer = error_response(err, name)
+        if answer is None:
+            return internal_error(name, err)
+        return (*answer, JSON)
+    return 200, _dumps(out), None, JSON
 
 
 def predict_name(path: str) -> str | None:
@@ -348,12 +424,22 @@ def _arguments(name: str, doc: Any) -> dict[str, Any]:
     if not _FIELDS.issuperset(doc):
         unknown = sorted(set(doc) - _FIELDS)
         raise ParameterError(
-            f"unknown field(s) {unknown}; accepted: features, options, version, request_key, "
-            "request_id"
+            f"unknown field(s) {unknown}; accepted: features (or inputs), options, version, "
+            "request_key, request_id"
         )
     features = doc.get("features", doc.get("instances"))
+    if "inputs" in doc:
+        # the named inputs of a multimodal model: predict_batch takes them as a dict
+        if features is not None:
+            raise ParameterError("give either 'features' or 'inputs', not both")
+        features = doc["inputs"]
+        if not isinstance(features, dict):
+            raise ModelInputError(
+                "'inputs' must be an object of named inputs, e.g. "
+                '{"audio_features": [[...]], "text": ["..."]}'
+            )
     if features is None:
-        raise ModelInputError("the request has no 'features' (a list of rows)")
+        raise ModelInputError("the request has no 'features' (a list of rows) or 'inputs'")
     return {
         "model_name": name,
         "features": features,

@@ -68,6 +68,7 @@ from .rollout import Decision, RolloutRouter
 
 if TYPE_CHECKING:
     from .monitor import LiveMonitor
+    from .recommend import RecommenderService
 
 __all__ = ["PredictionService"]
 
@@ -132,6 +133,7 @@ class PredictionService:
         self._shadow_pool: Any = None
         #: name -> LiveMonitor (drift of live inputs and predictions against the reference)
         self._monitors: dict[str, Any] = {}
+        self._recommenders: Any = None
         self._apply(self._config)
         if config:
             self.configure_sync(config)
@@ -301,6 +303,9 @@ class PredictionService:
         n_features = int(np.prod(handle.adapter.input_shape))
         names = mv.metadata.get("feature_names")
         if not (isinstance(names, list) and len(names) == n_features):
+            # an adapter may name its matrix's columns (multimodal: audio:..., text:...)
+            names = getattr(handle.adapter, "feature_names", None)
+        if not (isinstance(names, list) and len(names) == n_features):
             names = [f"f{i}" for i in range(n_features)]
         predict_raw, backend, device, fallback = self._backend(handle, cfg)
         label = mv.metadata.get("version")
@@ -452,9 +457,42 @@ class PredictionService:
         options checked, the features checked and converted to a float32 batch, and the result
         cache's key (None without a cache)."""
         opts = parse_options(options)
-        x = validate(model, features)
+        x = validate(model, self._named_inputs(model, features))
         key = self._cache_key(model, opts, x) if self._results is not None else None
         return opts, x, key
+
+    @staticmethod
+    def _named_inputs(model: LoadedModel, features: Any) -> Any:
+        """``features`` as given, or, where it is a dict of named inputs, the model's matrix
+        made by its adapter's ``prepare_inputs`` (a model whose adapter has ``input_names``,
+        e.g. multimodal ``{"audio_features": rows, "text": strings}``)."""
+        if not isinstance(features, dict):
+            return features
+        adapter = model.handle.adapter
+        names = tuple(getattr(adapter, "input_names", None) or ())
+        if not names:
+            raise ModelInputError(
+                f"{model.name} v{model.version} takes an array of features, not named inputs "
+                f"{sorted(map(str, features))}"
+            )
+        missing = [n for n in names if n not in features]
+        extra = sorted(str(k) for k in features if k not in names)
+        if missing or extra:
+            raise ModelInputError(
+                f"{model.name} v{model.version} takes the inputs {list(names)}: "
+                + "; ".join(
+                    ([f"missing {missing}"] if missing else [])
+                    + ([f"unknown {extra}"] if extra else [])
+                )
+            )
+        try:
+            return adapter.prepare_inputs(features)
+        except ModelInputError:
+            raise
+        except (ParameterError, TypeError, ValueError) as err:
+            raise ModelInputError(
+                f"the inputs of {model.name} v{model.version} cannot be prepared: {err}"
+            ) from None
 
     def _cache_key(self, model: LoadedModel, opts: dict[str, bool], x: np.ndarray) -> str:
         if opts == NO_OPTIONS and x.shape == (1, model.n_features) and x.dtype == np.float32:
@@ -603,6 +641,15 @@ class PredictionService:
             meta["interval_kind"] = "prediction_set" if classification else "split_conformal"
         if explainer is not None:
             meta["explanation_method"] = explainer.method
+        if contrib is not None and getattr(model.handle.adapter, "input_names", None):
+            # a model of named inputs: the mean over rows of each modality's summed |impact|
+            # (its features are named "<modality>:<feature>")
+            per_row = np.abs(contrib).reshape(len(x), -1)
+            shares: dict[str, float] = {}
+            for i, fname in enumerate(model.feature_names):
+                modality = fname.split(":", 1)[0] if ":" in fname else "other"
+                shares[modality] = shares.get(modality, 0.0) + float(per_row[:, i].mean())
+            meta["modality_importance"] = {k: round(v, 6) for k, v in shares.items()}
         result["metadata"] = meta
         return result
 
@@ -707,9 +754,13 @@ class PredictionService:
         model_name : str
             Registered name (``"genre"``), optionally with a version or alias (``"genre:3"``,
             ``"genre@champion"``).
-        features : array-like, float
+        features : array-like, float, or dict
             ``(n, n_features)``, or ``(n, *sample_shape)`` for models over 2-D samples; one row
-            ``(n_features,)`` is accepted too.
+            ``(n_features,)`` is accepted too. For a model whose adapter has ``input_names``
+            (multimodal: ``{"audio_features": rows, "text": strings}``), a dict of those named
+            inputs, turned into its matrix by the adapter's ``prepare_inputs``; with
+            explanations, ``metadata["modality_importance"]`` then sums the absolute
+            contributions per modality (the prefix of the feature names, ``audio:``/``text:``).
         options : dict, optional
             ``explain_predictions`` (per-row top features and their contributions),
             ``confidence_intervals`` (split-conformal intervals; prediction sets for
@@ -1226,9 +1277,36 @@ class PredictionService:
             )
         return out
 
+    @property
+    def recommenders(self) -> RecommenderService:
+        """The recommenders this service answers (``/v1/recommenders/{name}:recommend``): a
+        :class:`~ml_utilities.serving.recommend.RecommenderService` over the same registry,
+        made at first use; assign one to choose its settings."""
+        if self._recommenders is None:
+            from .recommend import RecommenderService
+
+            with self._loading_lock:
+                if self._recommenders is None:
+                    self._recommenders = RecommenderService(self.registry)
+        return self._recommenders
+
+    @recommenders.setter
+    def recommenders(self, value: RecommenderService) -> None:
+        from .recommend import RecommenderService
+
+        if not isinstance(value, RecommenderService):
+            raise ParameterError(
+                f"recommenders must be a RecommenderService, got {type(value).__name__}"
+            )
+        if self._recommenders is not None and self._recommenders is not value:
+            self._recommenders.close()
+        self._recommenders = value
+
     def close_sync(self) -> None:
         """Drain every batcher and release the caches."""
         self._closed = True
+        if self._recommenders is not None:
+            self._recommenders.close()
         self.rollouts.close()
         for monitor in list(self._monitors.values()):
             monitor.close()
