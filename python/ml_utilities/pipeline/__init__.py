@@ -14,8 +14,17 @@ Examples
 from __future__ import annotations
 
 from .core import DataPipeline
+from .emotion import (
+    EmotionDataset,
+    extract_audio_emotion_features,
+    extract_audio_emotion_features_sync,
+    extract_lyrics_features,
+    extract_lyrics_features_sync,
+    load_emotion_dataset,
+)
 from .errors import DataValidationError, ParameterError, PipelineConfigError, SourceError
 from .features import FeatureBuilder, PolynomialExpansion, user_features
+from .multimodal import MultimodalAdapter, MultimodalModel
 from .scale import fit_incremental
 from .sources import iter_batches, quote_identifier, read_source, read_source_async
 from .training import PipelineModel
@@ -24,14 +33,22 @@ from .validation import population_stability_index, validate_frame
 __all__ = [
     "DataPipeline",
     "DataValidationError",
+    "EmotionDataset",
     "FeatureBuilder",
+    "MultimodalAdapter",
+    "MultimodalModel",
     "ParameterError",
     "PipelineConfigError",
     "PipelineModel",
     "PolynomialExpansion",
     "SourceError",
+    "extract_audio_emotion_features",
+    "extract_audio_emotion_features_sync",
+    "extract_lyrics_features",
+    "extract_lyrics_features_sync",
     "fit_incremental",
     "iter_batches",
+    "load_emotion_dataset",
     "population_stability_index",
     "quote_identifier",
     "read_source",

@@ -581,12 +581,15 @@ class DataPipeline:
         text_features: Any,
         emotion_labels: Any,
         model_type: str = "transformer_fusion",
+        *,
+        register: bool | dict[str, Any] = False,
+        name: str | None = None,
         **options: Any,
     ) -> Any:
         """Synchronous twin of :meth:`train_multimodal_model`."""
         from .multimodal import train_multimodal
 
-        return train_multimodal(
+        model = train_multimodal(
             audio_features,
             text_features,
             emotion_labels,
@@ -594,6 +597,20 @@ class DataPipeline:
             manager=self.model_manager,
             **options,
         )
+        if register or name is not None:
+            reg = register if isinstance(register, dict) else {}
+            unknown = sorted(set(reg) - {"name", "metadata", "aliases"})
+            if unknown:
+                raise PipelineConfigError(
+                    f"unknown register key(s) {unknown}; accepted: name, metadata, aliases"
+                )
+            model.register(
+                self.model_manager.registry,
+                name or reg.get("name") or f"multimodal-{model_type}",
+                metadata=_jsonable(reg.get("metadata", {})),
+                aliases=reg.get("aliases", ()),
+            )
+        return model
 
     async def train_multimodal_model(
         self,
@@ -601,16 +618,28 @@ class DataPipeline:
         text_features: Any,
         emotion_labels: Any,
         model_type: str = "transformer_fusion",
+        *,
+        register: bool | dict[str, Any] = False,
+        name: str | None = None,
         **options: Any,
     ) -> Any:
         """Train a classifier on audio features fused with text (see
-        :func:`ml_utilities.pipeline.multimodal.train_multimodal`)."""
+        :func:`ml_utilities.pipeline.multimodal.train_multimodal`).
+
+        With ``register=True`` (or ``name=``, or ``register={"name", "metadata",
+        "aliases"}``) the model is also registered in this pipeline's registry as framework
+        ``multimodal`` (default name ``multimodal-<model_type>``); the returned
+        :class:`~ml_utilities.pipeline.multimodal.MultimodalModel` then has ``name`` and
+        ``version`` set, and ``PredictionService`` serves it with named inputs
+        ``{"audio_features": rows, "text": strings}``."""
         return await asyncio.to_thread(
             self.train_multimodal_model_sync,
             audio_features,
             text_features,
             emotion_labels,
             model_type,
+            register=register,
+            name=name,
             **options,
         )
 
