@@ -160,7 +160,9 @@ def build_app_from_env() -> Any:
     if rec_ttl is not None:
         from .recommend import RecommenderService
 
-        service.recommenders = RecommenderService(service.registry, cache_ttl_s=float(rec_ttl))
+        service.recommenders = RecommenderService(
+            service.registry, cache_ttl_s=float(rec_ttl), freeze_gc=True
+        )
     for name in monitored:
         try:
             service.monitor_sync(name)

@@ -34,6 +34,7 @@ Monitoring
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import math
@@ -61,9 +62,17 @@ OUTCOME_REQUESTS = 100_000
 MAX_K = 1000
 #: users ranked per call when the cache is warmed
 WARM_BATCH = 256
+#: seconds between two computations of the coverage and popularity gauges by the thread
+GAUGE_S = 10.0
 
 _ids = itertools.count(1)
 _PREFIX = f"r{os.getpid():x}-{int(time.time()) & 0xFFFFFF:x}-"
+
+
+def _refreeze_gc() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _plain(value: Any, what: str) -> Any:
@@ -98,6 +107,8 @@ class _Served:
         self.last_build = time.monotonic()
         #: every known user's answer for warm_k is in the cache (since the last load/rebuild)
         self.warm_done = False
+        self.gauges: dict[str, float | None] = {}
+        self.gauges_at = 0.0
         self.window: deque[list[Any]] = deque(maxlen=WINDOW_ANSWERS)
         self.outcomes: deque[float] = deque(maxlen=WINDOW_ANSWERS)
         self._percentile: dict[Any, float] | None = None
@@ -135,6 +146,10 @@ class RecommenderService:
     poll_s : float
         How often the background thread reads the interaction log (other workers' updates)
         and the champion alias (a new version is loaded, then swapped in).
+    freeze_gc : bool
+        After warming the cache, collect and freeze every object (``gc.freeze``), so that the
+        collector's full passes do not walk the cached answers (what ``ml-utilities serve``
+        does for the models it loads).
     warm_k : int or None
         After each load or rebuild, the background thread computes every known user's answer
         for this ``k`` (ranked in batches of :data:`WARM_BATCH` users) into the cache, so that
@@ -149,6 +164,7 @@ class RecommenderService:
         refresh_s: float = 10.0,
         poll_s: float = 1.0,
         warm_k: int | None = 10,
+        freeze_gc: bool = False,
     ) -> None:
         for key, value, low in (
             ("cache_ttl_s", cache_ttl_s, 0.0),
@@ -165,6 +181,7 @@ class RecommenderService:
             _check_k(warm_k)
         self.registry = registry
         self.warm_k = warm_k
+        self.freeze_gc = bool(freeze_gc)
         self.cache_ttl_s = float(cache_ttl_s)
         self.refresh_s = float(refresh_s)
         self.poll_s = float(poll_s)
@@ -219,8 +236,8 @@ class RecommenderService:
         than at its first request; with ``wait_warm``, also fill the cache with every known
         user's answer (``warm_k``) before returning. Returns :meth:`status`."""
         served = self._get(name)
-        if wait_warm:
-            self._warm(served)
+        if wait_warm and self._warm(served) and self.freeze_gc:
+            _refreeze_gc()
         return self.status(name)
 
     def _warm(self, served: _Served) -> int:
@@ -326,7 +343,17 @@ class RecommenderService:
     async def recommend(
         self, name: str, user_id: Any, k: int = 10, *, request_id: Any = None
     ) -> dict[str, Any]:
-        """Coroutine of :meth:`recommend_sync` (the ranking runs on a worker thread)."""
+        """Coroutine of :meth:`recommend_sync`: a cached answer is returned at once, on the
+        event loop; the ranking of a miss (and a first load) runs on a worker thread."""
+        if self.cache_ttl_s > 0 and name in self._served:
+            try:
+                user, k = _plain(user_id, "user_id"), _check_k(k)
+            except ParameterError:
+                pass  # recommend_sync counts and raises it
+            else:
+                hit = self._cache.get((name, user, k))
+                if hit is not None and hit[0] > time.monotonic():
+                    return self.recommend_sync(name, user, k, request_id=request_id)
         return await asyncio.to_thread(self.recommend_sync, name, user_id, k, request_id=request_id)
 
     def _answer(self, served: _Served, user: Any, k: int) -> tuple[dict[str, Any], bool]:
@@ -502,7 +529,17 @@ class RecommenderService:
     async def record_outcome(self, request_id: Any, items: Any) -> dict[str, Any]:
         return self.record_outcome_sync(request_id, items)
 
-    def _gauges(self, served: _Served) -> dict[str, float | None]:
+    def _gauges(self, served: _Served, *, every_s: float = 0.0) -> dict[str, float | None]:
+        """Coverage, popularity bias and live ndcg of the recent answers (also set as gauges);
+        the background thread recomputes them at most every ``GAUGE_S``."""
+        now = time.monotonic()
+        if every_s and now - served.gauges_at < every_s:
+            return served.gauges
+        served.gauges_at = now
+        served.gauges = self._compute_gauges(served)
+        return served.gauges
+
+    def _compute_gauges(self, served: _Served) -> dict[str, float | None]:
         answers = list(served.window)
         if not answers:
             return {"coverage": None, "popularity_bias": None, "live_ndcg": None}
@@ -563,8 +600,9 @@ class RecommenderService:
                 self._forget_name(name)
             logger.info("recommender %s: v%d replaces v%d", name, version, served.version)
         current = self._served[name]
-        self._warm(current)
-        self._gauges(current)
+        if self._warm(current) and self.freeze_gc:
+            _refreeze_gc()  # the cached answers join the frozen objects (no gen-2 pass walks them)
+        self._gauges(current, every_s=GAUGE_S)
 
     def close(self) -> None:
         self._stop.set()

@@ -1287,7 +1287,9 @@ class PredictionService:
 
             with self._loading_lock:
                 if self._recommenders is None:
-                    self._recommenders = RecommenderService(self.registry)
+                    self._recommenders = RecommenderService(
+                        self.registry, freeze_gc=self._freeze_gc
+                    )
         return self._recommenders
 
     @recommenders.setter
