@@ -140,10 +140,12 @@ class RecommendationModel:
         ]
         out: list[list[dict[str, Any]]] = [[] for _ in ids]
         known = [(j, self._user_index[u]) for j, u in enumerate(ids) if u in self._user_index]
+        popular: np.ndarray | None = None  # the items by listeners, sorted once per call
         for j, u in enumerate(ids):
             if u not in self._user_index:
-                order = np.argsort(-gens.popularity, kind="stable")[: k + len(drops[j])]
-                top = [int(i) for i in order if int(i) not in drops[j]][:k]
+                if popular is None:
+                    popular = np.argsort(-gens.popularity, kind="stable")
+                top = [int(i) for i in popular[: k + len(drops[j])] if int(i) not in drops[j]][:k]
                 out[j] = [
                     {
                         "item": _plain(self.item_ids[i]),

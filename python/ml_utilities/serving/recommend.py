@@ -34,7 +34,6 @@ Monitoring
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import logging
 import math
@@ -70,9 +69,11 @@ _PREFIX = f"r{os.getpid():x}-{int(time.time()) & 0xFFFFFF:x}-"
 
 
 def _refreeze_gc() -> None:
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+    """The service's own (one collection, everything frozen again), imported when used: a
+    RecommenderService on its own does not load the prediction service's module before."""
+    from .service import _refreeze_gc as refreeze
+
+    refreeze()
 
 
 def _plain(value: Any, what: str) -> Any:
