@@ -34,8 +34,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("models",),
     # the recommender: AutoMLHelper delegates its recommendation task to it, and its 'automl'
-    # ranker reaches the search only through the helper it is handed
-    ("recommend",),
+    # ranker reaches the search only through the helper it is handed; similarity (the siamese
+    # encoder, the index, the aligner) needs audio and the models' adapters only
+    ("recommend", "similarity"),
     ("automl",),
     ("pipeline",),
     ("serving",),

@@ -7,7 +7,10 @@
 2. ``music_emotion_analysis``: audio emotion features, lyrics features, the transformer fusion
    over both; then the model predicts held-out tracks' quadrants.
 
-The third example (``music_similarity_detection``) belongs to issue 21.
+3. ``music_similarity_detection``: perceptual features of an audio database (the real clips,
+   where present, synthetic pieces, and plagiarised copies of some), the siamese network trained
+   on the ground-truth pairs; then the model, with an index of the database, finds a held-out
+   plagiarised excerpt of a real clip and passes no unrelated piece.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ pytest.importorskip("lightgbm")
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("torch")
 pytest.importorskip("vaderSentiment")
+pytest.importorskip("faiss")
 
 from ml_utilities.automl import AutoMLHelper  # noqa: E402
 from ml_utilities.features import FeatureExtractor  # noqa: E402
@@ -31,6 +35,7 @@ from ml_utilities.pipeline import (  # noqa: E402
     extract_lyrics_features,
 )
 from ml_utilities.serving import deploy_recommendation_system  # noqa: E402
+from ml_utilities.similarity import train_siamese_network  # noqa: E402
 
 AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 SR = 22050
@@ -157,3 +162,75 @@ def test_music_emotion_analysis_as_written(tmp_path):
     predicted = emotion_model.predict(audio, text)
     accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
     assert accuracy >= 0.75, (accuracy, list(predicted), labels)
+
+
+def test_music_similarity_detection_as_written():
+    from similarity_support import SR as PIECE_SR
+    from similarity_support import piece, render
+
+    from ml_utilities.audio import load
+    from ml_utilities.similarity import SimilarityIndex
+    from ml_utilities.similarity.augment import reencode, varispeed
+
+    assert PIECE_SR == SR
+    real = sorted(p for p in AUDIO.glob("*.ogg") if ".hq." not in p.name) if AUDIO.is_dir() else []
+    clips = {p.stem[:24]: load(p, sr=SR, mono=True)[0] for p in real}
+    clips = {k: y for k, y in clips.items() if y.size >= 8 * SR}  # a few seconds are no song
+    for seed in range(12 - len(clips)):
+        clips[f"piece{seed}"] = render(piece(seed))
+    names = list(clips)
+    audio_database = [clips[k] for k in names]
+    ground_truth_pairs = []
+    for i, k in enumerate(names[:4]):  # plagiarised copies: transposed, faster, re-encoded
+        audio_database.append(reencode(varispeed(clips[k], SR, 2 - i), SR))
+        ground_truth_pairs.append((i, len(audio_database) - 1))
+
+    # --- the specification's example, as written
+    async def music_similarity_detection():
+        # Système détection similarité/plagiat
+        feature_extractor = FeatureExtractor()
+
+        # Features perceptuelles pour similarité
+        perceptual_features = await feature_extractor.extract_perceptual_features(
+            audio_database, features=["chroma_cqt", "tonnetz", "mfcc", "spectral_contrast"]
+        )
+
+        # Modèle similarité avec embeddings
+        similarity_model = await train_siamese_network(
+            features=perceptual_features, similarity_labels=ground_truth_pairs
+        )
+
+        return similarity_model
+
+    similarity_model = asyncio.run(music_similarity_detection())
+    assert similarity_model.report["n_similar_pairs"] == 4
+    assert similarity_model.threshold is not None
+    extractor = FeatureExtractor()
+    kinds = ["chroma_cqt", "tonnetz", "mfcc", "spectral_contrast"]
+    index = SimilarityIndex(similarity_model)
+    index.add(
+        dict(
+            zip(
+                names,
+                extractor.extract_perceptual_features_sync(
+                    [clips[k] for k in names], features=kinds
+                ),
+                strict=True,
+            )
+        )
+    )
+    # a held-out plagiarism of the first clip (a real one where the folder is there): 15 s of
+    # it, a minor third down, re-encoded
+    source = names[0]
+    y = clips[source]
+    excerpt = y[int(0.2 * y.size) : int(0.2 * y.size) + 15 * SR]
+    query = extractor.extract_perceptual_features_sync(
+        [reencode(varispeed(excerpt, SR, -3), SR)], features=kinds
+    )[0]
+    best = index.search(query, k=3)[0]
+    assert best.track_id == source and best.match, index.search(query, k=3)
+    assert best.passages[0].transposition == -3
+    unrelated = extractor.extract_perceptual_features_sync(
+        [render(piece(77), start=2, end=17)], features=kinds
+    )[0]
+    assert index.detect_plagiarism(unrelated) == []

@@ -27,10 +27,19 @@
     ``rollback`` end a running rollout by hand; ``monitor`` reads a running server's rollout
     and ``/metrics`` (step, weights, per-version requests, errors, p99, drift). ``--json``
     prints JSON instead of tables.
+``ml-utilities similar index DIR --out INDEX_DIR`` / ``similar query FILE --index INDEX_DIR``
+    Music similarity and plagiarism detection. ``index`` trains a key-invariant similarity
+    model on DIR's audio files (unless ``--model`` names a trained one) and indexes them;
+    where INDEX_DIR already holds an index, only the files not in it yet are added (a new
+    version). Progress on stderr, a JSON summary on stdout. ``query`` lists the indexed tracks
+    most similar to FILE, each with its score, the verdict against the model's threshold and
+    the matching passages (time ranges, transposition, tempo ratio); ``--json``, ``--plot``.
 
 Exit codes: 0 on success, 1 when an input cannot be read or an output cannot be written, or a
 model, version or running rollout is not there (one line on stderr, no traceback; ``-v`` adds
-it), 2 for bad arguments or configuration, and for a refused deployment.
+it), 2 for bad arguments or configuration, and for a refused deployment. ``similar query``
+answers with its status, as grep does: 0 when a track matches, 1 when none does, 2 on any
+error.
 """
 
 from __future__ import annotations
@@ -1465,6 +1474,490 @@ def _add_models_command(commands: Any) -> None:
     p.set_defaults(run=cmd_models_monitor)
 
 
+# -- similar ---------------------------------------------------------------------------------
+
+
+def _extensions(text: str) -> tuple[str, ...]:
+    """``--extensions wav,flac``: lower-case suffixes with their dot."""
+    parts = [p.strip().lower().lstrip(".") for p in text.split(",")]
+    found = tuple(dict.fromkeys(f".{p}" for p in parts if p))
+    if not found:
+        raise argparse.ArgumentTypeError(
+            f"expected file extensions separated by commas such as wav,flac, got {text!r}"
+        )
+    return found
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _fpr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1), got {text!r}")
+    return value
+
+
+class _Progress:
+    """One phase's progress on stderr: a tqdm bar on a terminal (when tqdm is installed), else
+    plain lines (no carriage returns), one at the first item, at each tenth of the way and at
+    least every ``interval`` seconds; nothing at all when disabled (``--quiet``)."""
+
+    def __init__(
+        self, desc: str, total: int, *, enabled: bool, unit: str = "files", interval: float = 30.0
+    ) -> None:
+        self.desc, self.total, self.unit, self.interval = desc, int(total), unit, interval
+        self.enabled = enabled and self.total > 0
+        self._bar: Any = None
+        self._tenth = -1
+        self._last = time.monotonic()
+        if self.enabled and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=desc, unit=unit.rstrip("s"), file=sys.stderr)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def update(self, done: int, note: str = "") -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            if note:
+                self._bar.set_postfix_str(note)
+            return
+        now = time.monotonic()
+        tenth = 10 * done // self.total
+        if tenth > self._tenth or now - self._last >= self.interval:
+            self._tenth, self._last = tenth, now
+            more = f", {note}" if note else ""
+            print(
+                f"{PROG}: {self.desc}: {done}/{self.total} {self.unit} "
+                f"({100 * done / self.total:.0f}%){more}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def write(self, line: str) -> None:
+        """A message on stderr (always shown) that does not break the bar."""
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _note(args: argparse.Namespace, line: str) -> None:
+    """A progress message on stderr, unless ``--quiet``."""
+    if not args.quiet:
+        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _similar_command(
+    code: int,
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """``run`` with any error turned into a one-line CommandError of exit status ``code``
+    (``code`` 2 where 1 is an answer: ``similar query``); its traceback logged, shown with
+    ``-v``."""
+
+    def decorate(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(run)
+        def wrapped(args: argparse.Namespace) -> int:
+            from ml_utilities.exceptions import ParameterError
+
+            try:
+                return run(args)
+            except CommandError as exc:
+                if exc.code == 1 and code != 1:
+                    raise CommandError(str(exc), code) from None
+                raise
+            except Exception as exc:
+                logger.debug("similar %s failed", args.similar_command, exc_info=True)
+                message = _describe(exc)
+                if not isinstance(exc, (ParameterError, OSError)):
+                    message = f"{type(exc).__name__}: {message}"
+                raise CommandError(message, code) from None
+
+        return wrapped
+
+    return decorate
+
+
+def _naming(path: Path, exc: BaseException) -> str:
+    """``exc``'s message, prefixed with ``path`` where it does not name it already."""
+    message = _describe(exc)
+    return message if str(path) in message else f"{path}: {message}"
+
+
+def _audio_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    if not folder.exists():
+        raise CommandError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise CommandError(f"{folder}: not a folder")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def _open_index(path: Path, model: Any = None, code: int = 1) -> Any:
+    """The similarity index saved under ``path`` (with ``model``, checked to be its own)."""
+    from ml_utilities.similarity import SimilarityIndex
+
+    if not (path / "index.json").is_file():
+        what = "no such folder" if not path.exists() else "no similarity index here"
+        raise CommandError(
+            f"{path}: {what} (index.json is missing); build one with "
+            f"'{PROG} similar index DIR --out {path}'",
+            code,
+        )
+    try:
+        return SimilarityIndex.load(path, model)
+    except Exception as exc:
+        logger.debug("cannot load the index %s", path, exc_info=True)
+        raise CommandError(_naming(path, exc), code) from None
+
+
+def _open_model(path: Path) -> Any:
+    from ml_utilities.similarity import SimilarityModel
+
+    try:
+        return SimilarityModel.load(path)
+    except Exception as exc:
+        logger.debug("cannot load the model %s", path, exc_info=True)
+        raise CommandError(f"--model {_naming(path, exc)}") from None
+
+
+def _sequence_of(path: Path, n_views: int = 0, seed: int = 0) -> tuple[Any, list[Any]]:
+    """The similarity sequence of the audio file ``path`` and of ``n_views`` augmented
+    (plagiarised) versions of it; a one-line CommandError naming the file if it fails."""
+    from ml_utilities.similarity import SAMPLE_RATE, augmented_views, sequence_features
+
+    y, sr = _load_or_fail(str(path), SAMPLE_RATE)
+    with warnings.catch_warnings(record=True) as caught:
+        # the analysis' warnings (a silent file's empty tuning estimate, say) are logged once
+        # per file, naming it, rather than shown as Python warnings
+        warnings.simplefilter("always")
+        try:
+            seq = sequence_features(y, sr)
+            views = [
+                sequence_features(v, sr)
+                for v in (augmented_views(y, sr, n_views, seed=seed) if n_views else [])
+            ]
+        except Exception as exc:
+            logger.debug("cannot analyse %s", path, exc_info=True)
+            raise CommandError(f"{path}: {_describe(exc)}") from None
+    for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        logger.warning("%s: %s", path, text)
+    return seq, views
+
+
+@_similar_command(1)
+def cmd_similar_index(args: argparse.Namespace) -> int:
+    """Train a model where none is given, then index DIR's audio files (incrementally)."""
+    from ml_utilities.similarity import SimilarityIndex, train_siamese_network_sync
+
+    started = time.perf_counter()
+    folder, out, model_path = args.dir, args.out, args.model
+    files = _audio_files(folder, args.extensions)
+    if not files:
+        raise CommandError(f"{folder}: no audio files in this folder ({','.join(args.extensions)})")
+    model_saved = model_path is not None and (model_path / "similarity.json").is_file()
+    if model_path is not None and not model_saved and model_path.exists():
+        if not _is_empty_folder(model_path):
+            raise CommandError(
+                f"--model {model_path}: holds no similarity model (similarity.json is missing) "
+                "and is not an empty folder to save one into",
+                2,
+            )
+    model = _open_model(model_path) if model_saved else None
+    index = None
+    if (out / "index.json").exists():
+        index = _open_index(out, model)
+        model = index.model
+    elif out.exists() and not _is_empty_folder(out):
+        raise CommandError(
+            f"--out {out}: holds no similarity index (index.json is missing) and is not an "
+            "empty folder to write one into",
+            2,
+        )
+    train = model is None
+
+    ids = [p.relative_to(folder).as_posix() for p in files]
+    known = set(index.ids) if index is not None else set()
+    pending = enumerate(zip(ids, files, strict=True))
+    new = [(i, key, path) for i, (key, path) in pending if key not in known]
+    n_views = args.augment if train else 0
+    sequences: dict[str, Any] = {}
+    views: dict[str, list[Any]] = {}
+    failed: dict[str, str] = {}
+    with _Progress("analysing", len(new), enabled=not args.quiet) as bar:
+        for done, (i, key, path) in enumerate(new, 1):
+            try:
+                sequences[key], views[key] = _sequence_of(path, n_views, seed=i)
+            except CommandError as exc:
+                failed[key] = str(exc)
+                bar.write(f"{PROG}: failed: {exc}")
+            bar.update(done)
+    if new and not sequences:
+        raise CommandError(f"{folder}: none of the {len(new)} new audio files could be read")
+
+    training: dict[str, Any] | None = None
+    if train:
+        if len(sequences) < 2:
+            raise CommandError(
+                f"{folder}: training a similarity model needs at least two audio files, "
+                f"{len(sequences)} could be read (or give --model with a trained model)"
+            )
+        with _Progress("training", args.steps, enabled=not args.quiet, unit="steps") as bar:
+
+            def progress(step: int, steps: int, loss: float) -> None:
+                bar.update(step, f"loss {loss:.3f}")
+                if step == steps and not args.quiet:
+                    bar.write(f"{PROG}: calibrating the decision threshold")
+
+            model = train_siamese_network_sync(
+                sequences,
+                augmented={k: v for k, v in views.items() if v} or None,
+                steps=args.steps,
+                max_seconds=args.max_seconds,
+                target_fpr=args.target_fpr,
+                progress=progress,
+            )
+        report = model.report
+        training = {
+            key: report.get(key)
+            for key in (
+                "steps",
+                "final_loss",
+                "augmented_recall_at_1",
+                "n_augmented_views",
+                "seconds",
+            )
+        }
+        _note(args, f"trained on {len(sequences)} tracks, threshold {model.threshold:.4f}")
+    assert model is not None
+    if model_path is not None and not model_saved:
+        model.save(model_path)
+        _note(args, f"saved the model to {model_path}")
+
+    if index is None:
+        index = SimilarityIndex(model)
+    added = 0
+    if sequences:
+        with _Progress("indexing", len(sequences), enabled=not args.quiet) as bar:
+            added = index.add(sequences, progress=lambda done, total: bar.update(done))
+        index.save(out)
+    summary = {
+        "index": str(out),
+        "version": index.version,
+        "added": added,
+        "already_indexed": len(files) - len(new),
+        "failed": failed,
+        "total": len(index),
+        "n_vectors": index.n_vectors,
+        "threshold": model.threshold,
+        "target_fpr": (model.report.get("calibration") or {}).get("target_fpr"),
+        "model": None if model_path is None else str(model_path),
+        "trained": train,
+        "training": training,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    _print_json(summary)
+    return 1 if failed else 0
+
+
+def _clock(seconds: float) -> str:
+    """``mm:ss`` (to the nearest second)."""
+    whole = max(0, int(round(seconds)))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def _passage_line(p: Any) -> str:
+    return (
+        f"query {_clock(p.query_start)}-{_clock(p.query_end)} <-> reference "
+        f"{_clock(p.reference_start)}-{_clock(p.reference_end)}, transposed "
+        f"{p.transposition:+d} semitones, tempo x{p.tempo_ratio:.2f}, score {p.score:.3f}"
+    )
+
+
+@_similar_command(2)
+def cmd_similar_query(args: argparse.Namespace) -> int:
+    """The catalogue tracks most similar to FILE, with the passages that match."""
+    from ml_utilities.similarity import compare, plot_comparison
+
+    if args.plot is not None:
+        _check_plotting()
+        if not args.plot.parent.is_dir():
+            raise CommandError(
+                f"cannot write {args.plot}: folder {args.plot.parent} does not exist"
+            )
+    if not args.file.exists():
+        raise CommandError(f"{args.file}: no such file")
+    index = _open_index(args.index, code=2)
+    if len(index) == 0:
+        raise CommandError(f"{args.index}: the index holds no track")
+    seq, _ = _sequence_of(args.file)
+    results = index.search(seq, args.k, rerank=max(args.rerank, args.k))
+    threshold = index.model.threshold
+    matched = sum(1 for d in results if d.match)
+    if args.json:
+        _print_json([d.to_dict() for d in results])
+    else:
+        limit = "no threshold" if threshold is None else f"threshold {threshold:.4f}"
+        print(
+            f"{args.file} ({seq.duration:.1f} s) against {args.index} ({len(index)} tracks, "
+            f"version {index.version}); {limit}: {matched} of {len(results)} match"
+        )
+        for rank, d in enumerate(results, 1):
+            verdict = {True: "MATCH", False: "no match", None: "-"}[d.match]
+            print(
+                f"{rank}. {d.track_id}  score {d.score:.3f}  {verdict}  "
+                f"(embedding {d.embedding_score:.3f})"
+            )
+            for p in d.passages:
+                print(f"     {_passage_line(p)}")
+    if args.plot is not None and results:
+        best = results[0]
+        comparison = compare(seq, index.reference(best.track_id), threshold=threshold)
+        plot_comparison(comparison, args.plot)
+        print(f"wrote {args.plot} ({best.track_id})", file=sys.stderr if args.json else sys.stdout)
+    return 0 if matched else 1
+
+
+def _add_similar_command(commands: Any) -> None:
+    """``similar index|query``."""
+    from ml_utilities.features.catalog import AUDIO_EXTENSIONS
+
+    similar = commands.add_parser(
+        "similar",
+        help="music similarity and plagiarism detection: index a catalogue, query it",
+        description="Index a folder of audio files for similarity search (training a "
+        "key-invariant similarity model on them where none is given), and find which indexed "
+        "tracks a file reuses, with the matching passages.",
+    )
+    sub = similar.add_subparsers(dest="similar_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser(
+        "index",
+        help="index DIR's audio files (training a model first where none is given)",
+        description="Find the audio files under DIR (recursively; their ids are their paths "
+        "relative to DIR) and index them into --out. Without a trained --model, a model is "
+        "first trained on the files themselves (self-supervised: each file against --augment "
+        "plagiarised versions of it: pitch and tempo changed, EQ, noise, re-encoding) and its "
+        "decision threshold calibrated for --target-fpr; with --model naming a folder that does "
+        "not exist yet (or an empty one), it is saved there. Where --out already holds an "
+        "index, it is loaded with its own model and only the files not in it yet are added "
+        "(a new version; no training). Progress goes to stderr; a JSON summary to stdout. A "
+        "file that cannot be read is reported and the others go on. Exit status: 0, 1 when a "
+        "file or folder cannot be read (or DIR holds no audio), 2 for bad arguments.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR", help="folder of audio files")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="INDEX_DIR", help="the index's folder"
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="a trained similarity model to index with; trained and saved there when the "
+        "folder does not exist yet",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="training steps (default 300)",
+    )
+    p.add_argument(
+        "--augment",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="plagiarised versions of each file to train on (default 2; 0: feature-space "
+        "augmentation only)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="stop training after S seconds (the calibration follows)",
+    )
+    p.add_argument(
+        "--target-fpr",
+        type=_fpr,
+        default=0.01,
+        metavar="F",
+        help="false-positive rate the decision threshold is calibrated for (default 0.01)",
+    )
+    p.add_argument(
+        "--extensions",
+        type=_extensions,
+        default=AUDIO_EXTENSIONS,
+        metavar="EXT,EXT",
+        help=f"audio file extensions (default {','.join(e[1:] for e in AUDIO_EXTENSIONS)})",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=cmd_similar_index)
+
+    p = sub.add_parser(
+        "query",
+        help="the indexed tracks most similar to FILE, with the passages that match",
+        description="Search the index for FILE: the K most similar tracks, best first, each "
+        "with its score (the aligned comparison's), whether it passes the model's threshold "
+        "(MATCH) and the passages that match (query mm:ss-mm:ss <-> reference mm:ss-mm:ss, "
+        "transposition, tempo ratio). Exit status: 0 when at least one track matches, 1 when "
+        "none does, 2 on an error (bad arguments, an unreadable FILE, no index).",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="the audio file to look for")
+    p.add_argument(
+        "--index",
+        type=Path,
+        required=True,
+        metavar="INDEX_DIR",
+        help="an index that 'similar index' wrote",
+    )
+    p.add_argument(
+        "-k", type=_positive_int, default=5, metavar="K", help="tracks shown (default 5)"
+    )
+    p.add_argument(
+        "--rerank",
+        type=_positive_int,
+        default=50,
+        metavar="N",
+        help="tracks the embedding search proposes for the aligned comparison (default 50; "
+        "at least K)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="draw the best track's comparison (cross-similarity with the passages)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (a list, best first)")
+    p.set_defaults(run=cmd_similar_query)
+
+
 # -- entry point -----------------------------------------------------------------------------
 
 
@@ -1558,6 +2051,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_command(commands)
     _add_models_command(commands)
+    _add_similar_command(commands)
     return parser
 
 

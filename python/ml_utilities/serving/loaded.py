@@ -107,7 +107,8 @@ class LoadedModel:
             first: list[Any] = labels
             second: list[Any] | None = np.round(probs.astype(np.float64), 7).tolist()
         else:
-            first = out.reshape(len(out), -1)[:, 0].astype(np.float64).tolist()
+            rows = out.reshape(len(out), -1).astype(np.float64)
+            first = (rows[:, 0] if rows.shape[1] == 1 else rows).tolist()
             second = None
         parts = self.answer_template()
         join = b"".join

@@ -597,9 +597,10 @@ class PredictionService:
             result["predictions"] = model.classes[idx].tolist()  # type: ignore[index]
             result["probabilities"] = np.round(probs.astype(np.float64), 7).tolist()
         else:
-            values = raw.reshape(-1).astype(np.float64)
+            # one value per row, or a vector per row (an embedding model's output)
+            values = raw.reshape(len(x), -1).astype(np.float64)
             idx = None
-            result["predictions"] = values.tolist()
+            result["predictions"] = (values[:, 0] if values.shape[1] == 1 else values).tolist()
         result["confidence_intervals"] = None
         if opts["confidence_intervals"]:
             conformal = self._conformal(model)
