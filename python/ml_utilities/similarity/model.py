@@ -262,11 +262,13 @@ class SimilarityModel:
         target_fpr: float = 0.01,
         similar: Sequence[tuple[int, int]] = (),
         n_pairs: int = 400,
-        excerpt: float = 15.0,
+        excerpt: tuple[float, float] = (8.0, 25.0),
         seed: int = 0,
     ) -> float:
         """Set :attr:`threshold` from the aligner's scores between unrelated tracks: excerpts of
-        ``excerpt`` seconds against other whole tracks (pairs in ``similar`` excluded)."""
+        ``excerpt`` seconds (drawn uniformly from the range: a query's number and length of
+        windows change its chance of a high score) against other whole tracks (pairs in
+        ``similar`` excluded)."""
         _, items = _ids_and_items(tracks, None)
         seqs = [as_sequence(t) for t in items]
         scores = _unrelated_scores(seqs, set(similar), n_pairs, excerpt, seed)
@@ -380,7 +382,7 @@ def _unrelated_scores(
     seqs: list[SequenceFeatures],
     similar: set[tuple[int, int]],
     n_pairs: int,
-    excerpt: float,
+    excerpt: tuple[float, float],
     seed: int,
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -400,9 +402,10 @@ def _unrelated_scores(
     for c in chosen:
         i, j = pairs[c]
         q = seqs[i]
-        if q.duration > excerpt:
-            start = float(rng.uniform(0, q.duration - excerpt))
-            q = q.excerpt(start, start + excerpt)
+        length = float(rng.uniform(*excerpt))
+        if q.duration > length:
+            start = float(rng.uniform(0, q.duration - length))
+            q = q.excerpt(start, start + length)
         scores.append(compare(q, seqs[j], keep_matrix=False).score)
     return np.asarray(scores)
 
