@@ -38,7 +38,7 @@ def _audio_files(limit: int) -> list[Path]:
             "MLU_SIMILARITY_BENCH", Path.home() / ".cache" / "ml_utilities" / "similarity_bench"
         )
     )
-    files += sorted((cache / "catalogue").glob("*.wav"))[: max(0, limit - len(files))]
+    files += sorted((cache / "render").glob("*.wav"))[: max(0, limit - len(files))]
     return files[:limit]
 
 

@@ -230,6 +230,16 @@ def test_index_search_persistence_and_incremental_adds(tmp_path, model, pieces, 
     assert third.detect_plagiarism(unrelated) == []
     with pytest.raises(ParameterError, match="already in the index"):
         third.add({"piece7": sequences["piece7"]})
+    # the query-level threshold: excerpts searched as if their source were absent
+    assert third.threshold == model.threshold
+    thr = third.calibrate(sequences, n_queries=24, seed=1)
+    assert third.threshold == thr and third.calibrated["n_queries"] == 24
+    assert thr > third.calibrated["best_score_max"] - 1e-9
+    assert third.detect_plagiarism(q7)[0].track_id == "piece7"
+    third.save(path)
+    assert SimilarityIndex.load(path).threshold == thr
+    with pytest.raises(ParameterError, match="not in the index"):
+        third.calibrate({"nope": sequences["piece0"]})
 
 
 def test_index_refuses_another_models_folder_and_damaged_files(tmp_path, model, sequences):

@@ -4,7 +4,10 @@ A search embeds the query's windows, finds the nearest catalogue windows (FAISS 
 exact ``IndexFlatIP`` up to ``ivf_above`` vectors, an inverted file ``IndexIVFFlat`` above),
 keeps the ``rerank`` tracks whose best window is nearest, and compares the query with each of
 them (:func:`~.align.compare`, on the chroma the index keeps): the returned score is the
-aligner's, calibrated by the model's threshold, with the matched passages as evidence.
+aligner's, with the matched passages as evidence, and ``match`` says whether it passes the
+threshold: the index's own (:meth:`SimilarityIndex.calibrate`: the best score of queries whose
+source is not in the catalogue, so it counts every track a query is compared with) where it has
+been calibrated, else the model's (one pair's false-positive rate).
 
 Persistence: ``save(path)`` writes a new numbered version folder (``v000001``, ...) beside the
 model, then replaces ``index.json`` (which names the current version) atomically: a reader sees
@@ -89,7 +92,8 @@ class SimilarityIndex:
     Parameters
     ----------
     model : SimilarityModel
-        Embeds tracks and queries; its threshold decides ``Detection.match``.
+        Embeds tracks and queries; its threshold decides ``Detection.match`` until the index
+        is calibrated (:meth:`calibrate`).
     ivf_above : int
         Above this many segment vectors the FAISS index is an inverted file (``nlist = 4
         sqrt(n)`` lists, ``nprobe`` of them searched) rather than exact.
@@ -110,6 +114,8 @@ class SimilarityIndex:
         self._faiss: Any = None
         self._faiss_n = 0
         self.version = 0
+        #: the query-level threshold :meth:`calibrate` sets (None: the model's pair threshold)
+        self.calibrated: dict[str, Any] | None = None
         self._dirty = False
         self.history: list[dict[str, Any]] = []
 
@@ -303,7 +309,7 @@ class SimilarityIndex:
         comparisons = compare_many(
             seq,
             [self.reference(t) for t, _ in chosen],
-            threshold=self.model.threshold,
+            threshold=self.threshold,
             keep_matrix=keep_matrix,
         )
         out = [
@@ -315,11 +321,68 @@ class SimilarityIndex:
 
     def detect_plagiarism(self, query: Any, k: int = 5, *, rerank: int = 50) -> list[Detection]:
         """The tracks ``query`` reuses: :meth:`search`'s results that pass the threshold."""
-        if self.model.threshold is None:
+        if self.threshold is None:
             raise ParameterError(
-                "the model has no calibrated threshold (SimilarityModel.calibrate)"
+                "neither the index nor the model has a calibrated threshold "
+                "(SimilarityIndex.calibrate, SimilarityModel.calibrate)"
             )
         return [d for d in self.search(query, k, rerank=rerank) if d.match]
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold: the index's calibrated one, else the model's."""
+        if self.calibrated is not None:
+            return float(self.calibrated["threshold"])
+        return self.model.threshold
+
+    def calibrate(
+        self,
+        tracks: Mapping[str, Any],
+        *,
+        target_fpr: float = 0.01,
+        n_queries: int = 200,
+        excerpt: tuple[float, float] = (10.0, 20.0),
+        rerank: int = 50,
+        seed: int = 0,
+    ) -> float:
+        """Set a query-level threshold: excerpts of indexed tracks (``tracks``: id to features
+        or audio, as given to :meth:`add`) searched as if their source were not in the
+        catalogue (the best score of another track counts); the threshold lets
+        ``target_fpr`` of those best scores through. Recalibrate when the catalogue grows:
+        more tracks, more chances of a high score by accident."""
+        from .model import calibrate_threshold
+
+        if not isinstance(tracks, Mapping) or not tracks:
+            raise ParameterError("calibrate needs a mapping of indexed track ids to their tracks")
+        unknown = [k for k in tracks if str(k) not in self._where]
+        if unknown:
+            raise ParameterError(f"tracks {unknown[:3]} are not in the index")
+        if len(self) < 2:
+            raise ParameterError("calibration needs an index of at least two tracks")
+        rng = np.random.default_rng(seed)
+        keys = list(tracks)
+        scores = []
+        for _ in range(int(n_queries)):
+            k = keys[int(rng.integers(0, len(keys)))]
+            seq = as_sequence(tracks[k])
+            length = float(rng.uniform(*excerpt))
+            if seq.duration > length:
+                start = float(rng.uniform(0, seq.duration - length))
+                seq = seq.excerpt(start, start + length)
+            others = [d for d in self.search(seq, k=2, rerank=rerank) if d.track_id != str(k)]
+            scores.append(others[0].score)
+        threshold = calibrate_threshold(scores, target_fpr)
+        self.calibrated = {
+            "threshold": threshold,
+            "target_fpr": float(target_fpr),
+            "n_queries": len(scores),
+            "n_tracks": len(self),
+            "rerank": int(rerank),
+            "best_score_p50": float(np.median(scores)),
+            "best_score_max": float(np.max(scores)),
+        }
+        self._dirty = True
+        return threshold
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -374,6 +437,7 @@ class SimilarityIndex:
             "ivf_above": self.ivf_above,
             "nprobe": self.nprobe,
             "history": history[-100:],
+            "calibrated": self.calibrated,
         }
         with atomic_file(manifest_path, "w") as fh:
             json.dump(manifest, fh)
@@ -428,6 +492,7 @@ class SimilarityIndex:
             raise ParameterError(f"the index at {folder} is inconsistent (sizes do not agree)")
         index.version = int(manifest["version"])
         index.history = list(manifest.get("history", []))
+        index.calibrated = manifest.get("calibrated")
         if index.n_vectors:
             index._update_faiss(index._emb[:0])
         return index

@@ -427,11 +427,31 @@ class _Batcher:
         s = int(self.rng.integers(0, x.shape[1] - n + 1))
         return s, x[:, s : s + n]
 
+    def _reorchestrate(self, x: np.ndarray) -> np.ndarray:
+        """Another instrument: other overtones (energy a fifth and a major third up), another
+        pitch-class balance, another timbre (the other channels of another track)."""
+        rng = self.rng
+        y = x.copy()
+        h = y[:12].copy()
+        y[:12] = (
+            h
+            + rng.uniform(0, 0.6) * np.roll(h, 7, axis=0)
+            + rng.uniform(0, 0.4) * np.roll(h, 4, axis=0)
+        ) * rng.uniform(0.6, 1.4, size=(12, 1))
+        y[:12] /= np.maximum(y[:12].max(axis=0, keepdims=True), 1e-6)
+        if y.shape[0] > 12:
+            _, t = self._crop(self.seqs[int(rng.integers(0, len(self.seqs)))], y.shape[1])
+            y[12:] = t[12:]
+        return y
+
     def _augment(self, x: np.ndarray, length: int) -> np.ndarray:
-        """Feature-space positive: rotate, mix, noise, excerpt, then stretch to ``length``."""
+        """Feature-space positive: rotate, re-orchestrate, mix, noise, excerpt, then stretch to
+        ``length``."""
         rng = self.rng
         y = x.copy()
         y[:12] = np.roll(y[:12], int(rng.integers(0, 12)), axis=0)
+        if rng.random() < 0.5:
+            y = self._reorchestrate(y)
         if rng.random() < 0.5:
             other = self.seqs[int(rng.integers(0, len(self.seqs)))]
             _, o = self._crop(other, y.shape[1])
@@ -463,7 +483,7 @@ class _Batcher:
                 pos.append(self._augment(b, plen))
             else:
                 _, a = self._crop(self.seqs[i], length)
-                anchors.append(a)
+                anchors.append(self._reorchestrate(a) if rng.random() < 0.3 else a)
                 pos.append(self._augment(a, plen))
         return (
             np.stack(anchors).astype(np.float32),
