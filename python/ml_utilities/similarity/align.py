@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ParameterError
-from .features import FRAME_RATE, SequenceFeatures, as_sequence
+from .features import FRAME_RATE, SequenceFeatures, as_sequence, resample_frames
 
 __all__ = [
     "Comparison",
@@ -128,16 +128,8 @@ def alignment_chroma(seq: SequenceFeatures, smooth: int = 3) -> np.ndarray:
 
 
 def _stretch(x: np.ndarray, ratio: float) -> np.ndarray:
-    """``x`` resampled in time to ``round(T * ratio)`` frames (linear interpolation)."""
-    t = x.shape[1]
-    n = max(1, int(round(t * ratio)))
-    if n == t:
-        return x
-    pos = np.linspace(0.0, t - 1.0, n)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, t - 1)
-    frac = (pos - lo).astype(np.float32)
-    y = x[:, lo] * (1 - frac) + x[:, hi] * frac
+    """``x`` resampled in time to ``round(T * ratio)`` frames, each frame back to unit length."""
+    y = resample_frames(x, max(1, int(round(x.shape[1] * ratio))))
     norm = np.linalg.norm(y, axis=0, keepdims=True)
     return (y / np.where(norm > 1e-6, norm, np.inf)).astype(np.float32)
 

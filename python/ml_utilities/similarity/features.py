@@ -120,6 +120,19 @@ def _pool(x: np.ndarray, factor: int) -> np.ndarray:
     return x.reshape(x.shape[0], groups, factor).mean(axis=2)
 
 
+def resample_frames(x: np.ndarray, n: int) -> np.ndarray:
+    """``(channels, T)`` frames resampled in time to ``n`` frames (linear interpolation): a
+    tempo change of ``n / T`` in feature space."""
+    t = x.shape[1]
+    if n == t:
+        return x
+    pos = np.linspace(0.0, t - 1.0, n)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, t - 1)
+    frac = (pos - lo).astype(np.float32)
+    return x[:, lo] * (1 - frac) + x[:, hi] * frac
+
+
 def _load(audio: Any, sr: float | None) -> np.ndarray:
     from ..audio import load, resample
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..exceptions import ParameterError
 from .align import compare
-from .features import FRAME_RATE, SequenceFeatures, as_sequence
+from .features import FRAME_RATE, SequenceFeatures, as_sequence, resample_frames
 
 __all__ = [
     "SimilarityModel",
@@ -131,17 +131,6 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     if x.shape[1] >= n:
         return x[:, :n]
     return np.pad(x, ((0, 0), (0, n - x.shape[1])), mode="edge")
-
-
-def _resample_frames(x: np.ndarray, n: int) -> np.ndarray:
-    t = x.shape[1]
-    if n == t:
-        return x
-    pos = np.linspace(0.0, t - 1.0, n)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, t - 1)
-    frac = (pos - lo).astype(np.float32)
-    return x[:, lo] * (1 - frac) + x[:, hi] * frac
 
 
 @dataclass
@@ -463,7 +452,7 @@ class _Batcher:
         y[12:] += rng.normal(0, 0.3, y[12:].shape)
         keep = int(round(y.shape[1] * rng.uniform(0.75, 1.0)))
         s = int(rng.integers(0, y.shape[1] - keep + 1))
-        return _resample_frames(y[:, s : s + keep], length).astype(np.float32)
+        return resample_frames(y[:, s : s + keep], length).astype(np.float32)
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = self.rng
@@ -479,7 +468,7 @@ class _Batcher:
                 p = choices[int(rng.integers(0, len(choices)))]
                 a = self.seqs[i][:, p.a0 : p.a1]
                 b = p.seq[:, p.b0 : p.b1]
-                anchors.append(_resample_frames(a, length))
+                anchors.append(resample_frames(a, length))
                 pos.append(self._augment(b, plen))
             else:
                 _, a = self._crop(self.seqs[i], length)
