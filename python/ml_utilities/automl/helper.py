@@ -351,9 +351,10 @@ class AutoMLHelper:
         registration_estimate = save_cost(final_key)
         shrunk = None
         room = end - time.monotonic() - 0.5 * tail
-        if registration_estimate > room:
+        if registration_estimate > 0 and registration_estimate > room:
             # even the cheapest option would not register in time: its forests keep the share
-            # of their trees that does
+            # of their trees that does (nothing to shrink where nothing is registered: the
+            # estimate is 0 and a late search must not divide by it)
             fraction = max(0.0, room - REGISTER_BASE_S) / registration_estimate
             shrunk = _shrink_members(members, fraction)
             if shrunk is not None:
